@@ -1,0 +1,45 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Both create .venv, install torch (CPU build) first, then sfgraph with its test
+# extras, and the Debian packages the tests use (run as root; apt-get update once).
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.sfgraph-installed
+APT_STAMP := $(VENV)/.apt-installed
+# Debian packages: fluidsynth + a GM soundfont render the Bach generator's data;
+# jackd2 + libportaudio2 give live audio and MIDI without a sound card.
+APT_PACKAGES := fluidsynth timgm6mb-soundfont jackd2 libportaudio2
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP) $(APT_STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+$(APT_STAMP): | $(BIN)/python
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	touch $@
+
+demo: setup
+	$(BIN)/sfgraph render effects_chain -o out/demo
+	@echo "demo outputs are in out/demo/"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/bench_engine.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

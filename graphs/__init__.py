@@ -1,0 +1,1 @@
+"""Graphs shipped with sfgraph; `sfgraph render NAME` finds them by name."""

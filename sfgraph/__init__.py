@@ -1,0 +1,1 @@
+"""sfgraph: unsupervised vocal-ensemble separation as graphs of nodes."""

@@ -1,0 +1,152 @@
+"""The ``sfgraph`` command line: thin commands over the engine, data and model."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .graph.errors import GraphError, NodeError
+
+
+def _add_graph_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("graph", help="graph YAML file, or the name of a shipped graph (see 'sfgraph graphs')")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                        help="override a node param (VALUE is read as YAML); repeatable")
+
+
+def cmd_render(args) -> int:
+    from .engine.offline import render
+    from .graph.build import build_graph
+    from .graph.model import load_graph_decl
+
+    graph = build_graph(load_graph_decl(args.graph, args.param), output_dir=Path(args.output))
+    result = render(graph, progress=not args.quiet)
+    written = [str(p) for n in graph.nodes.values() for p in getattr(n, "written", [])]
+    print(f"rendered {result.seconds:.2f} s of audio in {result.blocks} blocks "
+          f"(graph latency {float(result.latency) * 1000:.1f} ms, removed from outputs)")
+    for path in written:
+        print(f"  wrote {path}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .graph.build import build_graph
+    from .graph.model import load_graph_decl
+
+    graph = build_graph(load_graph_decl(args.graph, args.param))
+    print(f"{graph.decl.file}: ok, {len(graph.nodes)} nodes, {len(graph.edges)} connections, "
+          f"latency {float(graph.total_latency()) * 1000:.2f} ms")
+    for node_id in graph.order:
+        node = graph.nodes[node_id]
+        outs = ", ".join(f"{p}: {s.describe()}" for p, s in node.output_specs.items()) or "sink"
+        lat = f", latency {node.latency} samples" if node.latency else ""
+        print(f"  {node_id} ({node.type_name}) -> {outs}{lat}")
+    return 0
+
+
+def cmd_describe(args) -> int:
+    from .graph.node import Node
+    from .graph.registry import get_node_type, suggest
+
+    try:
+        cls = get_node_type(args.node_type)
+    except KeyError:
+        hint = suggest(args.node_type)
+        raise GraphError(f"unknown node type '{args.node_type}'" + (f"; did you mean {', '.join(hint)}?" if hint else ""))
+    print(f"{cls.type_name}: {(cls.__doc__ or '').strip()}\n")
+    if cls.declare_ports.__func__ is not Node.declare_ports.__func__:
+        print("ports: named by params (see above)")
+    for title, ports in (("inputs", cls.inputs), ("outputs", cls.outputs)):
+        if ports:
+            print(f"{title}:")
+        for name, port in ports.items():
+            rate = f" @ {float(port.rate):g}" if port.rate else ""
+            print(f"  {name}: {port.kind}{rate}{' (optional)' if port.optional else ''}  {port.doc}")
+    print("params:")
+    for name, param in cls.params.items():
+        print(f"  {name}: {param.describe()}  {param.doc}")
+    extra = getattr(cls, "describe_extra", None)
+    if extra:
+        print(extra())
+    return 0
+
+
+def cmd_list_nodes(args) -> int:
+    from .graph.registry import node_types
+
+    for name, cls in node_types().items():
+        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"{name:16s} {summary}")
+    return 0
+
+
+def cmd_graphs(args) -> int:
+    from .graph.model import shipped_graphs
+
+    for name, path in sorted(shipped_graphs().items()):
+        print(f"{name:20s} {path}")
+    return 0
+
+
+def cmd_draw(args) -> int:
+    from .graph.build import build_graph
+    from .graph.draw import draw_graph
+    from .graph.model import load_graph_decl
+
+    output = Path(args.output)
+    if output.suffix not in (".png", ".svg"):
+        raise GraphError(f"draw writes .png or .svg, not '{output.suffix}'")
+    draw_graph(build_graph(load_graph_decl(args.graph, args.param)), output)
+    print(f"wrote {output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sfgraph", description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("render", help="render a graph offline, faster than real time")
+    _add_graph_argument(p)
+    p.add_argument("-o", "--output", default=".", help="folder for relative output paths (default: current folder)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_render)
+
+    p = commands.add_parser("validate", help="check a graph and print every problem at once")
+    _add_graph_argument(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = commands.add_parser("describe", help="show a node type's ports, params and units")
+    p.add_argument("node_type")
+    p.set_defaults(func=cmd_describe)
+
+    p = commands.add_parser("list-nodes", help="list the node types available")
+    p.set_defaults(func=cmd_list_nodes)
+
+    p = commands.add_parser("graphs", help="list the graphs shipped with sfgraph")
+    p.set_defaults(func=cmd_graphs)
+
+    p = commands.add_parser("draw", help="draw a picture of a graph (PNG or SVG)")
+    _add_graph_argument(p)
+    p.add_argument("-o", "--output", required=True, help="graph.png or graph.svg")
+    p.set_defaults(func=cmd_draw)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GraphError as exc:
+        print(f"error: {exc}" if len(exc.problems) == 1 else
+              f"{len(exc.problems)} problems:\n" + "\n".join(f"  {p}" for p in exc.problems), file=sys.stderr)
+        return 2
+    except NodeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; no partial outputs were kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""Files that ship inside the sfgraph package, named ``sfgraph:RELATIVE/PATH``."""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+
+def resolve_resource(value: str) -> Path:
+    """``sfgraph:assets/demo/quartet.wav`` -> its path inside the installed package."""
+    relative = value.split(":", 1)[1].lstrip("/")
+    path = Path(str(resources.files("sfgraph") / relative))
+    if not path.exists():
+        raise FileNotFoundError(f"{value}: no such file in the sfgraph package ({path})")
+    return path

@@ -1,0 +1,91 @@
+"""The sfgraph command line, as a user runs it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from sfgraph.cli import main
+from sfgraph.graph import registry
+
+from helpers import read_wav, write_wav
+
+CHAIN = """\
+sample_rate: 16000
+nodes:
+  - {id: in, type: file_in, params: {path: in.wav}}
+  - {id: amp, type: gain, params: {db: 0}}
+  - {id: out, type: file_out, params: {path: "voices/{label}.wav"}}
+connections:
+  - in.audio -> amp.audio
+  - amp.audio -> out.audio
+"""
+
+
+def test_render_with_override_and_output_folder(graph_file, tmp_path, capsys):
+    audio = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 8000)).astype(np.float32)
+    write_wav(tmp_path / "in.wav", audio, 16000)
+    path = graph_file(CHAIN)
+    assert main(["render", str(path), "-p", "amp.db=-6.0206", "-o", str(tmp_path / "out"), "-q"]) == 0
+    for i, label in enumerate(["ch0", "ch1"]):
+        out, rate = read_wav(tmp_path / "out" / "voices" / f"{label}.wav")
+        np.testing.assert_allclose(out[0], audio[i] / 2, atol=1e-5)
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_render_missing_input_file_names_it(graph_file, capsys):
+    assert main(["render", str(graph_file(CHAIN)), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "node 'in'" in err and "in.wav" in err and "Traceback" not in err
+
+
+def test_describe_list_and_graphs(capsys):
+    assert main(["describe", "gain"]) == 0
+    out = capsys.readouterr().out
+    assert "db: float, [dB], range [-120, 24], default 0.0, live" in out
+    assert main(["list-nodes"]) == 0
+    assert "pedalboard" in capsys.readouterr().out
+    assert main(["describe", "gian"]) == 2
+    assert "did you mean gain" in capsys.readouterr().err
+    assert main(["graphs"]) == 0
+    assert "effects_chain" in capsys.readouterr().out
+
+
+def test_draw_writes_png_and_svg(graph_file, tmp_path):
+    write_wav(tmp_path / "in.wav", np.zeros((1, 100)), 16000)
+    for suffix in ("png", "svg"):
+        target = tmp_path / f"graph.{suffix}"
+        assert main(["draw", str(graph_file(CHAIN)), "-o", str(target)]) == 0
+        assert target.stat().st_size > 1000
+    assert (tmp_path / "graph.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_every_command_has_help():
+    for command in ([], ["render"], ["validate"], ["describe"], ["list-nodes"], ["graphs"], ["draw"]):
+        result = subprocess.run([sys.executable, "-m", "sfgraph", *command, "--help"], capture_output=True, text=True)
+        assert result.returncode == 0 and "usage: sfgraph" in result.stdout
+
+
+def test_node_type_from_an_entry_point(tmp_path, monkeypatch):
+    """A package that declares an ``sfgraph.nodes`` entry point adds node types."""
+    (tmp_path / "choir_extras.py").write_text(textwrap.dedent("""
+        from sfgraph.graph.node import Node
+        from sfgraph.graph.ports import Port
+
+        class Invert(Node):
+            type_name = "test_entry_point_invert"
+            inputs = {"audio": Port("audio")}
+            outputs = {"audio": Port("audio")}
+
+            def process(self, audio):
+                return {"audio": -audio}
+    """))
+    dist = tmp_path / "choir_extras-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: choir-extras\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[sfgraph.nodes]\ninvert = choir_extras\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.load_entry_points()
+    assert "test_entry_point_invert" in registry.node_types()

@@ -1,0 +1,164 @@
+"""Built-in nodes: block-by-block equals whole-signal, mixing laws, pedalboard effects."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pedalboard
+import pytest
+
+from sfgraph.graph.errors import GraphError
+from sfgraph.graph.node import GraphContext
+from sfgraph.graph.params import ParamError
+from sfgraph.graph.ports import audio_spec
+from sfgraph.graph.registry import node_types
+
+CONTEXT = GraphContext(16000, 256, Path("."), Path("."))
+
+# Params and input channel counts for every built-in node that processes a stream.
+PROCESSORS = {
+    "gain": ({"db": -6.0}, {"audio": 2}),
+    "mixer": ({"inputs": 3, "gain_db": [0, -3, -6], "pan": [-1, 0, 0.5]}, {"in0": 1, "in1": 2, "in2": 4}),
+    "split": ({"names": ["left", "right"]}, {"audio": 2}),
+    "merge": ({"names": ["a", "b"]}, {"a": 1, "b": 2}),
+    "pedalboard": ({"plugin": "Reverb", "params": {"room_size": 0.7}}, {"audio": 2}),
+}
+
+
+def make(type_name, params, channels, rate=16000):
+    node = node_types()[type_name](type_name, params)
+    node.output_specs = node.configure({p: audio_spec(c, rate) for p, c in channels.items()}, CONTEXT)
+    node.context = CONTEXT
+    node.prepare()
+    return node
+
+
+def run_in_blocks(node, inputs, sizes):
+    outputs, start, i = {}, 0, 0
+    total = next(iter(inputs.values())).shape[-1]
+    while start < total:
+        n = sizes[i % len(sizes)]
+        block = node.process(**{p: x[:, start:start + n] for p, x in inputs.items()})
+        for port, y in block.items():
+            outputs.setdefault(port, []).append(y)
+        start, i = start + n, i + 1
+    return {p: np.concatenate(ys, axis=-1) for p, ys in outputs.items()}
+
+
+def test_every_builtin_processor_is_covered():
+    processors = {name for name, cls in node_types().items()
+                  if cls.__module__.startswith("sfgraph.nodes") and (cls.inputs or cls.params.get("names")
+                                                                    or name == "mixer")}
+    assert processors - {"file_out"} <= set(PROCESSORS)
+
+
+@pytest.mark.parametrize("type_name", sorted(PROCESSORS))
+def test_block_by_block_equals_whole(type_name):
+    params, channels = PROCESSORS[type_name]
+    assert node_types()[type_name].block_exact
+    rng = np.random.default_rng(1)
+    inputs = {p: (0.3 * rng.standard_normal((c, 5000))).astype(np.float32) for p, c in channels.items()}
+    whole = make(type_name, params, channels).process(**inputs)
+    for sizes in ([64], [256], [1000], [1, 17, 300, 5]):
+        pieces = run_in_blocks(make(type_name, params, channels), inputs, sizes)
+        for port in whole:
+            np.testing.assert_allclose(pieces[port], whole[port], atol=1e-6, err_msg=f"{port} {sizes}")
+
+
+def test_mixer_pan_mute_solo():
+    mono = np.ones((1, 8), dtype=np.float32)
+    node = make("mixer", {"inputs": 2, "pan": [-1.0, 1.0]}, {"in0": 1, "in1": 1})
+    out = node.process(in0=mono, in1=2 * mono)["audio"]
+    np.testing.assert_allclose(out[:, -1], [1.0, 2.0], atol=1e-6)
+    centre = make("mixer", {"inputs": 1}, {"in0": 1}).process(in0=mono)["audio"]
+    np.testing.assert_allclose(centre[:, -1], [np.sqrt(0.5)] * 2, atol=1e-6)  # constant power
+    muted = make("mixer", {"inputs": 2, "mute": [True, False], "channels": 1}, {"in0": 1, "in1": 1})
+    np.testing.assert_allclose(muted.process(in0=mono, in1=2 * mono)["audio"], 2 * mono)
+    solo = make("mixer", {"inputs": 2, "solo": [True, False], "channels": 1}, {"in0": 1, "in1": 1})
+    np.testing.assert_allclose(solo.process(in0=mono, in1=2 * mono)["audio"], mono)
+
+
+def test_gain_change_ramps_without_a_step():
+    node = make("gain", {"db": 0.0}, {"audio": 1})
+    ones = np.ones((1, 256), dtype=np.float32)
+    node.process(audio=ones)
+    node.set_param("db", -20.0)
+    out = node.process(audio=ones)["audio"][0]
+    assert np.max(np.abs(np.diff(out))) < 1.0 / 256 + 1e-6
+    assert out[-1] == pytest.approx(0.1, rel=1e-5)
+
+
+@pytest.mark.parametrize("name, params", [
+    ("Reverb", {"room_size": 0.8, "wet_level": 0.5}),
+    ("Compressor", {"threshold_db": -20.0, "ratio": 4.0}),
+    ("LadderFilter", {"cutoff_hz": 800.0}),
+    ("Delay", {"delay_seconds": 0.01, "feedback": 0.3}),
+])
+def test_pedalboard_node_matches_pedalboard_called_directly(name, params):
+    rng = np.random.default_rng(2)
+    audio = (0.3 * rng.standard_normal((2, 16000))).astype(np.float32)
+    node = make("pedalboard", {"plugin": name, "params": params}, {"audio": 2})
+    direct = getattr(pedalboard, name)(**params)(audio, 16000)
+    for sizes in ([256], [1, 17, 700, 5]):
+        ours = run_in_blocks(node, {"audio": audio}, sizes)["audio"]
+        np.testing.assert_allclose(ours, direct, atol=1e-6, err_msg=f"{name} {sizes}")
+        node.reset()
+
+
+def test_pedalboard_lfo_effect_matches_after_the_opening_silence():
+    rng = np.random.default_rng(4)
+    audio = (0.3 * rng.standard_normal((1, 16000))).astype(np.float32)
+    node = make("pedalboard", {"plugin": "Chorus", "params": {"rate_hz": 2.0}}, {"audio": 1})
+    ours = run_in_blocks(node, {"audio": audio}, [1, 17, 700, 5])["audio"]
+    opened = np.concatenate([np.zeros((1, 512), np.float32), audio], axis=-1)
+    direct = pedalboard.Chorus(rate_hz=2.0)(opened, 16000)[:, 512:]
+    np.testing.assert_allclose(ours, direct, atol=1e-6)
+
+
+def test_pedalboard_latency_is_measured_and_output_delayed():
+    rng = np.random.default_rng(3)
+    audio = (0.3 * rng.standard_normal((1, 32000))).astype(np.float32)
+    node = make("pedalboard", {"plugin": "Resample", "params": {"target_sample_rate": 8000.0}}, {"audio": 1})
+    assert node.latency > 0
+    ours = run_in_blocks(node, {"audio": audio}, [256])["audio"]
+    assert ours.shape == audio.shape
+    direct = pedalboard.Resample(target_sample_rate=8000.0)(audio, 16000)  # pedalboard removes latency itself
+    np.testing.assert_allclose(ours[:, node.latency:], direct[:, :32000 - node.latency], atol=1e-4)
+
+
+def test_pedalboard_param_changes_while_running():
+    node = make("pedalboard", {"plugin": "Gain", "params": {"gain_db": 0.0}}, {"audio": 1})
+    node.set_param("params", {"gain_db": -6.0})
+    assert node.plugin.gain_db == pytest.approx(-6.0)
+
+
+def test_pedalboard_errors_name_the_problem():
+    with pytest.raises(ValueError, match="unknown pedalboard effect 'Reverbb'; did you mean Reverb"):
+        make("pedalboard", {"plugin": "Reverbb"}, {"audio": 1})
+    with pytest.raises(ParamError, match="Reverb has no parameter 'room'; did you mean room_size"):
+        make("pedalboard", {"plugin": "Reverb", "params": {"room": 1}}, {"audio": 1})
+    with pytest.raises(ValueError, match="plugin file not found"):
+        make("pedalboard", {"plugin": "/nowhere/x.vst3"}, {"audio": 1})
+
+
+def test_split_labels_follow_names():
+    node = make("split", {"names": ["soprano", "alto"]}, {"audio": 2})
+    assert node.output_specs["alto"].labels == ("alto",)
+
+
+def test_graph_level_effect_error_is_located(graph_file):
+    from sfgraph.graph.build import build_graph
+    from sfgraph.graph.model import load_graph_decl
+
+    text = """\
+imports: ["{custom}"]
+nodes:
+  - {id: tone, type: test_tone}
+  - {id: fx, type: pedalboard, params: {plugin: Reverb, params: {roomsize: 0.5}}}
+connections:
+  - tone.audio -> fx.audio
+"""
+    with pytest.raises(GraphError) as info:
+        build_graph(load_graph_decl(str(graph_file(text))))
+    p = info.value.problems[0]
+    assert (p.node, p.line) == ("fx", 4) and "no parameter 'roomsize'" in p.message
