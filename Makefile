@@ -7,8 +7,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sfgraph-installed
 APT_STAMP := $(VENV)/.apt-installed
 # Debian packages: fluidsynth + a GM soundfont render the Bach generator's data;
-# jackd2 + libportaudio2 give live audio and MIDI without a sound card.
-APT_PACKAGES := fluidsynth timgm6mb-soundfont jackd2 libportaudio2
+# jackd2 + libportaudio2 give live audio and MIDI without a sound card;
+# dpf-source + g++ + make build a small VST3 plugin that the plugin-hosting tests load.
+APT_PACKAGES := fluidsynth timgm6mb-soundfont jackd2 libportaudio2 dpf-source g++ make
+TEST_PLUGINS := $(VENV)/test-plugins
 
 .PHONY: setup demo test bench clean
 
@@ -36,6 +38,7 @@ demo: setup
 	@echo "demo outputs are in out/demo/"
 
 test: setup
+	bash tests/plugins/build_test_vst3.sh $(TEST_PLUGINS)
 	$(BIN)/python -m pytest -q
 
 bench: setup

@@ -101,7 +101,8 @@ class PedalboardEffect(Node):
 
     def _parameter_names(self) -> list[str]:
         if isinstance(self.plugin, pedalboard.ExternalPlugin):
-            return sorted(self.plugin.parameters)
+            # read-only parameters (e.g. a plugin's reported latency) are not automatable
+            return sorted(name for name, parameter in self.plugin.parameters.items() if parameter.is_automatable)
         return builtin_parameters(self.plugin)
 
     def _apply(self, values: dict) -> None:
@@ -123,6 +124,7 @@ class PedalboardEffect(Node):
         super().set_param(name, value)
         if name == "params":
             self._apply(value)
+            self._latency_check_due = True
 
     def _call(self, audio: np.ndarray) -> np.ndarray:
         return self.plugin.process(audio, self.sample_rate, buffer_size=_CALL_SAMPLES, reset=False)
@@ -130,6 +132,10 @@ class PedalboardEffect(Node):
     def _measure_latency(self) -> int:
         """Samples by which streaming output lags input (0 for most effects)."""
         silence = np.zeros((self.channels, _CALL_SAMPLES), dtype=np.float32)
+        # a hosted plugin reports its latency to pedalboard only once it has
+        # processed audio; pedalboard applies it from the next reset
+        self._call(silence)
+        self.plugin.reset()
         produced, pushed = 0, 0
         while pushed < _LATENCY_PROBE_SECONDS * self.sample_rate:
             produced += self._call(silence).shape[-1]
@@ -150,9 +156,19 @@ class PedalboardEffect(Node):
         self.pending = Fifo((self.channels,), capacity=max(4096, 2 * self.latency))
         # node output k is plugin output _CALL_SAMPLES + k; what the plugin still
         # holds of the opening silence stands in for the first outputs
-        self.pending.push_zeros(self.latency - _CALL_SAMPLES + opened)
+        held = self.latency - _CALL_SAMPLES + opened
+        if held < 0:
+            raise RuntimeError(f"{self.p.plugin}: latency changed from {self.latency} samples while starting")
+        self.pending.push_zeros(held)
+        self._latency_check_due = False
 
     def process(self, audio):
         for start in range(0, audio.shape[-1], _CALL_SAMPLES):
             self.pending.push(self._call(audio[:, start:start + _CALL_SAMPLES]))
+        if self._latency_check_due:
+            self._latency_check_due = False
+            reported = getattr(self.plugin, "reported_latency_samples", self.latency)
+            if reported != self.latency:
+                raise ValueError(f"{self.p.plugin}: a parameter change moved its latency from {self.latency} to "
+                                 f"{reported} samples; set such parameters before the graph starts")
         return {"audio": self.pending.pop(min(len(self.pending), audio.shape[-1]))}

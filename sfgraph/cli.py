@@ -5,7 +5,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from .data.layout import DatasetError
 from .graph.errors import GraphError, NodeError
+from .model.errors import ModelError
 
 
 def _add_graph_argument(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +103,38 @@ def cmd_draw(args) -> int:
     return 0
 
 
+def cmd_separate(args) -> int:
+    from .engine.offline import render
+    from .graph.build import build_graph
+    from .graph.model import Connection, NodeDecl, load_graph_decl
+
+    decl = load_graph_decl("separate")
+    decl.node("mix").set_param("path", args.mix)
+    decl.node("f0").set_param("dir", args.f0)
+    decl.node("net").set_param("device", args.device)
+    if args.model:
+        decl.node("net").set_param("model", args.model)
+    decl.node("mask").set_param("power", args.power)
+    decl.node("mask").set_param("n_fft", args.n_fft)
+    if args.synth:
+        line = decl.node("out").line
+        decl.nodes.append(NodeDecl("synth_out", "file_out", {"path": "synth/{label}.wav"}, line))
+        decl.connections.append(Connection("synth", "voices", "synth_out", "audio", line))
+    graph = build_graph(decl, output_dir=Path(args.output))
+    result = render(graph, progress=not args.quiet)
+    written = [str(p) for n in graph.nodes.values() for p in getattr(n, "written", [])]
+    print(f"separated {result.seconds:.1f} s into {', '.join(graph.nodes['mask'].output_specs['voices'].labels)}:")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .model.train import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sfgraph", description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -129,6 +163,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_graph_argument(p)
     p.add_argument("-o", "--output", required=True, help="graph.png or graph.svg")
     p.set_defaults(func=cmd_draw)
+
+    p = commands.add_parser("separate", help="separate a mixture into its voices (runs graphs/separate.yaml)")
+    p.add_argument("mix", help="the mixture (any rate; resampled to the model's 16 kHz)")
+    p.add_argument("--f0", required=True, help="folder of <voice>.csv F0 files (time_s,f0_hz)")
+    p.add_argument("--model", help="model folder from 'sfgraph train' (default: the bundled model)")
+    p.add_argument("-o", "--output", required=True, help="folder for <voice>.wav")
+    p.add_argument("--synth", action="store_true", help="also write the synthesized voices to synth/<voice>.wav")
+    p.add_argument("--power", type=float, default=1.0, help="mask exponent: 1 magnitude ratio (default), 2 power")
+    p.add_argument("--n-fft", type=int, default=2048, help="mask STFT size in samples (hop 256)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_separate)
+
+    from .model.config import add_arguments as add_train_arguments
+
+    p = commands.add_parser("train", help="train a separation model on mixtures and F0s (no stems needed)")
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    from .data.cli import add_commands as add_data_commands
+
+    add_data_commands(commands)
     return parser
 
 
@@ -143,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     except NodeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except (ModelError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; no partial outputs were kept", file=sys.stderr)
         return 130

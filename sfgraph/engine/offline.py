@@ -42,7 +42,7 @@ def render(graph: BuiltGraph, progress: bool = True) -> RenderResult:
         scheduler.prepare()
         while not scheduler.sources_done:
             scheduler.run_block()
-            bar.update(block_seconds)
+            bar.update(min(block_seconds, bar.total - bar.n) if bar.total else block_seconds)
         tail_blocks = math.ceil((graph.total_latency() + _TAIL_SLACK_SECONDS) / Fraction(block_seconds))
         for _ in range(tail_blocks):
             if scheduler.outputs_complete:
@@ -54,7 +54,7 @@ def render(graph: BuiltGraph, progress: bool = True) -> RenderResult:
     finally:
         bar.close()
         scheduler.close(ok)
-    seconds = float(max(scheduler.source_seconds.values(), default=0))
+    seconds = float(scheduler.duration())
     return RenderResult(seconds, graph.total_latency(), scheduler.ticks)
 
 

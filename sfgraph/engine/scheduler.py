@@ -53,6 +53,11 @@ class Scheduler:
                                for p, port in graph.nodes[n].input_ports.items() if (n, p) in self.fifos]
                            for n in graph.order}
         self._emitted = {n: 0 for n in graph.sources()}
+        # Audio sources time the graph (F0 and control tracks follow the audio);
+        # a graph without audio sources is timed by all its sources.
+        audio_sources = [n for n in graph.sources()
+                         if next(iter(graph.nodes[n].output_specs.values())).kind == "audio"]
+        self._timing_sources = audio_sources or graph.sources()
         self.source_seconds: dict[str, Fraction] = {}
         self._sink_trim: dict[tuple[str, str], int] = {}
         self._sink_limit: dict[tuple[str, str], int | None] = {}
@@ -87,11 +92,17 @@ class Scheduler:
 
     @property
     def sources_done(self) -> bool:
-        return all(self.graph.nodes[n].done for n in self.graph.sources())
+        """Whether the sources that time the graph have all ended."""
+        return all(self.graph.nodes[n].done for n in self._timing_sources)
+
+    def duration(self) -> Fraction:
+        """Seconds of input: the longest timing source."""
+        return max((self.source_seconds[n] for n in self._timing_sources if n in self.source_seconds),
+                   default=Fraction(0))
 
     def _end_of_input(self) -> None:
         """Once every source has ended: cut each sink input at the sources' duration."""
-        seconds = max(self.source_seconds.values(), default=Fraction(0))
+        seconds = self.duration()
         for key in self._sink_limit:
             rate = self.fifo_rate(key)
             self._sink_limit[key] = round(seconds * rate)
@@ -124,16 +135,15 @@ class Scheduler:
         node = self.graph.nodes[node_id]
         first = next(iter(node.output_specs.values()))
         due = math.floor(self.ticks * self.block_size * first.rate / self.sample_rate) - self._emitted[node_id]
-        if node.done:
-            outputs = {}
-        else:
+        outputs = {}
+        if not node.done:
             outputs = self._guard(node_id, node.process, n=due)
-            if node.done and node_id not in self.source_seconds:
+            if node.done:  # it just ended: a source past its end emits zeros from now on
                 produced = outputs[next(iter(outputs))].shape[-1] if outputs else 0
                 self.source_seconds[node_id] = Fraction(self._emitted[node_id] + produced) / first.rate
+                if self.align_outputs and node_id in self._timing_sources and self.sources_done:
+                    self._end_of_input()
         self._emitted[node_id] += due
-        if self.align_outputs and node.done and self.sources_done:
-            self._end_of_input()
         padded = {}
         for port, spec in node.output_specs.items():
             want = round(due * spec.rate / first.rate)

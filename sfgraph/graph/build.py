@@ -89,7 +89,7 @@ def build_graph(decl: GraphDecl, output_dir: Path | None = None, mode: str = "of
             problems.extend(node_problems)
             continue
         try:
-            nodes[nd.id] = cls(nd.id, nd.params)
+            nodes[nd.id] = cls(nd.id, _command_line_paths(nd, cls))
         except ParamError as exc:
             problems.append(decl.problem(str(exc), nd.line, nd.id))
 
@@ -104,6 +104,17 @@ def build_graph(decl: GraphDecl, output_dir: Path | None = None, mode: str = "of
         raise GraphError(problems)
     _compensate_delays(graph)
     return graph
+
+
+def _command_line_paths(nd, cls: type[Node]) -> dict:
+    """Params with relative paths given on the command line are relative to the
+    current folder (those written in the graph file, to the file's folder)."""
+    params = dict(nd.params)
+    for name in nd.overridden:
+        value = params[name]
+        if cls.params[name].type == "path" and isinstance(value, str) and not value.startswith("sfgraph:"):
+            params[name] = str(Path(value).expanduser().absolute())
+    return params
 
 
 def _check_params(decl: GraphDecl, nd, cls: type[Node]) -> list[Problem]:

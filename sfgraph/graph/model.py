@@ -40,6 +40,13 @@ class NodeDecl:
     params: dict[str, Any]
     line: int
     param_lines: dict[str, int] = field(default_factory=dict)
+    overridden: set[str] = field(default_factory=set)  # params set on the command line
+
+    def set_param(self, name: str, value: Any) -> None:
+        """Set a param from outside the graph file (command line, program)."""
+        self.params[name] = value
+        self.param_lines.setdefault(name, self.line)
+        self.overridden.add(name)
 
 
 @dataclass(frozen=True)
@@ -228,8 +235,7 @@ def apply_overrides(decl: GraphDecl, overrides: list[str]) -> None:
             value = yaml.safe_load(raw_value) if raw_value.strip() else ""
         except yaml.YAMLError:
             value = raw_value
-        node.params[param] = value
-        node.param_lines.setdefault(param, node.line)
+        node.set_param(param, value)
     if problems:
         raise GraphError(problems)
 

@@ -61,7 +61,11 @@ class Node:
         ports = self.declare_ports(self.param_values)
         self.input_ports: dict[str, Port] = ports.inputs
         self.output_ports: dict[str, Port] = ports.outputs
+        # latency: samples (at the output rate) by which output content lags input;
+        # branches are aligned on it. lookahead: samples of input a node needs
+        # beyond what it outputs (content stays aligned, but live it adds delay).
         self.latency = 0
+        self.lookahead = 0
         self.done = False
         self.context: GraphContext | None = None
         self.input_specs: dict[str, StreamSpec] = {}

@@ -1,0 +1,594 @@
+"""Synthetic choir data: four-part Bach chorales rendered with a General MIDI soundfont.
+
+Each chorale of music21's corpus with exactly the four parts Soprano, Alto,
+Tenor, Bass is "performed" (tempo, fermatas, transposition, per-note
+intonation, slow drift and vibrato, all as MIDI pitch bend), each voice is
+rendered alone with fluidsynth (float output, reverb and chorus off), and the
+rendering is cut into items of a fixed length; the first item of a chorale
+starts at its first note, so there is no leading silence, and a last piece
+shorter than an item is dropped. The ground-truth F0 of every
+voice is computed from the very event list written to the MIDI file, pitch
+bends included, on the frame grid ``t * 256 / 16000`` s. The mixture is the
+exact sum of the stems.
+
+Everything random is drawn from generators seeded by ``(seed, chorale name)``,
+so a chorale is performed the same way whatever else is generated with it;
+fluidsynth renders bit-identically run to run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import zlib
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sfgraph.data.audio import read_wav, write_text
+from sfgraph.data.layout import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE, frame_times, write_item
+from sfgraph.data.midi import PITCH_BEND_CENTER, PITCH_BEND_MAX, MidiTrack, seconds_to_tick, tick_to_seconds
+
+# General MIDI programs, 1-based as printed in the GM list.
+GM_PROGRAMS = {"choir": 53, "solo": 54}  # 53 Choir Aahs, 54 Voice Oohs
+SOUNDFONT_CANDIDATES = (
+    Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),  # Debian fluid-soundfont-gm
+    Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),  # Debian timgm6mb-soundfont
+    Path("/usr/share/sounds/sf2/default-GM.sf2"),
+)
+PART_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
+
+BEND_RANGE_SEMITONES = 2
+# fluidsynth applies MIDI events at the start of its 64-sample blocks; events
+# are placed on that grid so the F0 computed from them is what is heard.
+EVENT_GRID_S = 64 / SAMPLE_RATE
+# Pitch-bend update period for vibrato and drift (two fluidsynth blocks).
+CONTROL_PERIOD_S = 2 * EVENT_GRID_S
+VIBRATO_DELAY_S = 0.2  # singers start vibrato some time after the onset
+VIBRATO_RAMP_S = 0.3
+BREATH_S = 0.15  # notes under a fermata end this early: the singers breathe
+REARTICULATION_S = 0.04  # gap before a repeated note of the same pitch
+MIN_NOTE_S = 0.03  # notes shortened below this by breaths or re-articulation are dropped
+# GM voice patches release slowly (about 300 ms to -30 dB), so the previous
+# note would ring under the next one, unlike a singer moving to a new pitch.
+# SF2 generator 38 (volume-envelope release) is offset by -3600 timecents
+# (8 times shorter) through the SoundFont NRPN, which fluidsynth scales by 2.
+SF2_GENERATOR_RELEASE = 38
+RELEASE_OFFSET_NRPN = -3600 // 2
+RELEASE_TAIL_S = 1.5  # rendered after the last note-off so releases ring out
+# A chunk may end this long after the last note-off and still count as full.
+CHUNK_END_ALLOWANCE_S = 0.5
+MIX_PEAK = 0.8  # every item is scaled so its mixture peaks here
+PCM16_SCALE = 32767  # pedalboard reads 16-bit sample k as k / 32767
+# Keys whose tuning is measured: C1 to C7, wider than any (transposed) chorale voice.
+TUNING_KEYS = range(24, 97)
+TUNING_NOTE_S = 1.0
+TUNING_GAP_S = 0.3
+TUNING_SEARCH_CENTS = 100
+FLUIDSYNTH_GAIN = 0.5  # render level; float output never clips and every item is normalised anyway
+
+
+class GeneratorError(Exception):
+    """The generator cannot run (missing fluidsynth or soundfont, too few chorales ...)."""
+
+
+def default_workers() -> int:
+    """fluidsynth processes to run at once: one per core, at most one per voice."""
+    return max(1, min(len(DEFAULT_VOICES), os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class BachOptions:
+    """Settings of ``generate_bach``. Times in seconds, pitches in cents or semitones."""
+
+    count: int = 10
+    seconds: float = 20.0
+    soundfont: Path | None = None
+    program: int = GM_PROGRAMS["choir"]  # 1-based GM program
+    seed: int = 0
+    tempo_bpm: float = 80.0  # quarter notes per minute
+    tempo_jitter: float = 0.1  # each chorale's tempo is tempo_bpm * (1 +- jitter)
+    transpose: int = 2  # each chorale is transposed by a whole number of semitones in +-transpose
+    vibrato_cents: float = 25.0  # peak vibrato depth (each note varies it by +-30 %)
+    vibrato_rate_hz: float = 5.5  # each note varies it by +-10 %
+    deviation_cents: float = 8.0  # std of per-note intonation offsets; slow drift has half this std
+    level_db: float = 3.0  # per-voice level drawn per item in +-level_db
+    fermata_stretch: float = 1.6  # notes under a fermata last this much longer
+    per_chorale: int = 0  # at most this many items per chorale (0 = as many as fit)
+    bit_depth: int = 32  # 32 = float WAV; 16 = PCM (stems are rounded before summing, so the sum stays exact)
+    workers: int = field(default_factory=default_workers)  # fluidsynth processes run at once
+
+
+@dataclass(frozen=True)
+class VoicePerformance:
+    """One voice as played: notes and pitch-bend events, times quantised to MIDI ticks.
+
+    ``note_on_s``/``note_off_s``: ``(n_notes,)`` s; ``keys``, ``velocities``:
+    ``(n_notes,)`` MIDI values; ``tuning_cents``: ``(n_notes,)`` how far the
+    soundfont's sample for each note's key sounds above its nominal pitch
+    (see ``measure_tuning``); ``bend_s``/``bend_values``: ``(n_bends,)`` s and
+    0..16383, applied in order (the last one before a time holds).
+    """
+
+    voice: str
+    note_on_s: np.ndarray
+    note_off_s: np.ndarray
+    keys: np.ndarray
+    velocities: np.ndarray
+    tuning_cents: np.ndarray
+    bend_s: np.ndarray
+    bend_values: np.ndarray
+
+    def f0_at(self, times: np.ndarray) -> np.ndarray:
+        """F0 in Hz at ``times`` (s), shape of ``times``; 0 where no note sounds."""
+        times = np.asarray(times, dtype=np.float64)
+        note = np.searchsorted(self.note_on_s, times, side="right") - 1
+        sounding = (note >= 0) & (times < self.note_off_s[np.maximum(note, 0)])
+        bend = self.bend_values[np.maximum(np.searchsorted(self.bend_s, times, side="right") - 1, 0)]
+        index = np.maximum(note, 0)
+        semitones = (
+            self.keys[index]
+            - 69
+            + self.tuning_cents[index] / 100.0
+            + (bend - PITCH_BEND_CENTER) / PITCH_BEND_CENTER * BEND_RANGE_SEMITONES
+        )
+        return np.where(sounding, 440.0 * np.exp2(semitones / 12.0), 0.0)
+
+    def to_midi(self, program: int) -> MidiTrack:
+        """A one-channel MIDI track playing this voice with 1-based GM ``program``."""
+        track = _voice_channel(program)
+        for time, value in zip(self.bend_s, self.bend_values, strict=True):
+            track.add_pitch_bend(seconds_to_tick(time), int(value))
+        for on, off, key, velocity in zip(self.note_on_s, self.note_off_s, self.keys, self.velocities, strict=True):
+            track.add_note(seconds_to_tick(on), seconds_to_tick(off), int(key), int(velocity))
+        return track
+
+
+@dataclass(frozen=True)
+class ChoralePerformance:
+    """A chorale as played: one ``VoicePerformance`` per voice, and the settings drawn for it."""
+
+    chorale: str
+    voices: tuple[VoicePerformance, ...]
+    tempo_bpm: float
+    transpose: int
+
+    @property
+    def end_s(self) -> float:
+        """Time of the last note-off, s."""
+        return max(float(voice.note_off_s[-1]) for voice in self.voices)
+
+
+def resolve_program(value: str | int) -> int:
+    """1-based GM program from ``'choir'``, ``'solo'`` or a number 1..128."""
+    if isinstance(value, str) and value.lower() in GM_PROGRAMS:
+        return GM_PROGRAMS[value.lower()]
+    try:
+        program = int(value)
+    except ValueError:
+        raise GeneratorError(f"program {value!r}: expected 'choir', 'solo' or a GM program number 1..128") from None
+    if not 1 <= program <= 128:
+        raise GeneratorError(f"program {program}: GM programs are numbered 1..128 (53 Choir Aahs, 54 Voice Oohs)")
+    return program
+
+
+def find_soundfont(path: Path | None) -> Path:
+    """The soundfont to use: ``path`` if given, else the first installed Debian GM soundfont."""
+    if path is not None:
+        if not Path(path).is_file():
+            raise GeneratorError(f"{path}: soundfont not found")
+        return Path(path)
+    for candidate in SOUNDFONT_CANDIDATES:
+        if candidate.is_file():
+            return candidate
+    raise GeneratorError(
+        "no General MIDI soundfont found (looked for "
+        + ", ".join(str(candidate) for candidate in SOUNDFONT_CANDIDATES)
+        + "); install one with 'apt-get install fluid-soundfont-gm' or 'timgm6mb-soundfont', or pass --soundfont"
+    )
+
+
+def find_fluidsynth() -> str:
+    """Path of the fluidsynth binary."""
+    binary = shutil.which("fluidsynth")
+    if binary is None:
+        raise GeneratorError("fluidsynth not found on PATH; install it with 'apt-get install fluidsynth'")
+    return binary
+
+
+def list_chorales() -> list[Path]:
+    """Paths of music21's Bach corpus MusicXML files, sorted by file name."""
+    from music21 import corpus
+
+    return sorted(
+        (Path(path) for path in corpus.getComposer("bach") if str(path).endswith(".mxl")), key=lambda path: path.name
+    )
+
+
+def read_chorale(path: Path) -> dict[str, list[tuple[float, float, int, bool]]] | None:
+    """Notes of a four-part chorale: ``{voice: [(onset_q, duration_q, midi_key, fermata), ...]}``.
+
+    Times in quarter notes. Returns None unless the score has exactly the
+    parts Soprano, Alto, Tenor, Bass. Tied notes are merged; a chord (never
+    seen in the corpus) keeps its top note so each voice stays monophonic.
+    """
+    from music21 import chord, corpus, expressions
+
+    score = corpus.parse(str(path))
+    names = tuple((part.partName or "").strip() for part in score.parts)
+    if names != PART_NAMES:
+        return None
+    voices: dict[str, list[tuple[float, float, int, bool]]] = {}
+    for voice, part in zip(DEFAULT_VOICES, score.parts, strict=True):
+        notes = []
+        for element in part.stripTies().flatten().notes:
+            duration = float(element.quarterLength)
+            if duration <= 0:
+                continue  # grace notes have no duration of their own
+            key = max(p.midi for p in element.pitches) if isinstance(element, chord.Chord) else element.pitch.midi
+            fermata = any(isinstance(expression, expressions.Fermata) for expression in element.expressions)
+            notes.append((float(element.offset), duration, int(key), fermata))
+        if not notes:
+            return None
+        voices[voice] = sorted(notes)
+    return voices
+
+
+def _time_map(
+    notes: dict[str, list[tuple[float, float, int, bool]]], seconds_per_quarter: float, fermata_stretch: float
+):
+    """Piecewise-linear map from quarter notes to seconds, slower under fermatas.
+
+    Returns ``(quarters, seconds)`` breakpoints for ``np.interp``; the first
+    onset of any voice maps to 0 s.
+    """
+    start = min(voice_notes[0][0] for voice_notes in notes.values())
+    end = max(onset + duration for voice_notes in notes.values() for onset, duration, _, _ in voice_notes)
+    spans = sorted(
+        (onset, onset + duration)
+        for voice_notes in notes.values()
+        for onset, duration, _, fermata in voice_notes
+        if fermata
+    )
+    merged: list[list[float]] = []
+    for span_start, span_end in spans:
+        if merged and span_start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], span_end)
+        else:
+            merged.append([span_start, span_end])
+    quarters, seconds = [start], [0.0]
+    for span_start, span_end in merged:
+        for point, slope in ((span_start, seconds_per_quarter), (span_end, seconds_per_quarter * fermata_stretch)):
+            if point > quarters[-1]:
+                seconds.append(seconds[-1] + (point - quarters[-1]) * slope)
+                quarters.append(point)
+    if end > quarters[-1]:
+        seconds.append(seconds[-1] + (end - quarters[-1]) * seconds_per_quarter)
+        quarters.append(end)
+    return np.array(quarters), np.array(seconds)
+
+
+def _on_grid(seconds: np.ndarray | float) -> np.ndarray:
+    """Round times to the fluidsynth event grid (a whole number of MIDI ticks)."""
+    return np.round(np.asarray(seconds) / EVENT_GRID_S) * EVENT_GRID_S
+
+
+def perform(
+    chorale: str,
+    notes: dict[str, list[tuple[float, float, int, bool]]],
+    options: BachOptions,
+    tuning: Mapping[int, float] | None = None,
+) -> ChoralePerformance:
+    """Turn a chorale's notes into a performance (tempo, transposition, intonation, vibrato).
+
+    ``tuning``: cents by which each MIDI key of the patch sounds above
+    nominal (``measure_tuning``); it enters the F0, not the MIDI events.
+    """
+    rng = np.random.default_rng([options.seed, zlib.crc32(chorale.encode())])
+    tempo = options.tempo_bpm * (1 + rng.uniform(-options.tempo_jitter, options.tempo_jitter))
+    transpose = int(rng.integers(-options.transpose, options.transpose + 1))
+    quarters, seconds = _time_map(notes, 60.0 / tempo, options.fermata_stretch)
+    end_s = float(seconds[-1])
+    control_times = np.arange(0.0, end_s + CONTROL_PERIOD_S, CONTROL_PERIOD_S)
+
+    voices = []
+    for voice in DEFAULT_VOICES:
+        voice_notes = notes[voice]
+        onsets_q = np.array([onset for onset, _, _, _ in voice_notes])
+        ends_q = onsets_q + np.array([duration for _, duration, _, _ in voice_notes])
+        keys = np.clip(np.array([key for _, _, key, _ in voice_notes]) + transpose, 0, 127)
+        fermatas = np.array([fermata for _, _, _, fermata in voice_notes])
+        on = np.interp(onsets_q, quarters, seconds)
+        off = np.interp(ends_q, quarters, seconds) - np.where(fermatas, BREATH_S, 0.0)
+        repeated = np.zeros(len(on), dtype=bool)
+        repeated[:-1] = (keys[1:] == keys[:-1]) & (np.abs(on[1:] - off[:-1]) < 1e-9)
+        off = off - np.where(repeated, REARTICULATION_S, 0.0)
+        # A voice is monophonic: a note ends at the latest where the next begins.
+        off[:-1] = np.minimum(off[:-1], on[1:])
+        on, off = _on_grid(on), _on_grid(off)
+        keep = off - on >= MIN_NOTE_S
+        on, off, keys = on[keep], off[keep], keys[keep]
+        velocities = np.clip(np.round(rng.normal(88, 6, size=on.size)), 60, 115).astype(int)
+
+        # Cents above each note's key, on the control grid: a per-note
+        # intonation offset, a slow drift shared by the notes of the voice, and
+        # vibrato that fades in after each onset.
+        note_offsets = np.clip(
+            rng.normal(0, options.deviation_cents, size=on.size),
+            -2.5 * options.deviation_cents,
+            2.5 * options.deviation_cents,
+        )
+        drift_rates = rng.uniform(0.05, 0.3, size=3)
+        drift_phases = rng.uniform(0, 2 * np.pi, size=3)
+        drift = (
+            options.deviation_cents
+            / 2
+            / math.sqrt(1.5)
+            * np.sin(2 * np.pi * drift_rates[:, None] * control_times + drift_phases[:, None]).sum(axis=0)
+        )
+        vibrato_depths = options.vibrato_cents * rng.uniform(0.7, 1.3, size=on.size)
+        vibrato_rates = options.vibrato_rate_hz * rng.uniform(0.9, 1.1, size=on.size)
+        vibrato_phases = rng.uniform(0, 2 * np.pi, size=on.size)
+
+        bend_times, bend_values = [], []
+        for index in range(on.size):
+            times = np.arange(on[index], off[index], CONTROL_PERIOD_S)
+            since_onset = times - on[index]
+            fade = np.clip((since_onset - VIBRATO_DELAY_S) / VIBRATO_RAMP_S, 0.0, 1.0)
+            vibrato = (
+                vibrato_depths[index]
+                * fade
+                * np.sin(2 * np.pi * vibrato_rates[index] * since_onset + vibrato_phases[index])
+            )
+            cents = note_offsets[index] + np.interp(times, control_times, drift) + vibrato
+            values = np.clip(
+                np.round(PITCH_BEND_CENTER + cents / (100 * BEND_RANGE_SEMITONES) * PITCH_BEND_CENTER),
+                0,
+                PITCH_BEND_MAX,
+            )
+            # Always send the onset's bend (it precedes the note-on), then only changes.
+            changed = np.ones(values.size, dtype=bool)
+            changed[1:] = values[1:] != values[:-1]
+            bend_times.append(times[changed])
+            bend_values.append(values[changed])
+        voices.append(
+            VoicePerformance(
+                voice=voice,
+                note_on_s=np.array([tick_to_seconds(seconds_to_tick(time)) for time in on]),
+                note_off_s=np.array([tick_to_seconds(seconds_to_tick(time)) for time in off]),
+                keys=keys.astype(int),
+                velocities=velocities,
+                tuning_cents=np.array([(tuning or {}).get(int(key), 0.0) for key in keys], dtype=np.float64),
+                bend_s=np.array([tick_to_seconds(seconds_to_tick(time)) for time in np.concatenate(bend_times)]),
+                bend_values=np.concatenate(bend_values).astype(int),
+            )
+        )
+    return ChoralePerformance(chorale=chorale, voices=tuple(voices), tempo_bpm=float(tempo), transpose=transpose)
+
+
+def _voice_channel(program: int) -> MidiTrack:
+    """An empty MIDI track set up for one voice with 1-based GM ``program``."""
+    track = MidiTrack(channel=0)
+    track.add_program(0, program - 1)
+    track.add_pitch_bend_range(0, BEND_RANGE_SEMITONES)
+    # Centre pan (the stereo render is averaged to mono), full volume, no
+    # modulation wheel, no reverb or chorus sends.
+    for controller, value in ((7, 100), (10, 64), (11, 127), (1, 0), (91, 0), (93, 0)):
+        track.add_setup_control(0, controller, value)
+    track.add_generator_offset(0, SF2_GENERATOR_RELEASE, RELEASE_OFFSET_NRPN)
+    return track
+
+
+def render_midi(track: MidiTrack, end_s: float, soundfont: Path, fluidsynth: str) -> np.ndarray:
+    """Render a MIDI track with fluidsynth at 16 kHz; returns mono float32 ``(n_samples,)``.
+
+    The stereo float render (reverb and chorus off) is averaged to mono.
+    Rendering at 16 kHz directly is fine for these patches: band energies match
+    a 48 kHz render resampled to 16 kHz to within 2 dB down to -40 dB.
+    """
+    with tempfile.TemporaryDirectory(prefix="sfgraph-bach-") as workdir:
+        midi_path = Path(workdir) / "voice.mid"
+        wav_path = Path(workdir) / "voice.wav"
+        track.write(midi_path, seconds_to_tick(end_s))
+        command = [
+            fluidsynth, "-ni", "-q", "-F", str(wav_path), "-T", "wav", "-O", "float",
+            "-r", str(SAMPLE_RATE), "-R", "0", "-C", "0", "-g", str(FLUIDSYNTH_GAIN),
+            "-o", "synth.cpu-cores=1", str(soundfont), str(midi_path),
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0 or not wav_path.is_file():
+            raise GeneratorError(
+                f"fluidsynth failed (exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
+            )
+        audio, rate = read_wav(wav_path)
+    if rate != SAMPLE_RATE:
+        raise GeneratorError(f"fluidsynth rendered at {rate} Hz instead of {SAMPLE_RATE} Hz")
+    return audio.mean(axis=0)
+
+
+def measure_tuning(program: int, soundfont: Path, fluidsynth: str) -> dict[int, float]:
+    """Cents by which each MIDI key of a patch actually sounds above its nominal pitch.
+
+    GM voice patches are not tuned exactly: the samples behind "Choir Aahs"
+    sound up to about 50 cents off, differently per key. Every key of
+    ``TUNING_KEYS`` is rendered once as a steady note, and its offset is the
+    shift, within +-``TUNING_SEARCH_CENTS``, of the harmonic comb (partials 1-8)
+    that collects the most spectral magnitude. Keys that stay silent get 0.
+    """
+    track = _voice_channel(program)
+    period = TUNING_NOTE_S + TUNING_GAP_S
+    for index, key in enumerate(TUNING_KEYS):
+        track.add_note(seconds_to_tick(index * period), seconds_to_tick(index * period + TUNING_NOTE_S), key, 90)
+    audio = render_midi(track, len(TUNING_KEYS) * period + RELEASE_TAIL_S, soundfont, fluidsynth)
+    n_fft = 1 << 17
+    frequencies = np.fft.rfftfreq(n_fft, 1 / SAMPLE_RATE)
+    cents = np.arange(-TUNING_SEARCH_CENTS, TUNING_SEARCH_CENTS + 0.25, 0.5)  # candidate offsets
+    shifts = np.exp2(cents / 1200)
+    tuning = {}
+    for index, key in enumerate(TUNING_KEYS):
+        # Skip the attack: the steady part of the note shows the sample's pitch.
+        start = int((index * period + 0.3) * SAMPLE_RATE)
+        stop = int((index * period + TUNING_NOTE_S) * SAMPLE_RATE)
+        segment = audio[start:stop]
+        if not np.any(segment):
+            tuning[key] = 0.0
+            continue
+        magnitude = np.abs(np.fft.rfft(segment * np.hanning(segment.size), n_fft))
+        nominal = 440.0 * 2 ** ((key - 69) / 12)
+        partials = nominal * np.arange(1, 9)
+        partials = partials[partials * shifts[-1] < SAMPLE_RATE / 2]
+        comb = np.interp(np.outer(shifts, partials), frequencies, magnitude).sum(axis=1)
+        tuning[key] = float(cents[np.argmax(comb)])
+    return tuning
+
+
+def render_performance(
+    performance: ChoralePerformance, program: int, soundfont: Path, fluidsynth: str, workers: int
+) -> np.ndarray:
+    """Render every voice; returns ``(n_voices, n_samples)`` float32, zero-padded to a common length."""
+    end_s = performance.end_s + RELEASE_TAIL_S
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        renders = list(
+            pool.map(
+                lambda voice: render_midi(voice.to_midi(program), end_s, soundfont, fluidsynth), performance.voices
+            )
+        )
+    length = max(int(round(end_s * SAMPLE_RATE)), max(render.size for render in renders))
+    stems = np.zeros((len(renders), length), dtype=np.float32)
+    for index, render in enumerate(renders):
+        stems[index, : render.size] = render
+    return stems
+
+
+def make_item_audio(stems: np.ndarray, gains_db: np.ndarray, bit_depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Apply per-voice gains, normalise, and build the mixture as the exact sum of the stems.
+
+    ``stems``: ``(n_voices, n_samples)``; ``gains_db``: ``(n_voices,)``.
+    Returns ``(mix (n_samples,), stems (n_voices, n_samples))``: float32 for
+    ``bit_depth`` 32; for 16, int16 PCM samples (stems rounded first, the mix
+    summed in integers), so the stored files sum exactly too.
+    """
+    scaled = stems.astype(np.float64) * 10.0 ** (gains_db[:, None] / 20.0)
+    peak = np.abs(scaled.sum(axis=0)).max()
+    scaled *= MIX_PEAK / peak if peak > 0 else 1.0
+    if bit_depth == 16:
+        # MIX_PEAK leaves room for the rounding of four stems: the sum fits int16.
+        stems_pcm = np.round(scaled * PCM16_SCALE).astype(np.int16)
+        return stems_pcm.sum(axis=0, dtype=np.int32).astype(np.int16), stems_pcm
+    stems_out = scaled.astype(np.float32)
+    return stems_out.sum(axis=0, dtype=np.float32), stems_out
+
+
+def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progress: bool = True) -> list[str]:
+    """Generate ``options.count`` items of ``options.seconds`` s into ``outdir``; returns the item names.
+
+    Raises ``GeneratorError`` if fluidsynth or a soundfont is missing, if
+    ``outdir`` is not empty (unless ``force``) or if the corpus runs out.
+    """
+    from tqdm import tqdm
+
+    if options.count < 1 or options.seconds <= 0:
+        raise GeneratorError("--count must be at least 1 and --seconds positive")
+    if options.bit_depth not in (16, 32):
+        raise GeneratorError(f"bit depth {options.bit_depth}: use 16 or 32")
+    fluidsynth = find_fluidsynth()
+    soundfont = find_soundfont(options.soundfont)
+    program = resolve_program(options.program)
+    outdir = Path(outdir)
+    if outdir.exists() and any(outdir.iterdir()) and not force:
+        raise GeneratorError(f"{outdir}: folder is not empty (use --force to write into it)")
+
+    tuning = measure_tuning(program, soundfont, fluidsynth)
+    chorales = list_chorales()
+    order = np.random.default_rng(options.seed).permutation(len(chorales))
+    item_length = int(round(options.seconds * SAMPLE_RATE))
+    names: list[str] = []
+    skipped: list[str] = []
+    with tqdm(total=options.count, desc="bach items", unit="item", disable=not progress) as bar:
+        for chorale_index in order:
+            if len(names) == options.count:
+                break
+            path = chorales[chorale_index]
+            chorale = path.stem
+            notes = read_chorale(path)
+            if notes is None:
+                skipped.append(chorale)
+                continue
+            performance = perform(chorale, notes, options, tuning)
+            n_chunks = int((performance.end_s + CHUNK_END_ALLOWANCE_S) // options.seconds)
+            if options.per_chorale > 0:
+                n_chunks = min(n_chunks, options.per_chorale)
+            n_chunks = min(n_chunks, options.count - len(names))
+            if n_chunks == 0:
+                skipped.append(chorale)
+                continue
+            rendered = render_performance(performance, program, soundfont, fluidsynth, options.workers)
+            rng = np.random.default_rng([options.seed, zlib.crc32(chorale.encode()), 1])
+            for chunk in range(n_chunks):
+                start = chunk * item_length
+                segment = np.zeros((len(DEFAULT_VOICES), item_length), dtype=np.float32)
+                available = rendered[:, start : start + item_length]
+                segment[:, : available.shape[1]] = available
+                gains_db = rng.uniform(-options.level_db, options.level_db, size=len(DEFAULT_VOICES))
+                mix, stems = make_item_audio(segment, gains_db, options.bit_depth)
+                times = frame_times(item_length, SAMPLE_RATE, HOP_LENGTH)
+                f0 = np.stack([voice.f0_at(start / SAMPLE_RATE + times) for voice in performance.voices])
+                name = f"{len(names):04d}_{chorale}_{chunk}"
+                meta = {
+                    "source": "music21 Bach corpus, rendered by sfgraph data bach",
+                    "chorale": chorale,
+                    "chunk": chunk,
+                    "start_s": start / SAMPLE_RATE,
+                    "voices": list(DEFAULT_VOICES),
+                    "tempo_bpm": round(performance.tempo_bpm, 3),
+                    "transpose_semitones": performance.transpose,
+                    "gains_db": {
+                        voice: round(float(gain), 3) for voice, gain in zip(DEFAULT_VOICES, gains_db, strict=True)
+                    },
+                    "program": program,
+                    "soundfont": soundfont.name,
+                    "seed": options.seed,
+                }
+                write_item(
+                    outdir / name,
+                    mix=mix,
+                    sample_rate=SAMPLE_RATE,
+                    voices=DEFAULT_VOICES,
+                    f0_times=times,
+                    f0_hz=f0,
+                    stems=stems,
+                    meta=meta,
+                    bit_depth=options.bit_depth,
+                )
+                names.append(name)
+                bar.update(1)
+    if len(names) < options.count:
+        raise GeneratorError(
+            f"the corpus gave only {len(names)} items of {options.seconds} s (asked for {options.count}); "
+            "lower --count or --seconds"
+        )
+    # The worker count changes nothing in the output, so it is left out of the record.
+    settings = {
+        key: (str(value) if isinstance(value, Path) else value)
+        for key, value in asdict(options).items()
+        if key != "workers"
+    }
+    record = {
+        "generator": "sfgraph data bach",
+        "options": settings,
+        "program": program,
+        "soundfont": str(soundfont),
+        "soundfont_bytes": soundfont.stat().st_size,
+        "tuning_cents": {str(key): cents for key, cents in tuning.items()},
+        "items": names,
+        "skipped_chorales": skipped,
+    }
+    write_text(outdir / "generation.json", json.dumps(record, indent=2) + "\n")
+    return names

@@ -1,0 +1,178 @@
+"""Reference separators: oracle masks, the mixture itself, and F0-informed NMF.
+
+All are pure functions on numpy arrays, so graphs can use them as separators
+too. They use the separator's own STFT, ``sfgraph.dsp.stft`` (periodic Hann
+window of 2048 samples, hop 256, causal framing: frame ``t`` is centred on
+sample ``t * 256 + 256 - 1024``).
+
+- ``oracle_mask_separate``: ratio masks from the true stems (needs ground
+  truth): magnitude ratio ``|S_j| / sum_k |S_k|`` (power 1) or power ratio
+  ``|S_j|^2 / sum_k |S_k|^2`` (power 2). An upper bound for mask-based
+  separation on this STFT.
+- ``mixture_separate``: every voice estimated as the mixture (the floor).
+- ``nmf_separate``: learning-free, needs only the mixture and each voice's
+  F0. Each voice's magnitude spectrogram is modelled as
+  ``activation_j(t) * envelope_j(f) * comb_j(f, t)`` where ``comb_j`` is a
+  fixed harmonic comb at the voice's F0 (partials shaped like the window's
+  main lobe, following the F0 across the analysis window), and the
+  activations and spectral envelopes are fitted to the mixture magnitude by
+  multiplicative updates for the KL divergence; the fitted model spectra give
+  soft (Wiener-like) masks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sfgraph.data.audio import write_wav
+from sfgraph.data.layout import Dataset, Item, resample_f0
+from sfgraph.dsp.stft import istft, mask_separate, stft
+
+N_FFT = 2048
+HOP_LENGTH = 256
+NMF_ITERATIONS = 30
+BASELINES = ("oracle", "nmf", "mixture")
+# Keeps the multiplicative updates and the masks finite where the model is empty.
+_EPS = 1e-12
+
+
+def stft_frame_times(n_frames: int, sample_rate: int, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> np.ndarray:
+    """Centre times, s, of the frames of ``sfgraph.dsp.stft.stft``: ``(n_frames,)``, the first ones negative."""
+    return (np.arange(n_frames) * hop_length + hop_length - n_fft / 2) / sample_rate
+
+
+def oracle_mask_separate(mix: np.ndarray, stems: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """Oracle ratio-mask separation from the true stems.
+
+    ``mix``: ``(n_samples,)``; ``stems``: ``(n_voices, n_samples)``; ``power``
+    1 = magnitude ratio, 2 = power ratio. Returns ``(n_voices, n_samples)`` float32.
+    """
+    return mask_separate(np.asarray(mix), np.asarray(stems), N_FFT, HOP_LENGTH, power)
+
+
+def mixture_separate(mix: np.ndarray, n_voices: int) -> np.ndarray:
+    """The floor: every voice estimated as the mixture, ``(n_voices, n_samples)``."""
+    return np.repeat(np.asarray(mix, dtype=np.float32)[None], n_voices, axis=0)
+
+
+def harmonic_combs(
+    f0_hz: np.ndarray,
+    sample_rate: int,
+    n_fft: int = N_FFT,
+    hop_length: int = HOP_LENGTH,
+    max_harmonics: int = 80,
+    lobe_bins: float = 0.85,
+    spread_cents: float = 30.0,
+) -> np.ndarray:
+    """Harmonic combs at each voice's F0, on the STFT grid.
+
+    ``f0_hz``: ``(n_voices, n_frames)`` Hz on the STFT frames (0 = unvoiced).
+    Returns ``(n_voices, n_fft // 2 + 1, n_frames)`` float32, 0 where unvoiced.
+
+    Partial ``h`` is a Gaussian bump of ``sqrt(lobe_bins**2 + (h * f0 *
+    spread)**2)`` bins standard deviation (the Hann main lobe, widened for
+    detuned ensemble voices by ``spread_cents``) at ``h * f0``. Because one
+    analysis window spans several hops, each frame's comb sums the combs of
+    the F0 values of the frames inside its window, weighted by the window, so
+    vibrato and note changes smear the comb as they smear the spectrum.
+    """
+    n_voices, n_frames = f0_hz.shape
+    n_freq = n_fft // 2 + 1
+    bin_hz = sample_rate / n_fft
+    reach = (n_fft // 2) // hop_length - 1  # neighbouring frames inside the window
+    offsets = np.arange(-reach, reach + 1)
+    window_weights = np.cos(np.pi * offsets * hop_length / n_fft) ** 2  # Hann at those offsets
+    harmonics = np.arange(1, max_harmonics + 1)
+    spread = 2.0 ** (spread_cents / 1200.0) - 1.0
+    half_width = 4  # bins each side of a partial's centre that get a value
+    bins = np.arange(-half_width, half_width + 1)
+    combs = np.zeros((n_voices, n_freq * n_frames), dtype=np.float64)
+    frames = np.arange(n_frames)
+    for voice in range(n_voices):
+        for offset, weight in zip(offsets, window_weights, strict=True):
+            source = np.clip(frames + offset, 0, n_frames - 1)
+            f0 = f0_hz[voice, source]  # (n_frames,)
+            centres = f0[:, None] * harmonics[None, :] / bin_hz  # (n_frames, n_harmonics) in bins
+            valid = (f0[:, None] > 0) & (centres < n_freq - 1 - half_width)
+            sigma = np.sqrt(lobe_bins**2 + (centres * spread) ** 2)
+            target = np.round(centres)[..., None] + bins  # (n_frames, n_harmonics, n_bins)
+            values = weight * np.exp(-0.5 * ((target - centres[..., None]) / sigma[..., None]) ** 2)
+            keep = valid[..., None] & (target >= 0)
+            flat_index = (target * n_frames + frames[:, None, None]).astype(np.int64)
+            combs[voice] += np.bincount(flat_index[keep], weights=values[keep], minlength=n_freq * n_frames)
+    return combs.reshape(n_voices, n_freq, n_frames).astype(np.float32)
+
+
+def nmf_separate(
+    mix: np.ndarray,
+    f0_hz: np.ndarray,
+    f0_times: np.ndarray,
+    sample_rate: int,
+    n_iterations: int = NMF_ITERATIONS,
+    mask_power: float = 1.0,
+    spread_cents: float = 30.0,
+) -> np.ndarray:
+    """F0-informed NMF separation (learning-free).
+
+    ``mix``: ``(n_samples,)``; ``f0_hz``: ``(n_voices, n_f0_frames)`` Hz at
+    ``f0_times`` (s), 0 = unvoiced. Returns ``(n_voices, n_samples)`` float32.
+    A voice that is unvoiced in a frame gets nothing in that frame.
+    ``mask_power`` 1 makes magnitude-ratio masks from the fitted voice
+    spectra, 2 power-ratio masks; ``spread_cents`` widens high partials
+    (see ``harmonic_combs``). The defaults were the best of a small grid on
+    generated Bach data (Choir Aahs); 30 iterations scored as well as 100.
+    """
+    mix = np.asarray(mix, dtype=np.float64)
+    spectrum = stft(mix, N_FFT, HOP_LENGTH)  # (n_frames, n_freq)
+    magnitude = np.abs(spectrum).T.astype(np.float32)  # (n_freq, n_frames)
+    f0_frames = resample_f0(f0_times, f0_hz, stft_frame_times(magnitude.shape[1], sample_rate))
+    combs = harmonic_combs(f0_frames, sample_rate, spread_cents=spread_cents)  # (n_voices, n_freq, n_frames) float32
+
+    n_voices = combs.shape[0]
+    activations = np.full((n_voices, magnitude.shape[1]), magnitude.mean() + _EPS, dtype=np.float32)  # h_j(t)
+    envelopes = np.ones((n_voices, magnitude.shape[0]), dtype=np.float32)  # e_j(f)
+    for _ in range(n_iterations):
+        # Multiplicative updates for KL(V | V_hat), V_hat = sum_j h_j(t) e_j(f) comb_j(f, t).
+        ratio = magnitude / (np.einsum("jt,jf,jft->ft", activations, envelopes, combs, optimize=True) + _EPS)
+        activations *= np.einsum("jf,jft,ft->jt", envelopes, combs, ratio, optimize=True) / (
+            np.einsum("jf,jft->jt", envelopes, combs, optimize=True) + _EPS
+        )
+        ratio = magnitude / (np.einsum("jt,jf,jft->ft", activations, envelopes, combs, optimize=True) + _EPS)
+        envelopes *= np.einsum("jt,jft,ft->jf", activations, combs, ratio, optimize=True) / (
+            np.einsum("jt,jft->jf", activations, combs, optimize=True) + _EPS
+        )
+    voice_models = activations[:, None, :] * envelopes[:, :, None] * combs
+    weighted = np.power(voice_models, mask_power)
+    masks = weighted / (weighted.sum(axis=0, keepdims=True) + _EPS)
+    return istft(masks.transpose(0, 2, 1) * spectrum[None], N_FFT, HOP_LENGTH, mix.size).astype(np.float32)
+
+
+def separate_item(method: str, item: Item, oracle_power: float = 1.0, n_iterations: int = NMF_ITERATIONS) -> np.ndarray:
+    """Run a baseline on one ``layout.Item``; returns ``(n_voices, n_samples)`` in ``item.voices`` order."""
+    mix = item.load_mix()
+    if method == "oracle":
+        return oracle_mask_separate(mix, item.load_stems(), oracle_power)
+    if method == "nmf":
+        return nmf_separate(mix, item.f0_hz, item.f0_times, item.sample_rate, n_iterations=n_iterations)
+    if method == "mixture":
+        return mixture_separate(mix, len(item.voices))
+    raise ValueError(f"unknown baseline {method!r} (choose from {', '.join(BASELINES)})")
+
+
+def separate_dataset(
+    method: str,
+    dataset: Dataset,
+    out_dir: Path,
+    oracle_power: float = 1.0,
+    n_iterations: int = NMF_ITERATIONS,
+    progress: bool = True,
+) -> None:
+    """Write a baseline's estimates as ``out_dir/<item>/<voice>.wav`` (float32), the layout ``evaluate`` reads."""
+    from tqdm import tqdm
+
+    for item in tqdm(dataset.items, desc=method, unit="item", disable=not progress):
+        estimates = separate_item(method, item, oracle_power, n_iterations)
+        for voice, estimate in zip(item.voices, estimates, strict=True):
+            write_wav(Path(out_dir) / item.name / f"{voice}.wav", estimate, item.sample_rate)

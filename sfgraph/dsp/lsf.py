@@ -1,0 +1,223 @@
+"""Line-spectral-frequency parametrisation of the all-pole vocal tract.
+
+``p + 1`` positive increments are normalised to sum to pi and cumulatively
+summed; the first ``p`` partial sums are ``p`` strictly increasing LSFs in
+``(0, pi)``.  Interlaced LSFs on the unit circle are exactly the roots of the
+symmetric / antisymmetric polynomials
+
+    P(z) = (1 + z^-1) * prod_{i even} (1 - 2 cos(w_i) z^-1 + z^-2)
+    Q(z) = (1 - z^-1) * prod_{i odd}  (1 - 2 cos(w_i) z^-1 + z^-2)
+
+(0-based ``i`` over the sorted LSFs ``w``), and ``A(z) = (P(z) + Q(z)) / 2`` is
+then minimum phase, so ``1 / A(z)`` is stable by construction.
+
+Three flavours of the same maths live here: torch (differentiable, batched),
+Numba kernels (used by the streaming synthesizer) and a numpy stability check.
+All LPC arrays have ``lpc[..., 0] == 1`` and the filter is
+``y[n] = x[n] - sum_{i=1}^{p} lpc[i] * y[n - i]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numba import njit
+
+
+def lsf_from_increments(increments: torch.Tensor, min_gap: float = 0.0) -> torch.Tensor:
+    """Ordered LSFs from positive increments.
+
+    Args:
+        increments: ``(..., p + 1)`` positive values (any scale; normalised here).
+        min_gap: smallest LSF spacing in radians (see ``VoiceConfig.min_lsf_gap``):
+            increment ``i`` becomes ``min_gap + (pi - (p + 1) min_gap) x_i / sum(x)``.
+
+    Returns:
+        ``(..., p)`` LSFs in radians, strictly increasing in ``(0, pi)``.
+    """
+    spread = math.pi - increments.shape[-1] * min_gap
+    normalised = min_gap + increments * (spread / increments.sum(dim=-1, keepdim=True))
+    return torch.cumsum(normalised, dim=-1)[..., :-1]
+
+
+def lsf_to_lpc(lsf: torch.Tensor) -> torch.Tensor:
+    """LPC polynomial ``A(z)`` from sorted LSFs (differentiable).
+
+    Args:
+        lsf: ``(..., p)`` sorted LSFs in radians, ``p`` even.
+
+    Returns:
+        ``(..., p + 1)`` coefficients of ``A(z)``, ``lpc[..., 0] == 1``.
+        Computed in the dtype of ``lsf``; pass float64 for sharp resonances,
+        whose coefficients need more than float32 precision.
+    """
+    order = lsf.shape[-1]
+    minus_two_cos = -2.0 * torch.cos(lsf)
+    # Row 0 builds P (even-indexed LSFs, root at z = -1), row 1 builds Q (root at z = +1).
+    section_coeffs = torch.stack((minus_two_cos[..., 0::2], minus_two_cos[..., 1::2]), dim=-2)
+    first_factor = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=lsf.dtype, device=lsf.device)
+    poly = first_factor.expand(*lsf.shape[:-1], 2, 2)
+    for section in range(order // 2):
+        coeff = section_coeffs[..., section : section + 1]
+        poly = F.pad(poly, (0, 2)) + coeff * F.pad(poly, (1, 1)) + F.pad(poly, (2, 0))
+    return 0.5 * (poly[..., 0, : order + 1] + poly[..., 1, : order + 1])
+
+
+def truncated_convolution(x: torch.Tensor, y: torch.Tensor, n_out: int) -> torch.Tensor:
+    """First ``n_out`` samples of the linear convolution of ``x`` and ``y`` (last dim).
+
+    Uses a power-of-two FFT at least as long as the linear convolution of the
+    parts that reach the first ``n_out`` outputs, so there is no circular wrap.
+    """
+    x = x[..., :n_out]
+    y = y[..., :n_out]
+    fft_len = 1 << (x.shape[-1] + y.shape[-1] - 2).bit_length()
+    spectrum = torch.fft.rfft(x, n=fft_len) * torch.fft.rfft(y, n=fft_len)
+    return torch.fft.irfft(spectrum, n=fft_len)[..., :n_out]
+
+
+class _AllPoleImpulseResponse(torch.autograd.Function):
+    """Impulse response of ``1 / A(z)`` by the direct recursion, with analytic backward.
+
+    The recursion is the numerically robust way to get the response of sharp
+    resonances (block or FFT shortcuts lose many digits to cancellation there).
+    Forward runs it in place without building an autograd graph.  Backward
+    uses ``d h[n] / d a_i = -(h * h)[n - i]`` (``*``: convolution):
+    ``grad a_i = -sum_k h[k] r[k + i]`` with ``r[m] = sum_n grad[n] h[n - m]``,
+    and ``r`` is the transposed (time-reversed) recursion of the same filter.
+    """
+
+    @staticmethod
+    def forward(ctx, lpc: torch.Tensor, length: int) -> torch.Tensor:
+        order = lpc.shape[-1] - 1
+        rows = lpc.reshape(-1, order + 1)
+        taps_oldest_first = rows[:, 1:].flip(-1)
+        history = rows.new_zeros(rows.shape[0], order + length)
+        history[:, order] = 1.0
+        for n in range(1, length):
+            history[:, order + n] = -torch.linalg.vecdot(history[:, n : n + order], taps_oldest_first)
+        response = history[:, order:].contiguous()
+        ctx.save_for_backward(rows, response)
+        return response.reshape(*lpc.shape[:-1], length)
+
+    @staticmethod
+    def backward(ctx, grad_response: torch.Tensor):
+        rows, response = ctx.saved_tensors
+        order = rows.shape[-1] - 1
+        length = response.shape[-1]
+        grad_rows = grad_response.reshape(-1, length)
+        taps = rows[:, 1:]
+        # future[:, m] = r[m] for m < length, zero beyond (truncation of the response).
+        future = rows.new_zeros(rows.shape[0], length + order)
+        for m in range(length - 1, -1, -1):
+            future[:, m] = grad_rows[:, m] - torch.linalg.vecdot(future[:, m + 1 : m + 1 + order], taps)
+        grad_lpc = torch.zeros_like(rows)
+        for lag in range(1, order + 1):
+            grad_lpc[:, lag] = -torch.linalg.vecdot(response[:, : length - lag], future[:, lag:length])
+        return grad_lpc.reshape(grad_response.shape[:-1] + (order + 1,)), None
+
+
+def lpc_impulse_response(lpc: torch.Tensor, length: int) -> torch.Tensor:
+    """First ``length`` samples of the impulse response of ``1 / A(z)`` (differentiable).
+
+    Args:
+        lpc: ``(..., p + 1)`` with ``lpc[..., 0] == 1`` (float64 recommended).
+        length: number of samples.
+
+    Returns:
+        ``(..., length)`` impulse response, same dtype and device as ``lpc``.
+    """
+    return _AllPoleImpulseResponse.apply(lpc, length)
+
+
+@njit(cache=True)
+def lsf_from_increments_kernel(increments: np.ndarray, min_gap: float, lsf_out: np.ndarray) -> None:
+    """Numba twin of :func:`lsf_from_increments` for ``(n, p + 1)`` float64 rows."""
+    n_rows, n_increments = increments.shape
+    spread = math.pi - n_increments * min_gap
+    for row in range(n_rows):
+        total = 0.0
+        for i in range(n_increments):
+            total += increments[row, i]
+        scale = spread / total
+        running = 0.0
+        for i in range(n_increments - 1):
+            running += min_gap + increments[row, i] * scale
+            lsf_out[row, i] = running
+
+
+@njit(cache=True)
+def lsf_to_lpc_kernel(lsf: np.ndarray, lpc_out: np.ndarray) -> None:
+    """Numba twin of :func:`lsf_to_lpc` for ``(n, p)`` float64 rows into ``(n, p + 1)``."""
+    n_rows, order = lsf.shape
+    p_poly = np.empty(order + 2)
+    q_poly = np.empty(order + 2)
+    for row in range(n_rows):
+        p_poly[:] = 0.0
+        q_poly[:] = 0.0
+        p_poly[0] = 1.0
+        p_poly[1] = 1.0
+        q_poly[0] = 1.0
+        q_poly[1] = -1.0
+        degree = 1
+        for section in range(order // 2):
+            p_coeff = -2.0 * math.cos(lsf[row, 2 * section])
+            q_coeff = -2.0 * math.cos(lsf[row, 2 * section + 1])
+            # In-place multiply by (1 + c z^-1 + z^-2), highest power first so that
+            # the lower coefficients read are still the old ones.
+            for n in range(degree + 2, 1, -1):
+                p_poly[n] = p_poly[n] + p_coeff * p_poly[n - 1] + p_poly[n - 2]
+                q_poly[n] = q_poly[n] + q_coeff * q_poly[n - 1] + q_poly[n - 2]
+            p_poly[1] = p_poly[1] + p_coeff * p_poly[0]
+            q_poly[1] = q_poly[1] + q_coeff * q_poly[0]
+            degree += 2
+        for n in range(order + 1):
+            lpc_out[row, n] = 0.5 * (p_poly[n] + q_poly[n])
+
+
+def lsf_increments_to_lpc_numpy(increments: np.ndarray, min_gap: float = 0.0) -> np.ndarray:
+    """LPC coefficients from increments with the Numba kernels (float64).
+
+    Args:
+        increments: ``(..., p + 1)`` positive values.
+        min_gap: smallest LSF spacing in radians, as in :func:`lsf_from_increments`.
+
+    Returns:
+        ``(..., p + 1)`` LPC coefficients with ``lpc[..., 0] == 1``.
+    """
+    increments = np.asarray(increments, dtype=np.float64)
+    rows = np.ascontiguousarray(increments.reshape(-1, increments.shape[-1]))
+    lsf = np.empty((rows.shape[0], rows.shape[1] - 1))
+    lsf_from_increments_kernel(rows, min_gap, lsf)
+    lpc = np.empty_like(rows)
+    lsf_to_lpc_kernel(lsf, lpc)
+    return lpc.reshape(increments.shape)
+
+
+def reflection_coefficients(lpc: np.ndarray) -> np.ndarray:
+    """Reflection coefficients of ``A(z)`` by the step-down recursion (numpy).
+
+    ``1 / A(z)`` is stable iff every returned coefficient has magnitude < 1;
+    unlike polynomial root finding this test stays reliable for poles very
+    close to the unit circle.
+
+    Args:
+        lpc: ``(p + 1,)`` with ``lpc[0] == 1``.
+
+    Returns:
+        ``(p,)`` reflection coefficients ``k_1 .. k_p``.  If some ``|k_m| >= 1``
+        the recursion stops there and the lower-order entries are left as NaN.
+    """
+    current = np.asarray(lpc, dtype=np.float64).copy()
+    order = current.shape[0] - 1
+    reflection = np.full(order, np.nan)
+    for m in range(order, 0, -1):
+        k = current[m]
+        reflection[m - 1] = k
+        if abs(k) >= 1.0:
+            break
+        current[1:m] = (current[1:m] - k * current[m - 1 : 0 : -1]) / (1.0 - k * k)
+    return reflection

@@ -1,0 +1,126 @@
+"""STFT, inverse STFT and ratio masks, whole-signal and streaming, with one framing.
+
+Framing: frame ``t`` covers samples ``[t*hop - (n_fft - hop), t*hop + hop)`` (zeros
+before the start), so it is complete as soon as sample ``(t+1)*hop - 1`` has arrived:
+the streaming version is causal with a latency of ``n_fft - hop`` samples and gives
+the same output as the whole-signal version, shifted by that latency. Windows:
+periodic Hann for analysis, Hann divided by the overlap sum of its square for
+synthesis, so that a mask of ones reconstructs the input exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def hann(n: int) -> np.ndarray:
+    """Periodic Hann window of ``n`` samples."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float64)
+
+
+def synthesis_window(n_fft: int, hop: int) -> np.ndarray:
+    """Window that, after analysis with ``hann(n_fft)``, overlap-adds to unity."""
+    if n_fft % hop:
+        raise ValueError(f"hop ({hop}) must divide n_fft ({n_fft})")
+    window = hann(n_fft)
+    overlap = np.zeros(hop)
+    for shift in range(0, n_fft, hop):
+        overlap += window[shift:shift + hop] ** 2
+    if np.ptp(overlap) > 1e-9 * overlap.max():
+        raise ValueError(f"Hann windows of {n_fft} at hop {hop} do not overlap-add to a constant; use hop <= n_fft/4")
+    return window / overlap[0]
+
+
+def covering_frames(n_samples: int, n_fft: int, hop: int) -> int:
+    """Frames needed for every sample to be covered by all its overlapping frames."""
+    return -(-(n_samples + n_fft - hop) // hop)
+
+
+def stft(x: np.ndarray, n_fft: int, hop: int, frames: int | None = None) -> np.ndarray:
+    """(…, samples) real → (…, frames, n_fft//2+1) complex.
+
+    ``frames`` defaults to ``covering_frames`` (what ``istft`` needs to reconstruct
+    every sample); frame ``t`` is centred on sample ``t*hop + hop - n_fft/2``.
+    """
+    n = x.shape[-1]
+    frames = covering_frames(n, n_fft, hop) if frames is None else frames
+    padded = np.zeros(x.shape[:-1] + (n_fft - hop + max(frames * hop, n),), dtype=np.float64)
+    padded[..., n_fft - hop:n_fft - hop + n] = x
+    starts = np.arange(frames) * hop
+    index = starts[:, None] + np.arange(n_fft)[None, :]
+    return np.fft.rfft(padded[..., index] * hann(n_fft), axis=-1)
+
+
+def istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
+    """Inverse of ``stft``: (…, frames, bins) → (…, length) float64."""
+    frames = spec.shape[-2]
+    pieces = np.fft.irfft(spec, n=n_fft, axis=-1) * synthesis_window(n_fft, hop)
+    out = np.zeros(spec.shape[:-2] + (n_fft - hop + frames * hop,))
+    for i in range(n_fft // hop):  # overlap-add one hop-aligned slice of every frame at a time
+        block = pieces[..., i * hop:(i + 1) * hop]
+        out[..., i * hop:i * hop + frames * hop] += block.reshape(block.shape[:-2] + (frames * hop,))
+    return out[..., n_fft - hop:n_fft - hop + length]
+
+
+def ratio_masks(voice_spectra: np.ndarray, power: float = 1.0, eps: float = 1e-8) -> np.ndarray:
+    """Soft masks |S_j|^p / Σ_k |S_k|^p over the voice axis (axis 0); p=1 magnitude, p=2 power."""
+    weights = np.abs(voice_spectra) ** power
+    return weights / (weights.sum(axis=0, keepdims=True) + eps)
+
+
+def mask_separate(mix: np.ndarray, voices: np.ndarray, n_fft: int = 2048, hop: int = 256,
+                  power: float = 1.0) -> np.ndarray:
+    """Separate ``mix`` (samples,) with masks from estimated ``voices`` (V, samples).
+
+    Returns (V, samples) float32: voice j is the mixture's STFT times
+    |S_j|^p / Σ_k |S_k|^p, inverted. With the true stems as ``voices`` this is the
+    oracle ratio mask.
+    """
+    mix_spec = stft(np.asarray(mix, dtype=np.float64), n_fft, hop)
+    masks = ratio_masks(stft(np.asarray(voices, dtype=np.float64), n_fft, hop), power)
+    return istft(masks * mix_spec[None], n_fft, hop, mix.shape[-1]).astype(np.float32)
+
+
+class StreamingMaskSeparator:
+    """``mask_separate`` on a stream: push hops of mixture and voices, get separated
+    voices ``n_fft - hop`` samples later (``latency``).
+
+    ``process(mix, voices)``: mix (samples,), voices (V, samples), samples a multiple
+    of ``hop``; returns (V, samples) float32.
+    """
+
+    def __init__(self, n_voices: int, n_fft: int = 2048, hop: int = 256, power: float = 1.0):
+        self.n_voices, self.n_fft, self.hop, self.power = n_voices, n_fft, hop, power
+        self.latency = n_fft - hop
+        self.analysis = hann(n_fft)
+        self.synthesis = synthesis_window(n_fft, hop)
+        self.reset()
+
+    def reset(self) -> None:
+        history = self.n_fft - self.hop
+        self.mix_history = np.zeros(history)
+        self.voice_history = np.zeros((self.n_voices, history))
+        self.overlap = np.zeros((self.n_voices, self.n_fft - self.hop))
+
+    def process(self, mix: np.ndarray, voices: np.ndarray) -> np.ndarray:
+        n = mix.shape[-1]
+        if n % self.hop:
+            raise ValueError(f"blocks must be a multiple of hop={self.hop} samples, got {n}")
+        frames = n // self.hop
+        if frames == 0:
+            return np.zeros((self.n_voices, 0), dtype=np.float32)
+        mix_all = np.concatenate([self.mix_history, mix])
+        voices_all = np.concatenate([self.voice_history, voices], axis=-1)
+        index = (np.arange(frames) * self.hop)[:, None] + np.arange(self.n_fft)[None, :]
+        mix_spec = np.fft.rfft(mix_all[index] * self.analysis, axis=-1)
+        voice_spec = np.fft.rfft(voices_all[:, index] * self.analysis, axis=-1)
+        pieces = np.fft.irfft(ratio_masks(voice_spec, self.power) * mix_spec[None], n=self.n_fft,
+                              axis=-1) * self.synthesis
+        keep = self.n_fft - self.hop
+        self.mix_history = mix_all[-keep:]
+        self.voice_history = voices_all[:, -keep:]
+        out = np.zeros((self.n_voices, keep + n))
+        out[:, :keep] = self.overlap
+        for t in range(frames):
+            out[:, t * self.hop:t * self.hop + self.n_fft] += pieces[:, t]
+        self.overlap = out[:, n:].copy()
+        return out[:, :n].astype(np.float32)

@@ -1,0 +1,36 @@
+"""Training settings and their command-line flags (no torch import: the CLI stays quick)."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class TrainConfig:
+    segment_seconds: float = 4.0
+    batch_size: int = 8
+    steps: int = 2000
+    learning_rate: float = 1e-3
+    final_learning_rate: float = 1e-4   # cosine decay to this by the last step
+    eval_every: int = 100               # steps between validation, log line and checkpoint
+    patience: int = 8                   # evaluations without improvement before stopping early
+    validation_items: int = 1           # items held out (the last ones by name)
+    max_minutes: float | None = None    # wall-clock budget; stops at the next evaluation past it
+    hidden: int = 256
+    seed: int = 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig()
+    parser.add_argument("dataset", help="dataset folder (mix.wav and f0/ per item; stems are never read)")
+    parser.add_argument("-o", "--output", required=True, help="model folder to write")
+    parser.add_argument("--resume", action="store_true", help="continue from the model folder's last checkpoint")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 …")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--keep-rank-weights", action="store_true",
+                        help="also write each process's final weights (to check distributed runs)")
+    for name, value in asdict(defaults).items():
+        flag = "--" + name.replace("_", "-")
+        kind = float if isinstance(value, float) or value is None else type(value)
+        parser.add_argument(flag, type=kind, default=value, help=f"default {value}")

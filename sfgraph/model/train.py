@@ -1,0 +1,261 @@
+"""Unsupervised training: the network learns to explain mixtures as sums of voices.
+
+Only mixtures and F0 tracks are read: never ``stems/``. One process, or several
+with ``torchrun --nproc_per_node N -m sfgraph.train DATASET -o MODEL_DIR``
+(DistributedDataParallel: gloo on CPU, nccl on CUDA).
+
+Randomness (segment choice, synthesizer noise) is drawn from generators seeded by
+the step number, so a run resumed from its last checkpoint continues exactly as
+the uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import distributed as dist
+from tqdm import tqdm
+
+from ..data.layout import load_dataset
+from ..dsp.voice_torch import synthesize_voices
+from .checkpoint import atomic_torch_save, atomic_write_bytes, save_model
+from .config import TrainConfig, add_arguments
+from .loss import spectral_loss
+from .network import NetworkConfig, ParamNet, split_parameters
+
+
+class Segments:
+    """Mixtures and F0 tracks in memory, cut into training segments."""
+
+    def __init__(self, mixes: list[np.ndarray], f0s: list[np.ndarray], segment: int, hop: int):
+        self.mixes = [torch.from_numpy(m) for m in mixes]
+        self.f0s = [torch.from_numpy(f.astype(np.float32)) for f in f0s]
+        self.segment, self.hop = segment, hop
+        lengths = torch.tensor([max(1, m.shape[-1] - segment) for m in mixes], dtype=torch.float64)
+        self.weights = lengths / lengths.sum()
+
+    def cut(self, index: int, start_frame: int) -> tuple[torch.Tensor, torch.Tensor]:
+        frames = self.segment // self.hop
+        mix = self.mixes[index][start_frame * self.hop:start_frame * self.hop + self.segment]
+        f0 = self.f0s[index][:, start_frame:start_frame + frames]
+        mix = torch.nn.functional.pad(mix, (0, self.segment - mix.shape[-1]))
+        f0 = torch.nn.functional.pad(f0, (0, frames - f0.shape[-1]))
+        return mix, f0
+
+    def batch(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        items = torch.multinomial(self.weights, size, replacement=True, generator=generator)
+        pairs = []
+        for index in items.tolist():
+            last_start = max(0, (self.mixes[index].shape[-1] - self.segment) // self.hop)
+            start = int(torch.randint(0, last_start + 1, (1,), generator=generator))
+            pairs.append(self.cut(index, start))
+        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+    def fixed_batches(self, size: int):
+        """Every whole segment of every item, in order (for validation)."""
+        frames = self.segment // self.hop
+        cuts = [self.cut(i, start) for i, m in enumerate(self.mixes)
+                for start in range(0, max(1, (m.shape[-1] - self.segment) // self.hop + 1), frames)]
+        for i in range(0, len(cuts), size):
+            chunk = cuts[i:i + size]
+            yield torch.stack([c[0] for c in chunk]), torch.stack([c[1] for c in chunk])
+
+
+def load_segments(dataset_dir: Path, config: TrainConfig, voice_config) -> tuple[Segments, Segments, tuple[str, ...]]:
+    """Training and validation segments from a dataset folder (mixtures and F0 only)."""
+    dataset = load_dataset(dataset_dir, sample_rate=voice_config.sample_rate, use_stems=False)
+    voices = dataset.voices
+    incomplete = [item.name for item in dataset if item.voices != voices]
+    if incomplete:
+        raise ValueError(f"every item needs F0 for all voices {', '.join(voices)}; not: {', '.join(incomplete)}")
+    if len(dataset) <= config.validation_items:
+        raise ValueError(f"{dataset_dir}: {len(dataset)} item(s); need more than the {config.validation_items} "
+                         "held out for validation")
+    segment = int(round(config.segment_seconds * voice_config.sample_rate / voice_config.hop)) * voice_config.hop
+    mixes = [item.load_mix() for item in dataset]
+    f0s = [item.f0_on_frames(voice_config.hop) for item in dataset]
+    split = len(dataset) - config.validation_items
+    return (Segments(mixes[:split], f0s[:split], segment, voice_config.hop),
+            Segments(mixes[split:], f0s[split:], segment, voice_config.hop), voices)
+
+
+def synthesize(network: ParamNet, mix: torch.Tensor, f0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Voices (B, V, samples) that the network's parameters make for this mixture."""
+    params, _ = network(mix, f0)
+    amplitude, noise_gain, increments, bands = split_parameters(params, network_config(network))
+    return synthesize_voices(f0, amplitude, noise_gain, increments, bands[:, :, 0], generator=generator,
+                             config=network_config(network).voice)
+
+
+def network_config(network) -> NetworkConfig:
+    return (network.module if hasattr(network, "module") else network).config
+
+
+def learning_rate_factor(config: TrainConfig):
+    floor = config.final_learning_rate / config.learning_rate
+
+    def factor(step: int) -> float:
+        progress = min(1.0, step / max(1, config.steps))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool = False,
+          device: str = "auto", progress: bool = True, keep_rank_weights: bool = False) -> dict:
+    """Train (or resume) and return a summary; writes the model folder as it goes."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                          "cpu" if device == "auto" else device)
+    rank, world = 0, 1
+    if distributed:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    main_process = rank == 0
+    model_dir = Path(model_dir)
+    torch.manual_seed(config.seed)
+
+    network_config_ = NetworkConfig(hidden=config.hidden)
+    train_set, validation_set, voices = load_segments(Path(dataset_dir), config, network_config_.voice)
+    network_config_ = NetworkConfig(voices=voices, hidden=config.hidden)
+    network = ParamNet(network_config_).to(device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor(config))
+    state = {"step": 0, "best": math.inf, "evals_since_best": 0, "seconds": 0.0}
+    checkpoint_path = model_dir / "checkpoint.pt"
+    if resume:
+        if not checkpoint_path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
+        saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        network.load_state_dict(saved["network"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        state = saved["state"]
+    elif main_process:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        (model_dir / "log.csv").write_text("step,train_loss,validation_loss,learning_rate,seconds\n")
+    trained = torch.nn.parallel.DistributedDataParallel(network) if distributed else network
+
+    bar = tqdm(total=config.steps, initial=state["step"], desc="training", disable=not (progress and main_process),
+               file=sys.stderr)
+    started = time.perf_counter() - state["seconds"]
+    running, running_count = 0.0, 0
+    stop_reason = "steps"
+    while state["step"] < config.steps:
+        step = state["step"]
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step * world + rank)
+        mix, f0 = train_set.batch(config.batch_size, generator)
+        mix, f0 = mix.to(device), f0.to(device)
+        trained.train()
+        loss = spectral_loss(synthesize(trained, mix, f0, generator).sum(dim=1), mix)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        state["step"] += 1
+        running += float(loss)
+        running_count += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss):.3f}")
+        if state["step"] % config.eval_every and state["step"] < config.steps:
+            continue
+        state["seconds"] = time.perf_counter() - started
+        stop = torch.zeros(1)
+        if main_process:
+            validation = evaluate(network, validation_set, config, device)
+            improved = validation < state["best"]
+            state["best"] = min(state["best"], validation)
+            state["evals_since_best"] = 0 if improved else state["evals_since_best"] + 1
+            with open(model_dir / "log.csv", "a") as log:
+                log.write(f"{state['step']},{running / running_count:.5f},{validation:.5f},"
+                          f"{schedule.get_last_lr()[0]:.6g},{state['seconds']:.1f}\n")
+            if improved:
+                save_model(model_dir, network, {**asdict(config), "dataset": str(dataset_dir)})
+            atomic_torch_save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
+                               "schedule": schedule.state_dict(), "state": state}, checkpoint_path)
+            plot_loss_curve(model_dir)
+            if state["evals_since_best"] >= config.patience:
+                stop[0], stop_reason = 1, "early stopping"
+            elif config.max_minutes is not None and state["seconds"] > 60 * config.max_minutes:
+                stop[0], stop_reason = 1, "time budget"
+        running, running_count = 0.0, 0
+        if distributed:
+            dist.broadcast(stop, 0)
+        if stop[0]:
+            break
+    bar.close()
+    if keep_rank_weights:
+        atomic_torch_save(network.state_dict(), model_dir / f"final_weights_rank{rank}.pt")
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return {"steps": state["step"], "best_validation_loss": state["best"], "seconds": state["seconds"],
+            "stopped_by": stop_reason}
+
+
+@torch.no_grad()
+def evaluate(network: ParamNet, segments: Segments, config: TrainConfig, device) -> float:
+    """Mean validation loss over fixed segments, with fixed synthesizer noise."""
+    network.eval()
+    generator = torch.Generator().manual_seed(12345)
+    losses = [float(spectral_loss(synthesize(network, mix.to(device), f0.to(device), generator).sum(dim=1),
+                                  mix.to(device)))
+              for mix, f0 in segments.fixed_batches(config.batch_size)]
+    return float(np.mean(losses))
+
+
+def plot_loss_curve(model_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(model_dir / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, [float(r["train_loss"]) for r in rows], label="training")
+    ax.plot(steps, [float(r["validation_loss"]) for r in rows], label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("multi-resolution spectral loss")
+    ax.legend()
+    fig.tight_layout()
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(model_dir / "loss_curve.png", buffer.getvalue())
+
+
+def run(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    fields = TrainConfig.__dataclass_fields__
+    config = TrainConfig(**{name: getattr(args, name) for name in fields})
+    summary = train(Path(args.dataset), Path(args.output), config, resume=args.resume, device=args.device,
+                    progress=not args.quiet, keep_rank_weights=args.keep_rank_weights)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained {summary['steps']} steps in {summary['seconds'] / 60:.1f} min "
+              f"(stopped by {summary['stopped_by']}); best validation loss {summary['best_validation_loss']:.4f}; "
+              f"model in {args.output}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sfgraph.train", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

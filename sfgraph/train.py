@@ -1,0 +1,7 @@
+"""``python -m sfgraph.train`` (and ``torchrun … -m sfgraph.train``): the same as ``sfgraph train``."""
+import sys
+
+from .model.train import main
+
+if __name__ == "__main__":
+    sys.exit(main())
