@@ -1,17 +1,67 @@
-"""F0 sources: per-voice F0 tracks as an ``f0`` stream (voices, frames) in Hz, 0 = unvoiced."""
+"""F0 nodes: per-voice F0 tracks as an ``f0`` stream (voices, frames) in Hz, 0 = unvoiced.
+
+Every node here emits the same ``f0`` port, labelled by voice, so they replace one
+another in a graph: ``f0_files`` (CSV files), ``f0_score`` (a MIDI or MusicXML
+score, optionally aligned to the recording), ``f0_crepe`` (tracking one voice per
+audio channel) and ``f0_midi`` (notes played live).
+"""
 from __future__ import annotations
 
 from fractions import Fraction
 
 import numpy as np
 
-from sfgraph.data.layout import DEFAULT_VOICES, DatasetError, read_f0_csv, resample_f0, voice_order
+from sfgraph.data.layout import (
+    DEFAULT_VOICES,
+    HOP_LENGTH,
+    SAMPLE_RATE,
+    DatasetError,
+    read_f0_csv,
+    resample_f0,
+    voice_order,
+)
+from sfgraph.graph.errors import PortError
 from sfgraph.graph.node import Node
 from sfgraph.graph.params import Param
 from sfgraph.graph.ports import Port, StreamSpec
 
+_FRAME_PARAMS = {
+    "sample_rate": Param("int", 16000, "rate the frames refer to", unit="Hz", range=(1000, 192000)),
+    "hop": Param("int", 256, "samples per frame", unit="samples", range=(1, 8192)),
+}
 
-class F0Files(Node):
+
+class _Track(Node):
+    """A source that plays a track computed at configure time (``set_track``)."""
+
+    def set_track(self, track: np.ndarray) -> None:
+        """``track``: (voices, frames) Hz on ``frame_grid``."""
+        self.track = track.astype(np.float32)
+        self.duration_seconds = track.shape[-1] * self.p.hop / self.p.sample_rate  # for progress bars
+
+    def frame_grid(self, seconds: float) -> np.ndarray:
+        """Times (s) of the frames covering ``seconds``: frame t at t·hop/sample_rate."""
+        frame_seconds = self.p.hop / self.p.sample_rate
+        return np.arange(int(round(seconds / frame_seconds)) + 1) * frame_seconds
+
+    def f0_spec(self, voices) -> StreamSpec:
+        return StreamSpec("f0", (len(voices),), Fraction(self.p.sample_rate, self.p.hop), tuple(voices))
+
+    def prepare(self):
+        self.reset()
+
+    def reset(self):
+        self.position = 0
+        self.done = False
+
+    def process(self, n):
+        block = self.track[:, self.position:self.position + n]
+        self.position += block.shape[-1]
+        self.done = self.position >= self.track.shape[-1]
+        return {"f0": block}
+
+
+class F0Files(_Track):
     """Reads ``<voice>.csv`` files (header ``time_s,f0_hz``, as in the dataset layout).
 
     Output ``f0``: (voices, frames) Hz at ``sample_rate / hop`` frames per second
@@ -25,8 +75,7 @@ class F0Files(Node):
     params = {
         "dir": Param("path", doc="folder holding <voice>.csv"),
         "voices": Param("list[str]", None, "voice names in order (default: every csv, soprano alto tenor bass first)"),
-        "sample_rate": Param("int", 16000, "rate the frames refer to", unit="Hz", range=(1000, 192000)),
-        "hop": Param("int", 256, "samples per frame", unit="samples", range=(1, 8192)),
+        **_FRAME_PARAMS,
     }
 
     def configure(self, inputs, context):
@@ -46,22 +95,181 @@ class F0Files(Node):
                 problems += exc.problems
         if problems:
             raise ValueError("bad F0 file(s):\n  " + "\n  ".join(problems))
-        frame_seconds = self.p.hop / self.p.sample_rate
-        end = max(times[-1] for times, _ in tracks)
-        grid = np.arange(int(round(end / frame_seconds)) + 1) * frame_seconds
-        self.track = np.stack([resample_f0(times, f0, grid) for times, f0 in tracks]).astype(np.float32)
-        self.duration_seconds = len(grid) * frame_seconds
-        return {"f0": StreamSpec("f0", (len(voices),), Fraction(self.p.sample_rate, self.p.hop), tuple(voices))}
+        grid = self.frame_grid(max(times[-1] for times, _ in tracks))
+        self.set_track(np.stack([resample_f0(times, f0, grid) for times, f0 in tracks]))
+        return {"f0": self.f0_spec(voices)}
+
+
+class F0Score(_Track):
+    """F0 from a score: a MIDI file or a MusicXML (any format music21 reads), one part or
+    track per voice (see ``sfgraph.f0.score`` for how voices are found and named).
+
+    Output ``f0``: (voices, frames) Hz at ``sample_rate / hop`` frames per second.
+    Score time t sounds at ``offset_s + t / tempo_scale`` s. With ``align_to`` (a
+    recording of the score, usually the mixture being separated) the score is then
+    aligned to it by DTW on chroma (``sfgraph.f0.align``) at configure time, and the
+    track lasts as long as the recording; otherwise it ends one frame after the last note.
+    """
+
+    type_name = "f0_score"
+    outputs = {"f0": Port("f0", "F0 per voice", unit="Hz")}
+    params = {
+        "path": Param("path", doc="MIDI file (.mid) or score (.musicxml, .mxl, ...)"),
+        "voices": Param("list[str]", None, "part names to keep, or one name per part in order "
+                                           "(default: every part, named after it)"),
+        "offset_s": Param("float", 0.0, "when the score's time 0 sounds", unit="s"),
+        "tempo_scale": Param("float", 1.0, "played this many times as fast as written", range=(0.05, 20.0)),
+        "align_to": Param("path", None, "recording to align the score to (e.g. the mixture)"),
+        **_FRAME_PARAMS,
+    }
+
+    def configure(self, inputs, context):
+        from sfgraph.data.audio import read_wav
+        from sfgraph.f0.align import align_score
+        from sfgraph.f0.score import read_score
+
+        score = read_score(context.input_path(self.p.path), self.p.voices).placed(self.p.offset_s,
+                                                                                  self.p.tempo_scale)
+        if self.p.align_to is not None:
+            recording, rate = read_wav(context.input_path(self.p.align_to))
+            score = align_score(score, recording.mean(axis=0), rate)
+            seconds = recording.shape[1] / rate
+        else:
+            seconds = score.end_s + self.p.hop / self.p.sample_rate
+        self.set_track(score.f0_at(self.frame_grid(seconds)))
+        return {"f0": self.f0_spec(score.voices)}
+
+
+class F0Crepe(Node):
+    """Tracks each voice's F0 with CREPE, one voice per input channel (close microphones,
+    separate recordings), block by block.
+
+    Input ``audio``: (voices, samples) at 16 kHz (other rates are resampled),
+    consumed 256 samples (one frame) at a time. Outputs at 62.5 frames/s, frame t
+    at sample t·256, labelled by voice: ``f0`` (voices, frames) Hz, 0 where the
+    confidence is below ``threshold``; ``confidence`` (voices, frames) in 0..1.
+    Frame t needs the input up to 512 samples past it (half CREPE's window), plus
+    ``viterbi_lag`` frames for the Viterbi decoder and half the median filter: its
+    output stays on the timeline but runs that far behind its input (``lookahead``).
+    Offline and live give the same frames (see ``sfgraph.f0.crepe``).
+    """
+
+    type_name = "f0_crepe"
+    inputs = {"audio": Port("audio", "one voice per channel", rate=SAMPLE_RATE, quantum=HOP_LENGTH)}
+    outputs = {"f0": Port("f0", "F0 per voice", unit="Hz"),
+               "confidence": Port("control", "CREPE's confidence per voice and frame, 0..1")}
+    params = {
+        "model": Param("str", "tiny", "CREPE capacity: tiny (fast) or full (accurate, slow)", choices=("tiny", "full")),
+        "decoder": Param("str", "viterbi", "viterbi (fixed-lag, smooth), weighted_argmax or argmax",
+                         choices=("viterbi", "weighted_argmax", "argmax")),
+        "threshold": Param("float", 0.3, "confidence below which a frame is unvoiced", range=(0.0, 1.0), live=True),
+        "median": Param("int", 3, "median filter width on pitch and confidence (odd; 1 = none)",
+                        unit="frames", range=(1, 31)),
+        "viterbi_lag": Param("int", 8, "frames the Viterbi decoder waits before deciding a frame",
+                             unit="frames", range=(0, 64)),
+        "silence_db": Param("float", -60.0, "windows quieter than this are silent (confidence 0)", unit="dBFS",
+                            range=(-160.0, 0.0)),
+        "voices": Param("list[str]", None, "voice names, one per channel (default: the channel labels, "
+                                           "or soprano alto tenor bass for 4 unlabelled channels)"),
+        "device": Param("str", "auto", "auto (CUDA when available), cpu, cuda, cuda:N"),
+        "threads": Param("int", 1, "CPU threads for the network (1 keeps small live blocks cheap)", range=(1, 64)),
+    }
+
+    def configure(self, inputs, context):
+        from sfgraph.f0.crepe import TrackerOptions
+
+        spec = inputs["audio"]
+        if self.p.voices is not None:
+            if len(self.p.voices) != spec.channels:
+                raise PortError("audio", f"has {spec.channels} channel(s) but {len(self.p.voices)} voices are named "
+                                         f"({', '.join(self.p.voices)}): CREPE tracks one voice per channel")
+            voices = tuple(self.p.voices)
+        elif spec.labels is not None:
+            voices = spec.labels
+        else:
+            voices = DEFAULT_VOICES if spec.channels == len(DEFAULT_VOICES) else spec.channel_labels()
+        self.options = TrackerOptions(capacity=self.p.model, decoder=self.p.decoder, threshold=self.p.threshold,
+                                      median_frames=self.p.median, viterbi_lag=self.p.viterbi_lag,
+                                      silence_db=self.p.silence_db, device=self.p.device, threads=self.p.threads)
+        self.options.check()
+        self.lookahead = self.options.lookahead_samples
+        rate = Fraction(SAMPLE_RATE, HOP_LENGTH)
+        return {"f0": StreamSpec("f0", (len(voices),), rate, voices),
+                "confidence": StreamSpec("control", (len(voices),), rate, voices)}
 
     def prepare(self):
-        self.reset()
+        from sfgraph.f0.crepe import CrepeTracker
+
+        self.tracker = CrepeTracker(self.output_specs["f0"].channels, self.options)
+        self.tracker.warm_up()
 
     def reset(self):
-        self.position = 0
-        self.done = False
+        self.tracker.reset()
+
+    def process(self, audio):
+        self.tracker.threshold = self.p.threshold
+        f0, confidence = self.tracker.push(audio)
+        return {"f0": f0, "confidence": confidence}
+
+
+class F0Midi(Node):
+    """F0 from notes played live: one MIDI channel per voice (python-rtmidi, JACK by default).
+
+    Output ``f0``: (voices, frames) Hz at ``sample_rate / hop`` frames per second;
+    each voice follows the latest key held on its channel, bent by the pitch wheel
+    (``bend_range`` semitones at full throw), 0 Hz when no key is held. Messages are
+    applied at the start of the block after they arrive. The MIDI input is a
+    virtual port named after the node (``sfgraph-f0:<id>``) unless ``port`` names
+    an output port to connect to. Live graphs only: an offline render runs faster
+    than real time, so nobody could play along; there, configuring it is an error
+    (use ``f0_score`` for a MIDI file).
+    """
+
+    type_name = "f0_midi"
+    outputs = {"f0": Port("f0", "F0 per voice", unit="Hz")}
+    params = {
+        "voices": Param("list[str]", list(DEFAULT_VOICES), "voice names"),
+        "channels": Param("list[float]", None, "MIDI channel (1-16) of each voice (default 1, 2, 3 ...)",
+                          range=(1, 16)),
+        "bend_range": Param("float", 2.0, "pitch-wheel range", unit="semitones", range=(0.0, 48.0)),
+        "port": Param("str", None, "connect to the first MIDI output port whose name contains this "
+                                   "(default: open a virtual input port)"),
+        "api": Param("str", "jack", "MIDI system", choices=("jack", "alsa")),
+        **_FRAME_PARAMS,
+    }
+
+    def configure(self, inputs, context):
+        if context.mode != "live":
+            raise ValueError("f0_midi turns notes played now into F0, so it runs in live graphs only "
+                             "('sfgraph live'); to render from a MIDI file use f0_score")
+        channels = self.p.channels or list(range(1, len(self.p.voices) + 1))
+        if len(channels) != len(self.p.voices) or any(c != int(c) for c in channels):
+            raise ValueError(f"channels must give one whole MIDI channel (1-16) per voice "
+                             f"({len(self.p.voices)} voices), got {channels}")
+        self.channels = [int(c) - 1 for c in channels]
+        return {"f0": StreamSpec("f0", (len(self.p.voices),), Fraction(self.p.sample_rate, self.p.hop),
+                                 tuple(self.p.voices))}
+
+    def prepare(self):
+        from sfgraph.engine.control import ControlError, MidiInput
+        from sfgraph.f0.midi_live import NotesToF0
+
+        self.notes = NotesToF0(self.channels, self.p.bend_range)
+        try:
+            self.midi = MidiInput(self.notes.receive, api=self.p.api, client_name="sfgraph-f0",
+                                  port_name=self.id, connect=self.p.port)
+        except ControlError as exc:
+            hint = " (is a JACK server running?)" if self.p.api == "jack" else ""
+            raise ValueError(f"{exc}{hint}") from None
+
+    def reset(self):
+        self.notes.reset()
 
     def process(self, n):
-        block = self.track[:, self.position:self.position + n]
-        self.position += block.shape[-1]
-        self.done = self.position >= self.track.shape[-1]
-        return {"f0": block}
+        return {"f0": np.repeat(self.notes.current()[:, None], n, axis=1).astype(np.float32)}
+
+    def close(self, ok=True):
+        midi = getattr(self, "midi", None)
+        if midi is not None:
+            midi.close()
+            self.midi = None

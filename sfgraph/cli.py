@@ -103,6 +103,9 @@ def cmd_draw(args) -> int:
     return 0
 
 
+SCORE_SUFFIXES = (".mid", ".midi", ".musicxml", ".xml", ".mxl")
+
+
 def cmd_separate(args) -> int:
     from .engine.offline import render
     from .graph.build import build_graph
@@ -110,7 +113,13 @@ def cmd_separate(args) -> int:
 
     decl = load_graph_decl("separate")
     decl.node("mix").set_param("path", args.mix)
-    decl.node("f0").set_param("dir", args.f0)
+    if Path(args.f0).suffix.lower() in SCORE_SUFFIXES:  # a score, aligned to the recording
+        f0 = decl.node("f0")
+        f0.type, f0.params = "f0_score", {}
+        f0.set_param("path", args.f0)
+        f0.set_param("align_to", args.mix)
+    else:
+        decl.node("f0").set_param("dir", args.f0)
     decl.node("net").set_param("device", args.device)
     if args.model:
         decl.node("net").set_param("model", args.model)
@@ -166,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("separate", help="separate a mixture into its voices (runs graphs/separate.yaml)")
     p.add_argument("mix", help="the mixture (any rate; resampled to the model's 16 kHz)")
-    p.add_argument("--f0", required=True, help="folder of <voice>.csv F0 files (time_s,f0_hz)")
+    p.add_argument("--f0", required=True,
+                   help="folder of <voice>.csv F0 files (time_s,f0_hz), or a score (.mid, .musicxml) with one part "
+                        "per voice, aligned to the recording")
     p.add_argument("--model", help="model folder from 'sfgraph train' (default: the bundled model)")
     p.add_argument("-o", "--output", required=True, help="folder for <voice>.wav")
     p.add_argument("--synth", action="store_true", help="also write the synthesized voices to synth/<voice>.wav")
@@ -185,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.cli import add_commands as add_data_commands
 
     add_data_commands(commands)
+
+    from .f0.cli import add_commands as add_f0_commands
+
+    add_f0_commands(commands)
+
+    from .engine.live_cli import add_commands as add_live_commands
+
+    add_live_commands(commands)
     return parser
 
 

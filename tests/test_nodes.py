@@ -41,6 +41,8 @@ PROCESSORS = {
     "mask": ({"n_fft": 1024, "hop": 128}, {"mix": 1, "voices": 3}),
     "param_net": ({"model": "{model}"}, {"mix": 1, "f0": F0_SPEC}),
     "sf_synth": ({}, {"f0": F0_SPEC, "params": StreamSpec("tensor", (4, 63), 62.5, VOICES)}),
+    "resample": ({"rate": 16000}, {"audio": 2}),
+    "f0_crepe": ({"model": "tiny"}, {"audio": 2}),
 }
 
 
@@ -85,7 +87,7 @@ def run_in_blocks(node, inputs, sizes):
 
 
 def test_every_builtin_processor_is_covered():
-    sinks_and_sources = {"file_in", "file_out", "f0_files"}
+    sinks_and_sources = {"file_in", "file_out", "f0_files", "f0_score", "f0_midi", "device_in", "device_out", "meter"}
     builtins = {name for name, cls in node_types().items() if cls.__module__.startswith("sfgraph.nodes")}
     assert builtins - sinks_and_sources == set(PROCESSORS)
 

@@ -5,6 +5,11 @@ Each tick, every source emits the items that fall due in one block of the graph'
 order, consumes as many whole steps as all its inputs hold. Edges are FIFOs; an
 edge into a port that needs another audio rate resamples on the way; delay
 compensation pre-fills the faster branch with zeros.
+
+A node that fails (raises, returns a wrong shape, or returns NaN or infinity)
+stops an offline run with a ``NodeError``. Live (``on_error="silence"``) its
+outputs for that block are replaced by silence, the error is kept in
+``errors`` for the driver to report, and the stream goes on.
 """
 from __future__ import annotations
 
@@ -24,11 +29,16 @@ class Scheduler:
 
     ``align_outputs`` (offline): sinks receive their input with the graph latency
     removed and cut to the sources' duration, so output files line up with input files.
+    ``on_error``: ``"raise"`` (offline) or ``"silence"`` (live, see the module docstring).
     """
 
-    def __init__(self, graph: BuiltGraph, align_outputs: bool = False):
+    def __init__(self, graph: BuiltGraph, align_outputs: bool = False, on_error: str = "raise"):
+        if on_error not in ("raise", "silence"):
+            raise ValueError(f"on_error must be 'raise' or 'silence', got {on_error!r}")
         self.graph = graph
         self.align_outputs = align_outputs
+        self.on_error = on_error
+        self.errors: list[tuple[int, NodeError]] = []  # (tick, error) under on_error="silence"
         self.sample_rate = graph.context.sample_rate
         self.block_size = graph.context.block_size
         self.ticks = 0
@@ -127,9 +137,41 @@ class Scheduler:
                 inputs = self._take_inputs(node_id)
                 if inputs is None:
                     continue
-                outputs = self._guard(node_id, node.process, **inputs)
+                outputs = self._run_processor(node_id, inputs)
             if node.output_ports:
                 self._deliver(node_id, outputs)
+
+    def _run_processor(self, node_id: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        node = self.graph.nodes[node_id]
+        try:
+            return self._checked(node_id, self._guard(node_id, node.process, **inputs))
+        except NodeError as error:
+            self._tolerate(error)
+        # silence as long as the input consumed, converted to each output's rate
+        port, block = next(iter(inputs.items()))
+        seconds = Fraction(block.shape[-1]) / node.input_specs[port].rate
+        return {name: np.zeros(spec.shape + (round(seconds * spec.rate),), dtype=np.float32)
+                for name, spec in node.output_specs.items()}
+
+    def _tolerate(self, error: NodeError) -> None:
+        """Raise ``error`` offline; live, record it and carry on with silence."""
+        if self.on_error == "raise":
+            raise error
+        self.errors.append((self.ticks, error))
+
+    def _checked(self, node_id: str, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``outputs`` if every connected output has the declared shape and finite values."""
+        node = self.graph.nodes[node_id]
+        for port, _ in self._routes[node_id]:
+            block = outputs.get(port) if isinstance(outputs, dict) else None
+            spec = node.output_specs[port]
+            if block is None or block.shape[:-1] != spec.shape:
+                got = "nothing" if block is None else f"shape {block.shape}"
+                raise NodeError(node_id, node.type_name,
+                                f"output '{port}' must have shape {spec.shape + ('n',)}, got {got}")
+            if not np.isfinite(block).all():
+                raise NodeError(node_id, node.type_name, f"output '{port}' holds NaN or infinite values")
+        return outputs
 
     def _run_source(self, node_id: str) -> dict[str, np.ndarray]:
         node = self.graph.nodes[node_id]
@@ -137,7 +179,11 @@ class Scheduler:
         due = math.floor(self.ticks * self.block_size * first.rate / self.sample_rate) - self._emitted[node_id]
         outputs = {}
         if not node.done:
-            outputs = self._guard(node_id, node.process, n=due)
+            try:
+                outputs = self._checked(node_id, self._guard(node_id, node.process, n=due))
+            except NodeError as error:
+                self._tolerate(error)  # live: the padding below makes the block silent
+                outputs = {}
             if node.done:  # it just ended: a source past its end emits zeros from now on
                 produced = outputs[next(iter(outputs))].shape[-1] if outputs else 0
                 self.source_seconds[node_id] = Fraction(self._emitted[node_id] + produced) / first.rate
@@ -187,14 +233,8 @@ class Scheduler:
         return inputs
 
     def _deliver(self, node_id: str, outputs: dict[str, np.ndarray]) -> None:
-        node = self.graph.nodes[node_id]
         for port, key in self._routes[node_id]:
-            block = outputs.get(port)
-            spec = node.output_specs[port]
-            if block is None or block.shape[:-1] != spec.shape:
-                got = "nothing" if block is None else f"shape {block.shape}"
-                raise NodeError(node_id, node.type_name,
-                                f"output '{port}' must have shape {spec.shape + ('n',)}, got {got}")
+            block = outputs[port]
             if block.dtype != np.float32:
                 block = block.astype(np.float32)
             resampler = self.resamplers.get(key)

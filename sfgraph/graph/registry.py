@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .node import Node
 
-BUILTIN_MODULES = ("io", "mix", "effects", "f0", "separation")
+BUILTIN_MODULES = ("io", "mix", "effects", "f0", "separation", "device", "meters")
 ENTRY_POINT_GROUP = "sfgraph.nodes"
 
 _registry: dict[str, type[Node]] = {}

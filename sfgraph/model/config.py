@@ -15,7 +15,7 @@ class TrainConfig:
     eval_every: int = 100               # steps between validation, log line and checkpoint
     patience: int = 8                   # evaluations without improvement before stopping early
     validation_items: int = 1           # items held out (the last ones by name)
-    max_minutes: float | None = None    # wall-clock budget; stops at the next evaluation past it
+    max_minutes: float | None = None    # wall-clock budget: past it, evaluate, save and stop
     hidden: int = 256
     seed: int = 0
 

@@ -164,13 +164,19 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
         optimizer.step()
         schedule.step()
         state["step"] += 1
-        running += float(loss)
+        loss_value = loss.item()
+        running += loss_value
         running_count += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.3f}")
-        if state["step"] % config.eval_every and state["step"] < config.steps:
-            continue
+        bar.set_postfix(loss=f"{loss_value:.3f}")
         state["seconds"] = time.perf_counter() - started
+        over_budget = config.max_minutes is not None and state["seconds"] > 60 * config.max_minutes
+        if distributed and config.max_minutes is not None:  # rank 0's clock decides, so all ranks evaluate together
+            flag = torch.tensor([float(over_budget)])
+            dist.broadcast(flag, 0)
+            over_budget = bool(flag[0])
+        if state["step"] % config.eval_every and state["step"] < config.steps and not over_budget:
+            continue
         stop = torch.zeros(1)
         if main_process:
             validation = evaluate(network, validation_set, config, device)
@@ -187,7 +193,7 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
             plot_loss_curve(model_dir)
             if state["evals_since_best"] >= config.patience:
                 stop[0], stop_reason = 1, "early stopping"
-            elif config.max_minutes is not None and state["seconds"] > 60 * config.max_minutes:
+            elif over_budget:
                 stop[0], stop_reason = 1, "time budget"
         running, running_count = 0.0, 0
         if distributed:

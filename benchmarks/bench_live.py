@@ -1,0 +1,125 @@
+"""Live engine under load: worker CPU, latency and xruns per block size, on a JACK
+server with a dummy clock (no sound card needed; Debian packages jackd2, libportaudio2).
+
+    python benchmarks/bench_live.py [--graphs separate_live choir_fx] [--block-sizes 128 256 512]
+                                    [--seconds 20] [--ahead 2] [--model DIR] [--json results.json]
+
+For each block size a private JACK server runs at 48 kHz with that period, and each
+graph runs live for ``--seconds`` (microphone = the server's silent dummy input; F0
+from the bach_tiny fixture, looped). The model is ``--model``, else the bundled one,
+else a random model of the default size (the CPU cost does not depend on the weights).
+Prints one row per run: worker CPU load (mean, 99th percentile and peak per block, as a
+fraction of one core), total latency and its algorithmic part (without the device's
+buffers), and xruns (under/overruns).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from jack import JackServer, jack_missing_reason  # noqa: E402  (tests/jack.py)
+
+from sfgraph.data.layout import read_f0_csv, write_f0_csv  # noqa: E402
+from sfgraph.engine.live import LiveEngine, build_live_graph  # noqa: E402
+from sfgraph.graph.model import load_graph_decl  # noqa: E402
+
+F0_ITEM = ROOT / "tests" / "fixtures" / "bach_tiny" / "0000_bwv159.5_0" / "f0"
+
+
+def looped_f0(folder: Path, seconds: float) -> Path:
+    """The fixture's F0 tracks repeated to last ``seconds``: the synthesizer keeps singing."""
+    for csv in sorted(F0_ITEM.glob("*.csv")):
+        times, f0 = read_f0_csv(csv)
+        step = times[1] - times[0]
+        repeats = int(np.ceil(seconds / (times[-1] + step))) + 1
+        looped = np.tile(f0, repeats)
+        write_f0_csv(folder / csv.name, np.arange(looped.size) * step, looped)
+    return folder
+
+
+def model_folder(given: str | None, scratch: Path) -> tuple[str, str]:
+    """(model path, description)."""
+    if given:
+        return given, given
+    from sfgraph.resources import resolve_resource
+
+    try:
+        return str(resolve_resource("sfgraph:models/default")), "bundled model"
+    except FileNotFoundError:
+        import torch
+
+        from sfgraph.model.checkpoint import save_model
+        from sfgraph.model.network import NetworkConfig, ParamNet
+
+        torch.manual_seed(0)
+        config = NetworkConfig()
+        save_model(scratch / "model", ParamNet(config))
+        return str(scratch / "model"), f"random model of the default size (hidden {config.hidden})"
+
+
+def run_one(graph: str, block_size: int, seconds: float, ahead: int, overrides: list[str]) -> dict:
+    decl = load_graph_decl(graph, overrides)
+    decl.block_size = block_size
+    engine = LiveEngine(build_live_graph(decl, Path(tempfile.mkdtemp())), ahead_blocks=ahead)
+    engine.prepare()
+    report = engine.run(duration=seconds)
+    device = engine.latency.device_input + engine.latency.device_output
+    return {"graph": graph, "block_size": block_size, "seconds": report.seconds,
+            "cpu_load": report.cpu_load, "cpu_load_p99": report.cpu_load_p99, "cpu_load_peak": report.cpu_load_peak,
+            "latency_ms": report.latency_ms,
+            "algorithmic_latency_ms": round(report.latency_ms - 1000 * device / decl.sample_rate, 3),
+            "latency_parts_ms": report.latency_parts_ms, "xruns": report.xruns, "underruns": report.underruns,
+            "overruns": report.overruns, "xrun_reasons": report.xrun_reasons, "node_errors": report.node_errors,
+            "worker_late": sum(count for reason, count in report.xrun_reasons.items() if "worker" in reason)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--graphs", nargs="+", default=["separate_live", "choir_fx"])
+    parser.add_argument("--block-sizes", type=int, nargs="+", default=[128, 256, 512])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--ahead", type=int, default=2, help="blocks the worker runs ahead (default 2)")
+    parser.add_argument("--model", help="model folder (default: the bundled model, else a random one)")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                        help="more param overrides for every graph, e.g. mask.n_fft=512")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    reason = jack_missing_reason()
+    if reason:
+        sys.exit(f"bench_live: {reason}")
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        model, model_text = model_folder(args.model, scratch)
+        f0 = looped_f0(scratch, args.seconds + 5)
+        overrides = [f"net.model={model}", f"f0.dir={f0}"] + args.param
+        print(f"{model_text}; {args.seconds:g} s per run, 48 kHz, worker {args.ahead} blocks ahead")
+        print(f"{'graph':14s} {'block':>5} {'CPU mean':>8} {'p99':>6} {'peak':>6} {'latency':>8} "
+              f"{'algor.':>7} {'xruns':>5}  (worker late / device)")
+        for block_size in args.block_sizes:
+            server = JackServer(f"sfgbench{block_size}", scratch, period=block_size).start()
+            try:
+                server.use_in_this_process()
+                for graph in args.graphs:
+                    row = run_one(graph, block_size, args.seconds, args.ahead, overrides)
+                    results.append(row)
+                    print(f"{graph:14s} {block_size:>5} {100 * row['cpu_load']:>7.1f}% "
+                          f"{100 * row['cpu_load_p99']:>5.0f}% {100 * row['cpu_load_peak']:>5.0f}% "
+                          f"{row['latency_ms']:>6.1f}ms {row['algorithmic_latency_ms']:>5.1f}ms "
+                          f"{row['xruns']:>5}  ({row['worker_late']} / {row['xruns'] - row['worker_late']})", flush=True)
+            finally:
+                server.stop()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

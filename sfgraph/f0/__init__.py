@@ -1,0 +1,11 @@
+"""F0 for every voice of an ensemble, as ``f0`` streams (voices, frames) Hz, 0 = unvoiced.
+
+- ``crepe``: per-voice tracking of close-miked or separate voices with CREPE (torchcrepe's
+  networks), streaming; the one place that handles torchcrepe's torchaudio import.
+- ``score``: a MIDI file or MusicXML score, one part or track per voice → F0 per frame.
+- ``align``: aligns a score to a recording (DTW on chroma of a harmonic rendering).
+- ``midi_live``: notes played on a live MIDI input → F0 per voice.
+- ``cli``: the ``sfgraph f0`` command.
+
+The nodes ``f0_crepe``, ``f0_score`` and ``f0_midi`` (``nodes/f0.py``) wrap these.
+"""

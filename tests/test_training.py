@@ -1,0 +1,165 @@
+"""Training: the loss falls, resuming is exact, stems are never read, errors are clear."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sfgraph.cli import main
+from sfgraph.model.checkpoint import load_model
+from sfgraph.model.errors import ModelError
+
+from helpers import FIXTURES
+
+TINY = ["--hidden", "16", "--segment-seconds", "1", "--batch-size", "2", "--threads", "1", "-q"]
+
+
+def train_args(dataset, model_dir, steps, *extra):
+    return ["train", str(dataset), "-o", str(model_dir), "--steps", str(steps), *TINY, *extra]
+
+
+@pytest.fixture(scope="module")
+def dataset_without_stems(tmp_path_factory):
+    """The fixture dataset with its stems removed: training must not need them."""
+    root = tmp_path_factory.mktemp("data") / "bach_tiny"
+    shutil.copytree(FIXTURES / "bach_tiny", root)
+    for stems in root.glob("*/stems"):
+        shutil.rmtree(stems)
+    return root
+
+
+def log_rows(model_dir):
+    lines = (Path(model_dir) / "log.csv").read_text().splitlines()[1:]
+    return [dict(zip(("step", "train", "validation", "lr", "seconds"), map(float, l.split(",")))) for l in lines]
+
+
+def test_tiny_training_decreases_the_loss_without_stems(dataset_without_stems, tmp_path):
+    model_dir = tmp_path / "model"
+    assert main(train_args(dataset_without_stems, model_dir, 60, "--eval-every", "20", "--learning-rate", "3e-3")) == 0
+    rows = log_rows(model_dir)
+    assert [r["step"] for r in rows] == [20, 40, 60]
+    assert rows[-1]["validation"] < rows[0]["validation"]
+    assert rows[-1]["train"] < rows[0]["train"]
+    description = json.loads((model_dir / "model.json").read_text())
+    assert description["voices"] == ["soprano", "alto", "tenor", "bass"]
+    assert (model_dir / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+    network = load_model(model_dir)
+    assert network.config.hidden == 16
+
+
+def test_the_training_loader_never_opens_stems(monkeypatch):
+    """Record every file opened while loading training data from a dataset that has stems:
+    Python-level opens (an audit hook) and audio files (through pedalboard, in C++)."""
+    import sfgraph.data.audio as audio
+    from sfgraph.dsp.voice_config import VoiceConfig
+    from sfgraph.model.config import TrainConfig
+    from sfgraph.model.train import load_segments
+
+    opened = []
+    sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == "open" and args else None)
+    real_audio_file = audio.AudioFile
+    monkeypatch.setattr(audio, "AudioFile", lambda path, *a, **k: opened.append(str(path)) or real_audio_file(path, *a, **k))
+    train, validation, voices = load_segments(FIXTURES / "bach_tiny", TrainConfig(segment_seconds=1), VoiceConfig())
+    assert voices == ("soprano", "alto", "tenor", "bass") and len(train.mixes) == 2
+    assert sum(p.endswith("mix.wav") for p in opened) >= 3 and any(p.endswith("soprano.csv") for p in opened)
+    assert not [p for p in opened if "stems" in p]
+
+
+def test_resume_after_kill_equals_an_uninterrupted_run(dataset_without_stems, tmp_path):
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    args = ["--eval-every", "5", "--seed", "3"]
+    assert main(train_args(dataset_without_stems, whole, 20, *args)) == 0
+    command = [sys.executable, "-m", "sfgraph.train", *train_args(dataset_without_stems, resumed, 20, *args)[1:]]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            rows = log_rows(resumed) if (resumed / "log.csv").exists() else []
+            if rows and rows[-1]["step"] >= 10:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "training ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    assert main(train_args(dataset_without_stems, resumed, 20, *args, "--resume")) == 0
+    first = torch.load(whole / "checkpoint.pt", weights_only=False)["network"]
+    second = torch.load(resumed / "checkpoint.pt", weights_only=False)["network"]
+    for name in first:
+        torch.testing.assert_close(second[name], first[name], rtol=0, atol=0, msg=name)
+
+
+def test_distributed_training_keeps_ranks_identical(dataset_without_stems, tmp_path):
+    model_dir = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "sfgraph.train", *train_args(dataset_without_stems, model_dir, 6, "--eval-every", "3")[1:],
+               "--keep-rank-weights"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ranks = [torch.load(model_dir / f"final_weights_rank{r}.pt", weights_only=True) for r in (0, 1)]
+    for name in ranks[0]:
+        torch.testing.assert_close(ranks[1][name], ranks[0][name], rtol=0, atol=0, msg=name)
+    assert [r["step"] for r in log_rows(model_dir)] == [3, 6]
+
+
+def test_model_folder_errors_are_clear(tmp_path):
+    from sfgraph.model.checkpoint import save_model
+    from sfgraph.model.network import NetworkConfig, ParamNet
+
+    good = tmp_path / "good"
+    save_model(good, ParamNet(NetworkConfig(hidden=8, f0_hidden=4)))
+    with pytest.raises(ModelError, match="model folder not found"):
+        load_model(tmp_path / "missing")
+    old = tmp_path / "old"
+    shutil.copytree(good, old)
+    description = json.loads((old / "model.json").read_text())
+    description["format_version"] = 0
+    (old / "model.json").write_text(json.dumps(description))
+    with pytest.raises(ModelError, match="model format version 0"):
+        load_model(old)
+    truncated = tmp_path / "truncated"
+    shutil.copytree(good, truncated)
+    data = (truncated / "weights.pt").read_bytes()
+    (truncated / "weights.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="weights.pt: corrupted or truncated"):
+        load_model(truncated)
+    corrupted = tmp_path / "corrupted"
+    shutil.copytree(good, corrupted)
+    (corrupted / "weights.pt").write_bytes(b"not a torch file at all" * 10)
+    with pytest.raises(ModelError, match="corrupted or truncated"):
+        load_model(corrupted)
+    mismatched = tmp_path / "mismatched"
+    shutil.copytree(good, mismatched)
+    description = json.loads((mismatched / "model.json").read_text())
+    description["network"]["hidden"] = 12
+    (mismatched / "model.json").write_text(json.dumps(description))
+    with pytest.raises(ModelError, match="weights do not match model.json"):
+        load_model(mismatched)
+
+
+def test_separate_reports_voice_mismatch_and_bad_model(tmp_path, capsys):
+    from sfgraph.model.checkpoint import save_model
+    from sfgraph.model.network import NetworkConfig, ParamNet
+
+    model = tmp_path / "trio"
+    save_model(model, ParamNet(NetworkConfig(voices=("soprano", "alto", "bass"), hidden=8, f0_hidden=4)))
+    item = FIXTURES / "bach_tiny" / "0000_bwv159.5_0"
+    code = main(["separate", str(item / "mix.wav"), "--f0", str(item / "f0"), "--model", str(model),
+                 "-o", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "the model separates soprano, alto, bass" in err and "soprano, alto, tenor, bass" in err
+    (tmp_path / "broken").mkdir()
+    code = main(["separate", str(item / "mix.wav"), "--f0", str(item / "f0"), "--model", str(tmp_path / "broken"),
+                 "-o", str(tmp_path / "out"), "-q"])
+    assert code == 2 and "not an sfgraph model folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
