@@ -4,7 +4,8 @@ server with a dummy clock (no sound card needed; Debian packages jackd2, libport
     python benchmarks/bench_live.py [--graphs separate_live choir_fx] [--block-sizes 128 256 512]
                                     [--seconds 20] [--ahead 2] [--model DIR] [--json results.json]
 
-For each block size a private JACK server runs at 48 kHz with that period, and each
+For each block size a private JACK server runs at 48 kHz with that period (with
+real-time scheduling, as on a music machine, unless --no-realtime), and each
 graph runs live for ``--seconds`` (microphone = the server's silent dummy input; F0
 from the bach_tiny fixture, looped). The model is ``--model``, else the bundled one,
 else a random model of the default size (the CPU cost does not depend on the weights).
@@ -90,6 +91,8 @@ def main() -> None:
     parser.add_argument("--model", help="model folder (default: the bundled model, else a random one)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NODE.PARAM=VALUE",
                         help="more param overrides for every graph, e.g. mask.n_fft=512")
+    parser.add_argument("--no-realtime", action="store_true",
+                        help="run the JACK server without real-time scheduling (as the tests do)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     reason = jack_missing_reason()
@@ -101,11 +104,13 @@ def main() -> None:
         model, model_text = model_folder(args.model, scratch)
         f0 = looped_f0(scratch, args.seconds + 5)
         overrides = [f"net.model={model}", f"f0.dir={f0}"] + args.param
-        print(f"{model_text}; {args.seconds:g} s per run, 48 kHz, worker {args.ahead} blocks ahead")
+        print(f"{model_text}; {args.seconds:g} s per run, 48 kHz, worker {args.ahead} blocks ahead, "
+              f"JACK {'without' if args.no_realtime else 'with'} real-time scheduling")
         print(f"{'graph':14s} {'block':>5} {'CPU mean':>8} {'p99':>6} {'peak':>6} {'latency':>8} "
               f"{'algor.':>7} {'xruns':>5}  (worker late / device)")
         for block_size in args.block_sizes:
-            server = JackServer(f"sfgbench{block_size}", scratch, period=block_size).start()
+            server = JackServer(f"sfgbench{block_size}", scratch, period=block_size,
+                                realtime=not args.no_realtime).start()
             try:
                 server.use_in_this_process()
                 for graph in args.graphs:

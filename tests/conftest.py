@@ -7,6 +7,20 @@ import pytest
 from helpers import CUSTOM_NODES
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A small model folder with random weights (for graphs that need a param_net)."""
+    import torch
+
+    from sfgraph.model.checkpoint import save_model
+    from sfgraph.model.network import NetworkConfig, ParamNet
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model")
+    save_model(folder, ParamNet(NetworkConfig(hidden=32, f0_hidden=16)))
+    return folder
+
+
 @pytest.fixture
 def graph_file(tmp_path):
     """Write graph YAML to a file; ``{custom}`` in it names the custom test nodes module."""

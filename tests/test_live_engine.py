@@ -21,8 +21,6 @@ from sfgraph.engine.live_cli import main as live_main
 from sfgraph.engine.offline import render
 from sfgraph.graph.build import build_graph
 from sfgraph.graph.model import Connection, NodeDecl, load_graph_decl
-from sfgraph.model.checkpoint import save_model
-from sfgraph.model.network import NetworkConfig, ParamNet
 
 import test_live_parts  # noqa: F401  (registers the test_live_glitch node)
 from helpers import FIXTURES, read_wav, write_wav
@@ -38,16 +36,6 @@ def jack(tmp_path_factory):
     server.use_in_this_process()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    import torch
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model")
-    save_model(folder, ParamNet(NetworkConfig(hidden=32, f0_hidden=16)))
-    return folder
 
 
 def loop_back(jack, channels: int):

@@ -20,8 +20,6 @@ from sfgraph.graph.model import load_graph_decl
 from sfgraph.graph.node import Node
 from sfgraph.graph.params import Param
 from sfgraph.graph.ports import Port
-from sfgraph.model.checkpoint import save_model
-from sfgraph.model.network import NetworkConfig, ParamNet
 
 from helpers import FIXTURES, read_wav, write_wav
 
@@ -75,16 +73,6 @@ connections:
   - mix.audio -> verb.audio
   - verb.audio -> out.audio
 """
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    import torch
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model")
-    save_model(folder, ParamNet(NetworkConfig(hidden=32, f0_hidden=16)))
-    return folder
 
 
 def test_ring_reads_by_position_so_late_and_lost_frames_keep_the_timeline():

@@ -12,22 +12,10 @@ from sfgraph.graph.node import GraphContext
 from sfgraph.graph.params import ParamError
 from sfgraph.graph.ports import StreamSpec, audio_spec
 from sfgraph.graph.registry import node_types
-from sfgraph.model.checkpoint import save_model
-from sfgraph.model.network import NetworkConfig, ParamNet
 
 CONTEXT = GraphContext(16000, 256, Path("."), Path("."))
 VOICES = ("soprano", "alto", "tenor", "bass")
 F0_SPEC = StreamSpec("f0", (4,), 62.5, VOICES)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    import torch
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model")
-    save_model(folder, ParamNet(NetworkConfig(hidden=32, f0_hidden=16)))
-    return folder
 
 
 # Params and input streams (channel counts for audio) of every built-in node that

@@ -31,6 +31,11 @@ a sound entering the device to its processed version leaving it is then fixed:
 A late worker costs a glitch, not a shift: the rings are addressed by absolute
 frame position, so output that comes too late is dropped and the latency stays
 what it was (see ``FrameRing``).
+
+Xruns are reported by cause: the worker late (its output came after the callback
+needed it: raise ``ahead_blocks``, or lighten the graph) or the device (PortAudio's
+flags: the audio thread itself ran late; with JACK, run the server with real-time
+scheduling, ``jackd -R``, which these small periods need on a busy machine).
 """
 from __future__ import annotations
 
