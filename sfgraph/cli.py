@@ -36,8 +36,12 @@ def cmd_validate(args) -> int:
     from .graph.model import load_graph_decl
 
     graph = build_graph(load_graph_decl(args.graph, args.param))
+    from .engine.control import parse_midi_map
+
+    midi = parse_midi_map(graph)  # the midi: section too, against the built graph
     print(f"{graph.decl.file}: ok, {len(graph.nodes)} nodes, {len(graph.edges)} connections, "
-          f"latency {float(graph.total_latency()) * 1000:.2f} ms")
+          f"latency {float(graph.total_latency()) * 1000:.2f} ms"
+          + (f", {len(midi.rules)} MIDI mapping(s)" if graph.decl.midi else ""))
     for node_id in graph.order:
         node = graph.nodes[node_id]
         outs = ", ".join(f"{p}: {s.describe()}" for p, s in node.output_specs.items()) or "sink"

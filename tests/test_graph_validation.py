@@ -179,3 +179,13 @@ def test_validate_cli_prints_every_problem(graph_file):
     assert result.returncode == 2
     assert "2 problems" in result.stderr and "gian" in result.stderr and "bits" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_validate_checks_the_midi_section(graph_file, capsys):
+    text = GOOD + "midi:\n  map:\n    - {cc: 7, param: amq.db, range: [-60, 0]}\n"
+    assert main(["validate", str(graph_file(text))]) == 2
+    err = capsys.readouterr().err
+    assert "midi section" in err and "amq" in err
+    fixed = GOOD + "midi:\n  map:\n    - {cc: 7, param: amp.db, range: [-60, 0]}\n"
+    assert main(["validate", str(graph_file(fixed))]) == 0
+    assert "1 MIDI mapping(s)" in capsys.readouterr().out
