@@ -17,7 +17,7 @@ import pytest
 
 from sfgraph.engine.control import midi_receiver, open_midi_input, parse_midi_map
 from sfgraph.engine.live import LiveEngine, build_live_graph
-from sfgraph.engine.live_cli import main as live_main
+from sfgraph.cli import main as live_main
 from sfgraph.engine.offline import render
 from sfgraph.graph.build import build_graph
 from sfgraph.graph.model import Connection, NodeDecl, load_graph_decl
@@ -192,7 +192,7 @@ def test_a_device_that_disappears_ends_the_run_cleanly(tmp_path, graph_file):
     stream whose server died, so the run must end without closing it."""
     path = graph_file(RECORDER)
     server = start_or_skip("sfglost", tmp_path)
-    command = [sys.executable, "-m", "sfgraph.engine.live_cli", "live", str(path), "--duration", "30",
+    command = [sys.executable, "-m", "sfgraph", "live", str(path), "--duration", "30",
                "-o", str(tmp_path / "out"), "--report", str(tmp_path / "report.json"), "-q"]
     process = subprocess.Popen(command, env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                cwd=tmp_path)

@@ -245,25 +245,3 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="write the graph with the learned midi section to FILE (keep it beside the original: "
                         "relative paths in a graph are relative to its folder)")
     p.set_defaults(func=cmd_midi_learn)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sfgraph.engine.live_cli``: these commands alone, as ``sfgraph`` runs them."""
-    from ..graph.errors import GraphError, NodeError
-
-    parser = argparse.ArgumentParser(prog="sfgraph")
-    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except GraphError as exc:
-        print(f"error: {exc}" if len(exc.problems) == 1 else
-              f"{len(exc.problems)} problems:\n" + "\n".join(f"  {p}" for p in exc.problems), file=sys.stderr)
-        return 2
-    except NodeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
