@@ -17,7 +17,7 @@ for item in "$work"/all/*/; do
 done
 
 $bin/sfgraph train "$work/train" -o "$work/model" --steps 1500 --eval-every 100 --batch-size 8 --hidden 192 \
-  --threads 2 --max-minutes 28 --patience 30
+  --threads 2 --max-minutes 27 --patience 30
 
 for item in "$work"/test/*/; do
   name=$(basename "$item")
