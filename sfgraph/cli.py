@@ -16,6 +16,10 @@ def _add_graph_argument(parser: argparse.ArgumentParser) -> None:
                         help="override a node param (VALUE is read as YAML); repeatable")
 
 
+def _written_files(graph) -> list[str]:
+    return [str(p) for n in graph.nodes.values() for p in getattr(n, "written", [])]
+
+
 def cmd_render(args) -> int:
     from .engine.offline import render
     from .graph.build import build_graph
@@ -23,7 +27,7 @@ def cmd_render(args) -> int:
 
     graph = build_graph(load_graph_decl(args.graph, args.param), output_dir=Path(args.output))
     result = render(graph, progress=not args.quiet)
-    written = [str(p) for n in graph.nodes.values() for p in getattr(n, "written", [])]
+    written = _written_files(graph)
     print(f"rendered {result.seconds:.2f} s of audio in {result.blocks} blocks "
           f"(graph latency {float(result.latency) * 1000:.1f} ms, removed from outputs)")
     for path in written:
@@ -135,7 +139,7 @@ def cmd_separate(args) -> int:
         decl.connections.append(Connection("synth", "voices", "synth_out", "audio", line))
     graph = build_graph(decl, output_dir=Path(args.output))
     result = render(graph, progress=not args.quiet)
-    written = [str(p) for n in graph.nodes.values() for p in getattr(n, "written", [])]
+    written = _written_files(graph)
     print(f"separated {result.seconds:.1f} s into {', '.join(graph.nodes['mask'].output_specs['voices'].labels)}:")
     for path in written:
         print(f"  {path}")

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sfgraph.data.audio import audio_info, read_mono, write_text
-from sfgraph.data.layout import Dataset, DatasetError
+from sfgraph.data.audio import read_mono, write_text
+from sfgraph.data.layout import Dataset, DatasetError, check_voice_wav
 
 CLAMP_DB = 100.0
 SDR_FILTER_LENGTH = 512
@@ -159,17 +159,7 @@ def check_estimates(dataset: Dataset, methods: Mapping[str, Path]) -> None:
                 if not path.is_file():
                     problems.append(f"{path}: missing")
                     continue
-                try:
-                    rate, channels, length = audio_info(path)
-                except (OSError, RuntimeError, ValueError) as error:
-                    problems.append(f"{path}: cannot read audio ({error})")
-                    continue
-                if channels != 1:
-                    problems.append(f"{path}: has {channels} channels, expected mono")
-                if rate != item.sample_rate:
-                    problems.append(f"{path}: sample rate {rate} Hz, the item's stems have {item.sample_rate} Hz")
-                if length != item.num_samples:
-                    problems.append(f"{path}: {length} samples, the item's stems have {item.num_samples}")
+                problems += check_voice_wav(path, item.sample_rate, item.num_samples, "the item's stems")
     if problems:
         raise DatasetError(problems, context="estimates")
 

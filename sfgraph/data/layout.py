@@ -268,6 +268,23 @@ def _read_meta(path: Path, problems: list[str]) -> dict:
     return meta
 
 
+def check_voice_wav(path: Path, sample_rate: int | None, num_samples: int | None, reference: str) -> list[str]:
+    """Problems of one voice's wav (a stem or an estimate): unreadable, not mono, or a
+    sample rate or length other than ``reference``'s (None: not checked)."""
+    try:
+        rate, channels, length = audio_info(path)
+    except (OSError, RuntimeError, ValueError) as error:
+        return [f"{path}: cannot read audio ({error})"]
+    problems = []
+    if channels != 1:
+        problems.append(f"{path}: has {channels} channels, expected mono")
+    if sample_rate is not None and rate != sample_rate:
+        problems.append(f"{path}: sample rate {rate} Hz differs from {reference} ({sample_rate} Hz)")
+    if num_samples is not None and length != num_samples:
+        problems.append(f"{path}: {length} samples, {reference} has {num_samples}")
+    return problems
+
+
 def _inspect_item(
     path: Path, voices: Sequence[str] | None, require_stems: bool, sample_rate: int | None, use_stems: bool
 ) -> tuple[Item | None, list[str]]:
@@ -368,17 +385,7 @@ def _inspect_item(
             if not stem_path.is_file():
                 problems.append(f"{stem_path}: missing (every voice needs a stem when stems/ exists)")
                 continue
-            try:
-                stem_rate, channels, stem_length = audio_info(stem_path)
-            except (OSError, RuntimeError, ValueError) as error:
-                problems.append(f"{stem_path}: cannot read audio ({error})")
-                continue
-            if channels != 1:
-                problems.append(f"{stem_path}: has {channels} channels, expected mono")
-            if mix_rate is not None and stem_rate != mix_rate:
-                problems.append(f"{stem_path}: sample rate {stem_rate} Hz differs from mix.wav ({mix_rate} Hz)")
-            if mix_length is not None and stem_length != mix_length:
-                problems.append(f"{stem_path}: {stem_length} samples, mix.wav has {mix_length}")
+            problems += check_voice_wav(stem_path, mix_rate, mix_length, "mix.wav")
 
     if problems or mix_rate is None or mix_length is None:
         return None, problems

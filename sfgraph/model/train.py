@@ -25,6 +25,7 @@ from torch import distributed as dist
 from tqdm import tqdm
 
 from ..data.layout import load_dataset
+from ..dsp.voice_config import VoiceConfig
 from ..dsp.voice_torch import synthesize_voices
 from .checkpoint import atomic_torch_save, atomic_write_bytes, save_model
 from .config import TrainConfig, add_arguments
@@ -87,16 +88,14 @@ def load_segments(dataset_dir: Path, config: TrainConfig, voice_config) -> tuple
             Segments(mixes[split:], f0s[split:], segment, voice_config.hop), voices)
 
 
-def synthesize(network: ParamNet, mix: torch.Tensor, f0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Voices (B, V, samples) that the network's parameters make for this mixture."""
+def synthesize(network, config: NetworkConfig, mix: torch.Tensor, f0: torch.Tensor,
+               generator: torch.Generator) -> torch.Tensor:
+    """Voices (B, V, samples) that the network's parameters make for this mixture
+    (``network`` may be wrapped in DistributedDataParallel, hence the explicit config)."""
     params, _ = network(mix, f0)
-    amplitude, noise_gain, increments, bands = split_parameters(params, network_config(network))
+    amplitude, noise_gain, increments, bands = split_parameters(params, config)
     return synthesize_voices(f0, amplitude, noise_gain, increments, bands[:, :, 0], generator=generator,
-                             config=network_config(network).voice)
-
-
-def network_config(network) -> NetworkConfig:
-    return (network.module if hasattr(network, "module") else network).config
+                             config=config.voice)
 
 
 def learning_rate_factor(config: TrainConfig):
@@ -125,10 +124,8 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
     model_dir = Path(model_dir)
     torch.manual_seed(config.seed)
 
-    network_config_ = NetworkConfig(hidden=config.hidden)
-    train_set, validation_set, voices = load_segments(Path(dataset_dir), config, network_config_.voice)
-    network_config_ = NetworkConfig(voices=voices, hidden=config.hidden)
-    network = ParamNet(network_config_).to(device)
+    train_set, validation_set, voices = load_segments(Path(dataset_dir), config, VoiceConfig())
+    network = ParamNet(NetworkConfig(voices=voices, hidden=config.hidden)).to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor(config))
     state = {"step": 0, "best": math.inf, "evals_since_best": 0, "seconds": 0.0}
@@ -157,7 +154,7 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
         mix, f0 = train_set.batch(config.batch_size, generator)
         mix, f0 = mix.to(device), f0.to(device)
         trained.train()
-        loss = spectral_loss(synthesize(trained, mix, f0, generator).sum(dim=1), mix)
+        loss = spectral_loss(synthesize(trained, network.config, mix, f0, generator).sum(dim=1), mix)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
@@ -215,7 +212,7 @@ def evaluate(network: ParamNet, segments: Segments, config: TrainConfig, device)
     """Mean validation loss over fixed segments, with fixed synthesizer noise."""
     network.eval()
     generator = torch.Generator().manual_seed(12345)
-    losses = [float(spectral_loss(synthesize(network, mix.to(device), f0.to(device), generator).sum(dim=1),
+    losses = [float(spectral_loss(synthesize(network, network.config, mix.to(device), f0.to(device), generator).sum(dim=1),
                                   mix.to(device)))
               for mix, f0 in segments.fixed_batches(config.batch_size)]
     return float(np.mean(losses))
