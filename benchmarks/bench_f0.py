@@ -4,6 +4,9 @@
 
 - CREPE ``tiny`` and ``full``, per voice, offline (whole signal) and streaming (one
   256-sample hop per call for four voices, as a live graph with small blocks calls it);
+- multi-F0 from the mixture (salience network + voice tracker, the bundled model),
+  four voices at once, offline and streaming (one 256-sample hop per call), with the
+  share of the network and of the tracker;
 - score alignment (harmonic rendering, chroma, DTW) of a four-voice Bach chorale to a
   recording of it, excluding the one-off Numba compile (timed apart).
 
@@ -59,6 +62,40 @@ def bench_crepe(capacity: str, seconds: float, stream_seconds: float, threads: i
           f"{factor(hops * 256 / RATE, wall)} for all four")
 
 
+def bench_multif0(seconds: float, threads: int) -> None:
+    from sfgraph.f0 import MULTIF0_MODEL
+    from sfgraph.f0.multif0 import MultiF0Options, MultiF0Tracker, estimate_f0
+    from sfgraph.resources import resolve_resource
+
+    options = MultiF0Options(model=resolve_resource(MULTIF0_MODEL), threads=threads)
+    mixture = voices_audio(seconds).sum(axis=0)
+    estimate_f0(mixture[:RATE], options)  # compiles (or loads) the Numba tracker step
+    started = time.perf_counter()
+    estimate_f0(mixture, options)
+    wall = time.perf_counter() - started
+    print(f"multi-F0 offline, 4 voices, {seconds:g} s: {wall:6.2f} s  {factor(seconds, wall)} for all four")
+
+    tracker = MultiF0Tracker(options)
+    hops = mixture.size // 256
+    network_seconds = 0.0
+    logits = tracker._logits
+
+    def timed_logits():
+        nonlocal network_seconds
+        begun = time.perf_counter()
+        result = logits()
+        network_seconds += time.perf_counter() - begun
+        return result
+
+    tracker._logits = timed_logits
+    started = time.perf_counter()
+    for hop in range(hops):
+        tracker.push(mixture[hop * 256:(hop + 1) * 256])
+    wall = time.perf_counter() - started
+    print(f"multi-F0 streaming, one hop (16 ms) per call: {wall / hops * 1000:6.2f} ms per call  "
+          f"{factor(hops * 256 / RATE, wall)}  (network {network_seconds / wall:.0%} of it)")
+
+
 def bench_alignment() -> None:
     from music21 import corpus
 
@@ -96,6 +133,7 @@ def main() -> None:
     args = parser.parse_args()
     bench_crepe("tiny", args.seconds, 2.0, args.threads)
     bench_crepe("full", args.full_seconds, 0.5, args.threads)
+    bench_multif0(args.seconds, args.threads)
     bench_alignment()
 
 

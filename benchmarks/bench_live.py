@@ -10,8 +10,11 @@ graph runs live for ``--seconds`` (microphone = the server's silent dummy input;
 from the bach_tiny fixture, looped). The model is ``--model``, else the bundled one,
 else a random model of the default size (the CPU cost does not depend on the weights).
 Prints one row per run: worker CPU load (mean, 99th percentile and peak per block, as a
-fraction of one core), total latency and its algorithmic part (without the device's
-buffers), and xruns (under/overruns).
+fraction of one core), total latency split into its algorithmic part (what the graph's
+processing needs: STFT windows, the model's hops and look-ahead, resampling, measured
+by the engine's rehearsal) and buffering (the device's buffers, the callback's block
+and the worker's head start, which depend on the block size), and xruns
+(under/overruns).
 """
 from __future__ import annotations
 
@@ -72,11 +75,13 @@ def run_one(graph: str, block_size: int, seconds: float, ahead: int, overrides: 
     engine = LiveEngine(build_live_graph(decl, Path(tempfile.mkdtemp())), ahead_blocks=ahead)
     engine.prepare()
     report = engine.run(duration=seconds)
-    device = engine.latency.device_input + engine.latency.device_output
+    parts = report.latency_parts_ms
     return {"graph": graph, "block_size": block_size, "seconds": report.seconds,
             "cpu_load": report.cpu_load, "cpu_load_p99": report.cpu_load_p99, "cpu_load_peak": report.cpu_load_peak,
             "latency_ms": report.latency_ms,
-            "algorithmic_latency_ms": round(report.latency_ms - 1000 * device / decl.sample_rate, 3),
+            "algorithmic_latency_ms": round(parts["scheduling"] + parts["nodes"], 3),
+            "buffering_latency_ms": round(parts["device_input"] + parts["device_output"] + parts["block"]
+                                          + parts["block_queue"], 3),
             "latency_parts_ms": report.latency_parts_ms, "xruns": report.xruns, "underruns": report.underruns,
             "overruns": report.overruns, "xrun_reasons": report.xrun_reasons, "node_errors": report.node_errors,
             "worker_late": sum(count for reason, count in report.xrun_reasons.items() if "worker" in reason)}
@@ -107,7 +112,7 @@ def main() -> None:
         print(f"{model_text}; {args.seconds:g} s per run, 48 kHz, worker {args.ahead} blocks ahead, "
               f"JACK {'without' if args.no_realtime else 'with'} real-time scheduling")
         print(f"{'graph':14s} {'block':>5} {'CPU mean':>8} {'p99':>6} {'peak':>6} {'latency':>8} "
-              f"{'algor.':>7} {'xruns':>5}  (worker late / device)")
+              f"{'algor.':>7} {'buffers':>7} {'xruns':>5}  (worker late / device)")
         for block_size in args.block_sizes:
             server = JackServer(f"sfgbench{block_size}", scratch, period=block_size,
                                 realtime=not args.no_realtime).start()
@@ -119,6 +124,7 @@ def main() -> None:
                     print(f"{graph:14s} {block_size:>5} {100 * row['cpu_load']:>7.1f}% "
                           f"{100 * row['cpu_load_p99']:>5.0f}% {100 * row['cpu_load_peak']:>5.0f}% "
                           f"{row['latency_ms']:>6.1f}ms {row['algorithmic_latency_ms']:>5.1f}ms "
+                          f"{row['buffering_latency_ms']:>5.1f}ms "
                           f"{row['xruns']:>5}  ({row['worker_late']} / {row['xruns'] - row['worker_late']})", flush=True)
             finally:
                 server.stop()

@@ -3,7 +3,8 @@
 Every node here emits the same ``f0`` port, labelled by voice, so they replace one
 another in a graph: ``f0_files`` (CSV files), ``f0_score`` (a MIDI or MusicXML
 score, optionally aligned to the recording), ``f0_crepe`` (tracking one voice per
-audio channel) and ``f0_midi`` (notes played live).
+audio channel), ``f0_multi`` (every voice from the mixture alone) and ``f0_midi``
+(notes played live).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from sfgraph.data.layout import (
     resample_f0,
     voice_order,
 )
+from sfgraph.f0 import MULTIF0_MODEL
 from sfgraph.graph.errors import PortError
 from sfgraph.graph.node import Node
 from sfgraph.graph.params import Param
@@ -209,6 +211,63 @@ class F0Crepe(Node):
     def process(self, audio):
         self.tracker.threshold = self.p.threshold
         f0, confidence = self.tracker.push(audio)
+        return {"f0": f0, "confidence": confidence}
+
+
+class F0Multi(Node):
+    """Every voice's F0 from the mixture alone (one microphone on the whole choir), block by
+    block: a salience network finds the pitches sung in each frame and a fixed-lag
+    Viterbi tracker assigns them to the voices, high to low, by range and continuity
+    (see ``sfgraph.f0.multif0``).
+
+    Input ``mix``: (1, samples) at 16 kHz (other rates are resampled; several
+    channels are averaged first), consumed 256 samples (one frame) at a time.
+    Outputs at 62.5 frames/s, frame t at sample t·256, labelled by voice: ``f0``
+    (voices, frames) Hz, 0 when the voice is silent; ``confidence`` (voices,
+    frames) 0..1, the salience of the voice's pitch. Frame t needs the input up to
+    1024 samples (half the 2048-sample window) plus the network's 5 and the
+    tracker's ``viterbi_lag`` frames past it (``lookahead``); offline and live
+    give the same frames.
+    """
+
+    type_name = "f0_multi"
+    inputs = {"mix": Port("audio", "the mixture", rate=SAMPLE_RATE, quantum=HOP_LENGTH)}
+    outputs = {"f0": Port("f0", "F0 per voice", unit="Hz"),
+               "confidence": Port("control", "salience of each voice's pitch, 0..1")}
+    params = {
+        "model": Param("path", MULTIF0_MODEL, "salience model folder (from 'sfgraph train-f0')"),
+        "voices": Param("list[str]", list(DEFAULT_VOICES), "voice names, highest voice first"),
+        "ranges": Param("list[str]", None, "LOW-HIGH note range per voice, e.g. [C4-A5, F3-D5, C3-A4, E2-E4] "
+                                           "(default: from the voice names soprano, alto, tenor, bass)"),
+        "threshold": Param("float", 0.2, "least salience of a pitch candidate", range=(0.01, 0.99)),
+        "viterbi_lag": Param("int", 20, "frames the tracker waits before deciding a frame", unit="frames",
+                             range=(0, 200)),
+        "threads": Param("int", 1, "CPU threads for the network", range=(1, 64)),
+    }
+
+    def configure(self, inputs, context):
+        from sfgraph.f0.multif0 import MultiF0Options, MultiF0Tracker, parse_ranges
+
+        self.options = MultiF0Options(model=context.input_path(self.p.model), voices=tuple(self.p.voices),
+                                      ranges=parse_ranges(self.p.ranges) if self.p.ranges else None,
+                                      threshold=self.p.threshold, viterbi_lag=self.p.viterbi_lag,
+                                      threads=self.p.threads)
+        self.options.voice_ranges()  # names without a known range and no ranges: an error now
+        self.tracker = MultiF0Tracker(self.options)
+        self.lookahead = self.tracker.lookahead_samples
+        rate = Fraction(SAMPLE_RATE, HOP_LENGTH)
+        voices = tuple(self.p.voices)
+        return {"f0": StreamSpec("f0", (len(voices),), rate, voices),
+                "confidence": StreamSpec("control", (len(voices),), rate, voices)}
+
+    def prepare(self):
+        self.reset()
+
+    def reset(self):
+        self.tracker.reset()
+
+    def process(self, mix):
+        f0, confidence = self.tracker.push(mix.mean(axis=0))
         return {"f0": f0, "confidence": confidence}
 
 

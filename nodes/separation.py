@@ -19,7 +19,10 @@ class Mask(Node):
     Output ``voices``: (V, samples), voice j = STFT⁻¹(|Ŝj|^p / Σk |Ŝk|^p · X), on an
     ``n_fft``/``hop`` STFT (samples at the input rate; 2048/256 at 16 kHz is 128 ms /
     16 ms). ``power`` 1 is the magnitude ratio, 2 the power ratio. Latency:
-    ``n_fft - hop`` samples (the STFT is causal so the same node runs live).
+    ``n_fft - hop`` samples with the symmetric Hann windows (the STFT is causal so
+    the same node runs live); ``synthesis`` below ``n_fft`` switches to the
+    asymmetric low-delay window pair of ``sfgraph.dsp.stft`` (frequency resolution
+    of ``n_fft``, latency ``synthesis - hop``), for live use.
     """
 
     type_name = "mask"
@@ -27,6 +30,9 @@ class Mask(Node):
         "n_fft": Param("int", 2048, "STFT window", unit="samples", range=(16, 16384)),
         "hop": Param("int", 256, "STFT hop", unit="samples", range=(4, 4096)),
         "power": Param("float", 1.0, "mask exponent: 1 magnitude ratio, 2 power ratio", range=(0.25, 4.0)),
+        "synthesis": Param("int", None, "samples of each frame written back (default n_fft); fewer: "
+                                        "asymmetric low-delay windows, latency synthesis - hop",
+                           unit="samples", range=(8, 16384)),
     }
 
     @classmethod
@@ -39,16 +45,20 @@ class Mask(Node):
     def configure(self, inputs, context):
         if self.p.n_fft % self.p.hop or self.p.n_fft < 4 * self.p.hop:
             raise ValueError(f"n_fft ({self.p.n_fft}) must be a multiple of hop ({self.p.hop}), at least 4 hops")
+        synthesis = self.p.n_fft if self.p.synthesis is None else self.p.synthesis
+        if synthesis % self.p.hop or not 2 * self.p.hop <= synthesis <= self.p.n_fft:
+            raise ValueError(f"synthesis ({synthesis}) must be a multiple of hop ({self.p.hop}) from 2 hops "
+                             f"to n_fft ({self.p.n_fft})")
         voices = inputs["voices"]
         if voices.rate != inputs["mix"].rate:
             raise PortError("voices", f"rate {float(voices.rate):g} Hz differs from the mixture's "
                                       f"{float(inputs['mix'].rate):g} Hz")
-        self.latency = self.p.n_fft - self.p.hop
+        self.latency = synthesis - self.p.hop
         return {"voices": audio_spec(voices.channels, voices.rate, voices.labels)}
 
     def prepare(self):
         self.separator = StreamingMaskSeparator(self.output_specs["voices"].channels, self.p.n_fft, self.p.hop,
-                                                self.p.power)
+                                                self.p.power, self.p.synthesis)
 
     def reset(self):
         self.separator.reset()
@@ -66,6 +76,10 @@ class ParamNetNode(Node):
     (voices, P, frames) with P = [amplitude, noise gain, 21 LSF increments, 40
     noise bands] (linear; see ``sfgraph.model.network``). Causal: the GRU states
     are carried from block to block, so offline and live give the same parameters.
+    Frame t comes out with the hop that completes its analysis window: the hop
+    starting at sample t·hop for a model with centred frames, the hop before it for
+    a ``causal_frames`` model (whose first call also gives frame 0, from silence),
+    which so runs one hop ahead of its input.
     """
 
     type_name = "param_net"
@@ -111,6 +125,7 @@ class ParamNetNode(Node):
         config = self.network.config
         self.history = torch.zeros(1, config.n_fft - config.voice.hop, device=self.device)
         self.state = None
+        self.started = False
 
     def process(self, mix, f0):
         import torch
@@ -120,9 +135,12 @@ class ParamNetNode(Node):
         config = self.network.config
         with torch.no_grad():
             audio = torch.from_numpy(mix).to(self.device)
+            f0_frames = torch.from_numpy(f0).to(self.device)[None]
+            if config.causal_frames and not self.started:
+                audio, f0_frames = self.network.causal_inputs(audio, f0_frames)
+            self.started = True
             features = log_magnitude_frames(audio, config.n_fft, config.voice.hop, self.history)
             self.history = torch.cat([self.history, audio], dim=-1)[:, -self.history.shape[-1]:]
-            f0_frames = torch.from_numpy(f0).to(self.device)[None]
             params, self.state = self.network.forward_features(features, f0_frames, self.state)
         return {"params": params[0].permute(0, 2, 1).cpu().numpy()}
 

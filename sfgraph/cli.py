@@ -121,8 +121,16 @@ def cmd_separate(args) -> int:
 
     decl = load_graph_decl("separate")
     decl.node("mix").set_param("path", args.mix)
-    if Path(args.f0).suffix.lower() in SCORE_SUFFIXES:  # a score, aligned to the recording
-        f0 = decl.node("f0")
+    f0 = decl.node("f0")
+    if args.f0 == "auto":  # every voice's F0 from the mixture itself, for the model's voices
+        from .model.checkpoint import read_model_config
+        from .resources import resolve_path
+
+        voices = read_model_config(resolve_path(args.model or decl.node("net").params["model"]))[0].voices
+        f0.type, f0.params = "f0_multi", {}
+        f0.set_param("voices", list(voices))
+        decl.connections.append(Connection("mix", "audio", "f0", "mix", f0.line))
+    elif Path(args.f0).suffix.lower() in SCORE_SUFFIXES:  # a score, aligned to the recording
         f0.type, f0.params = "f0_score", {}
         f0.set_param("path", args.f0)
         f0.set_param("align_to", args.mix)
@@ -184,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("separate", help="separate a mixture into its voices (runs graphs/separate.yaml)")
     p.add_argument("mix", help="the mixture (any rate; resampled to the model's 16 kHz)")
     p.add_argument("--f0", required=True,
-                   help="folder of <voice>.csv F0 files (time_s,f0_hz), or a score (.mid, .musicxml) with one part "
-                        "per voice, aligned to the recording")
+                   help="folder of <voice>.csv F0 files (time_s,f0_hz), a score (.mid, .musicxml) with one part "
+                        "per voice (aligned to the recording), or 'auto': estimated from the mixture (multi-F0)")
     p.add_argument("--model", help="model folder from 'sfgraph train' (default: the bundled model)")
     p.add_argument("-o", "--output", required=True, help="folder for <voice>.wav")
     p.add_argument("--synth", action="store_true", help="also write the synthesized voices to synth/<voice>.wav")

@@ -12,3 +12,8 @@ def resolve_resource(value: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{value}: no such file in the sfgraph package ({path})")
     return path
+
+
+def resolve_path(value: str) -> Path:
+    """A path given by a user: ``sfgraph:REL`` inside the package, anything else as it is."""
+    return resolve_resource(value) if value.startswith("sfgraph:") else Path(value).expanduser()

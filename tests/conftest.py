@@ -9,7 +9,8 @@ from helpers import CUSTOM_NODES
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
-    """A small model folder with random weights (for graphs that need a param_net)."""
+    """A small model folder with random weights (for graphs that need a param_net), with
+    causal frames as the bundled model."""
     import torch
 
     from sfgraph.model.checkpoint import save_model
@@ -17,7 +18,7 @@ def tiny_model(tmp_path_factory):
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("model")
-    save_model(folder, ParamNet(NetworkConfig(hidden=32, f0_hidden=16)))
+    save_model(folder, ParamNet(NetworkConfig(hidden=32, f0_hidden=16, causal_frames=True)))
     return folder
 
 

@@ -31,6 +31,7 @@ PROCESSORS = {
     "sf_synth": ({}, {"f0": F0_SPEC, "params": StreamSpec("tensor", (4, 63), 62.5, VOICES)}),
     "resample": ({"rate": 16000}, {"audio": 2}),
     "f0_crepe": ({"model": "tiny"}, {"audio": 2}),
+    "f0_multi": ({"viterbi_lag": 4}, {"mix": 1}),
 }
 
 

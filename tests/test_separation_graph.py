@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sfgraph.data.layout import write_f0_csv
 from sfgraph.dsp.stft import mask_separate
@@ -17,7 +18,7 @@ block_size: 300
 nodes:
   - {id: mix, type: file_in, params: {path: mix.wav}}
   - {id: stems, type: file_in, params: {path: stems.wav}}
-  - {id: mask, type: mask, params: {n_fft: 2048, hop: 256, power: 1}}
+  - {id: mask, type: mask, params: {n_fft: 2048, hop: 256, power: 1, synthesis: SYNTHESIS}}
   - {id: out, type: file_out, params: {path: "sep/{label}.wav"}}
 connections:
   - mix.audio -> mask.mix
@@ -26,7 +27,8 @@ connections:
 """
 
 
-def test_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path):
+@pytest.mark.parametrize("synthesis", [None, 512])
+def test_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path, synthesis):
     rng = np.random.default_rng(0)
     t = np.arange(16000 * 2 + 77) / 16000
     stems = np.stack([0.3 * np.sin(2 * np.pi * f * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.7 * t))
@@ -34,11 +36,11 @@ def test_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path):
     mix = stems.sum(axis=0)
     write_wav(tmp_path / "mix.wav", mix, 16000)
     write_wav(tmp_path / "stems.wav", stems, 16000)
-    path = graph_file(ORACLE)
+    path = graph_file(ORACLE.replace("SYNTHESIS", "null" if synthesis is None else str(synthesis)))
     graph = build_graph(load_graph_decl(str(path)), output_dir=tmp_path)
-    assert graph.total_latency() * 16000 == 2048 - 256
+    assert graph.total_latency() * 16000 == (synthesis or 2048) - 256
     render(graph, progress=False)
-    expected = mask_separate(mix.astype(np.float32), stems.astype(np.float32), 2048, 256, 1.0)
+    expected = mask_separate(mix.astype(np.float32), stems.astype(np.float32), 2048, 256, 1.0, synthesis)
     for j in range(3):
         out, _ = read_wav(tmp_path / "sep" / f"ch{j}.wav")
         assert out.shape[-1] == mix.size
@@ -68,3 +70,43 @@ connections:
     np.testing.assert_array_equal(graph.nodes["f0"].track[:, 60], [0.0, 0.0])
     render(graph, progress=False)
     assert read_wav(tmp_path / "mix_copy.wav")[0].shape[-1] == 16000
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_param_net_node_streams_the_networks_frames(tmp_path, causal):
+    """The param_net node, fed block by block, gives the whole-signal forward pass's frames. A
+    causal_frames network's frame t depends on the mixture before sample t·256 only, and the
+    node emits it with the hop before it (one frame ahead of its input)."""
+    import torch
+
+    from sfgraph.graph.node import GraphContext
+    from sfgraph.graph.ports import StreamSpec, audio_spec
+    from sfgraph.graph.registry import node_types
+    from sfgraph.model.checkpoint import save_model
+    from sfgraph.model.network import NetworkConfig, ParamNet
+
+    torch.manual_seed(1)
+    network = ParamNet(NetworkConfig(hidden=16, f0_hidden=8, causal_frames=causal)).eval()
+    rng = np.random.default_rng(2)
+    mix = torch.from_numpy(0.3 * rng.standard_normal((1, 256 * 20)).astype(np.float32))
+    f0 = torch.from_numpy(rng.uniform(100, 600, (1, 4, 20)).astype(np.float32))
+    with torch.no_grad():
+        whole = network(mix, f0)[0]
+        changed = mix.clone()
+        changed[:, 256 * 12:] += 0.5
+        later = network(changed, f0)[0]
+    unchanged = 13 if causal else 12  # frames whose analysis window ends by sample 12·256
+    np.testing.assert_array_equal(later[:, :unchanged].numpy(), whole[:, :unchanged].numpy())
+    assert not np.allclose(later[:, unchanged].numpy(), whole[:, unchanged].numpy())
+
+    save_model(tmp_path / "model", network)
+    node = node_types()["param_net"]("net", {"model": str(tmp_path / "model"), "device": "cpu"})
+    context = GraphContext(16000, 256, tmp_path, tmp_path)
+    specs = {"mix": audio_spec(1, 16000), "f0": StreamSpec("f0", (4,), 62.5, ("soprano", "alto", "tenor", "bass"))}
+    node.output_specs, node.input_specs, node.context = node.configure(specs, context), specs, context
+    node.prepare()
+    first = node.process(mix=mix.numpy()[:, :256 * 3], f0=f0.numpy()[0, :, :3])["params"]
+    assert first.shape[-1] == (4 if causal else 3)
+    rest = node.process(mix=mix.numpy()[:, 256 * 3:], f0=f0.numpy()[0, :, 3:])["params"]
+    streamed = np.concatenate([first, rest], axis=-1)[..., :20]
+    np.testing.assert_allclose(streamed, whole.permute(0, 2, 1).numpy(), atol=1e-5)

@@ -1,11 +1,20 @@
 """STFT, inverse STFT and ratio masks, whole-signal and streaming, with one framing.
 
 Framing: frame ``t`` covers samples ``[t*hop - (n_fft - hop), t*hop + hop)`` (zeros
-before the start), so it is complete as soon as sample ``(t+1)*hop - 1`` has arrived:
-the streaming version is causal with a latency of ``n_fft - hop`` samples and gives
-the same output as the whole-signal version, shifted by that latency. Windows:
-periodic Hann for analysis, Hann divided by the overlap sum of its square for
-synthesis, so that a mask of ones reconstructs the input exactly.
+before the start), so it is complete as soon as sample ``(t+1)*hop - 1`` has arrived.
+
+Windows (``window_pair``): by default a periodic Hann for analysis and Hann divided
+by the overlap sum of its square for synthesis, so that a mask of ones
+reconstructs the input exactly; the streaming version is causal with a latency of
+``n_fft - hop`` samples. For low latency, ``synthesis`` < ``n_fft`` selects an
+asymmetric pair (Mauler and Martin, "A low delay, variable resolution, perfect
+reconstruction spectral analysis-synthesis system for speech enhancement", EUSIPCO
+2007): the analysis window keeps ``n_fft`` samples of frequency resolution but
+falls to zero over its last ``synthesis / 2`` samples, and the synthesis window is
+non-zero on the last ``synthesis`` samples only, their product a Hann of
+``synthesis`` samples. Each frame then only writes its last ``synthesis`` samples,
+so the latency is ``synthesis - hop``. The whole-signal and streaming versions give
+the same output, the streaming one shifted by its latency.
 """
 from __future__ import annotations
 
@@ -17,17 +26,39 @@ def hann(n: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float64)
 
 
-def synthesis_window(n_fft: int, hop: int) -> np.ndarray:
-    """Window that, after analysis with ``hann(n_fft)``, overlap-adds to unity."""
-    if n_fft % hop:
-        raise ValueError(f"hop ({hop}) must divide n_fft ({n_fft})")
-    window = hann(n_fft)
+def _overlap_sum(window: np.ndarray, hop: int) -> np.ndarray:
+    """Sum of ``window`` shifted by every multiple of ``hop``, over one hop."""
     overlap = np.zeros(hop)
-    for shift in range(0, n_fft, hop):
-        overlap += window[shift:shift + hop] ** 2
-    if np.ptp(overlap) > 1e-9 * overlap.max():
-        raise ValueError(f"Hann windows of {n_fft} at hop {hop} do not overlap-add to a constant; use hop <= n_fft/4")
-    return window / overlap[0]
+    for shift in range(0, window.size, hop):
+        overlap += window[shift:shift + hop]
+    return overlap
+
+
+def window_pair(n_fft: int, hop: int, synthesis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(analysis, synthesis) windows of ``n_fft`` samples whose product overlap-adds to one at ``hop``.
+
+    ``synthesis``: samples at the end of each frame the synthesis window covers;
+    None or ``n_fft`` for the symmetric Hann pair, fewer for the asymmetric low-delay
+    pair (a multiple of ``hop``, at least ``2 * hop``).
+    """
+    synthesis = n_fft if synthesis is None else synthesis
+    if n_fft % hop or synthesis % hop:
+        raise ValueError(f"hop ({hop}) must divide n_fft ({n_fft}) and the synthesis length ({synthesis})")
+    if synthesis == n_fft:
+        analysis = hann(n_fft)
+        overlap = _overlap_sum(analysis ** 2, hop)
+        if np.ptp(overlap) > 1e-9 * overlap.max():
+            raise ValueError(f"Hann windows of {n_fft} at hop {hop} do not overlap-add to a constant; "
+                             "use hop <= n_fft/4")
+        return analysis, analysis / overlap[0]
+    if not 2 * hop <= synthesis < n_fft:
+        raise ValueError(f"synthesis length {synthesis} must be at least 2 hops ({2 * hop}) and below n_fft ({n_fft})")
+    half = synthesis // 2
+    short = hann(synthesis)
+    analysis = np.sqrt(np.concatenate([hann(2 * (n_fft - half))[:n_fft - half], short[half:]]))
+    product = np.concatenate([np.zeros(n_fft - synthesis), short])
+    synthesis_window = np.divide(product, analysis, out=np.zeros(n_fft), where=product > 0)
+    return analysis, synthesis_window / _overlap_sum(product, hop)[0]
 
 
 def covering_frames(n_samples: int, n_fft: int, hop: int) -> int:
@@ -35,11 +66,13 @@ def covering_frames(n_samples: int, n_fft: int, hop: int) -> int:
     return -(-(n_samples + n_fft - hop) // hop)
 
 
-def stft(x: np.ndarray, n_fft: int, hop: int, frames: int | None = None) -> np.ndarray:
+def stft(x: np.ndarray, n_fft: int, hop: int, frames: int | None = None,
+         window: np.ndarray | None = None) -> np.ndarray:
     """(…, samples) real → (…, frames, n_fft//2+1) complex.
 
     ``frames`` defaults to ``covering_frames`` (what ``istft`` needs to reconstruct
     every sample); frame ``t`` is centred on sample ``t*hop + hop - n_fft/2``.
+    ``window``: the analysis window (default ``hann(n_fft)``).
     """
     n = x.shape[-1]
     frames = covering_frames(n, n_fft, hop) if frames is None else frames
@@ -47,13 +80,14 @@ def stft(x: np.ndarray, n_fft: int, hop: int, frames: int | None = None) -> np.n
     padded[..., n_fft - hop:n_fft - hop + n] = x
     starts = np.arange(frames) * hop
     index = starts[:, None] + np.arange(n_fft)[None, :]
-    return np.fft.rfft(padded[..., index] * hann(n_fft), axis=-1)
+    return np.fft.rfft(padded[..., index] * (hann(n_fft) if window is None else window), axis=-1)
 
 
-def istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
-    """Inverse of ``stft``: (…, frames, bins) → (…, length) float64."""
+def istft(spec: np.ndarray, n_fft: int, hop: int, length: int, window: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of ``stft``: (…, frames, bins) → (…, length) float64; ``window``: the synthesis
+    window (default the symmetric pair's, ``window_pair(n_fft, hop)[1]``)."""
     frames = spec.shape[-2]
-    pieces = np.fft.irfft(spec, n=n_fft, axis=-1) * synthesis_window(n_fft, hop)
+    pieces = np.fft.irfft(spec, n=n_fft, axis=-1) * (window_pair(n_fft, hop)[1] if window is None else window)
     out = np.zeros(spec.shape[:-2] + (n_fft - hop + frames * hop,))
     for i in range(n_fft // hop):  # overlap-add one hop-aligned slice of every frame at a time
         block = pieces[..., i * hop:(i + 1) * hop]
@@ -68,38 +102,41 @@ def ratio_masks(voice_spectra: np.ndarray, power: float = 1.0, eps: float = 1e-8
 
 
 def mask_separate(mix: np.ndarray, voices: np.ndarray, n_fft: int = 2048, hop: int = 256,
-                  power: float = 1.0) -> np.ndarray:
+                  power: float = 1.0, synthesis: int | None = None) -> np.ndarray:
     """Separate ``mix`` (samples,) with masks from estimated ``voices`` (V, samples).
 
     Returns (V, samples) float32: voice j is the mixture's STFT times
     |S_j|^p / Σ_k |S_k|^p, inverted. With the true stems as ``voices`` this is the
-    oracle ratio mask.
+    oracle ratio mask. ``synthesis``: see ``window_pair``.
     """
-    mix_spec = stft(np.asarray(mix, dtype=np.float64), n_fft, hop)
-    masks = ratio_masks(stft(np.asarray(voices, dtype=np.float64), n_fft, hop), power)
-    return istft(masks * mix_spec[None], n_fft, hop, mix.shape[-1]).astype(np.float32)
+    analysis, synthesis_window = window_pair(n_fft, hop, synthesis)
+    mix_spec = stft(np.asarray(mix, dtype=np.float64), n_fft, hop, window=analysis)
+    masks = ratio_masks(stft(np.asarray(voices, dtype=np.float64), n_fft, hop, window=analysis), power)
+    return istft(masks * mix_spec[None], n_fft, hop, mix.shape[-1], window=synthesis_window).astype(np.float32)
 
 
 class StreamingMaskSeparator:
     """``mask_separate`` on a stream: push hops of mixture and voices, get separated
-    voices ``n_fft - hop`` samples later (``latency``).
+    voices ``latency`` samples later (``synthesis - hop``; ``n_fft - hop`` by default).
 
     ``process(mix, voices)``: mix (samples,), voices (V, samples), samples a multiple
     of ``hop``; returns (V, samples) float32.
     """
 
-    def __init__(self, n_voices: int, n_fft: int = 2048, hop: int = 256, power: float = 1.0):
+    def __init__(self, n_voices: int, n_fft: int = 2048, hop: int = 256, power: float = 1.0,
+                 synthesis: int | None = None):
         self.n_voices, self.n_fft, self.hop, self.power = n_voices, n_fft, hop, power
-        self.latency = n_fft - hop
-        self.analysis = hann(n_fft)
-        self.synthesis = synthesis_window(n_fft, hop)
+        self.span = n_fft if synthesis is None else synthesis  # samples each frame writes, at its end
+        self.latency = self.span - hop
+        self.analysis, synthesis_window = window_pair(n_fft, hop, synthesis)
+        self.synthesis = synthesis_window[n_fft - self.span:]
         self.reset()
 
     def reset(self) -> None:
         history = self.n_fft - self.hop
         self.mix_history = np.zeros(history)
         self.voice_history = np.zeros((self.n_voices, history))
-        self.overlap = np.zeros((self.n_voices, self.n_fft - self.hop))
+        self.overlap = np.zeros((self.n_voices, self.latency))
 
     def process(self, mix: np.ndarray, voices: np.ndarray) -> np.ndarray:
         n = mix.shape[-1]
@@ -114,13 +151,13 @@ class StreamingMaskSeparator:
         mix_spec = np.fft.rfft(mix_all[index] * self.analysis, axis=-1)
         voice_spec = np.fft.rfft(voices_all[:, index] * self.analysis, axis=-1)
         pieces = np.fft.irfft(ratio_masks(voice_spec, self.power) * mix_spec[None], n=self.n_fft,
-                              axis=-1) * self.synthesis
+                              axis=-1)[..., self.n_fft - self.span:] * self.synthesis
         keep = self.n_fft - self.hop
         self.mix_history = mix_all[-keep:]
         self.voice_history = voices_all[:, -keep:]
-        out = np.zeros((self.n_voices, keep + n))
-        out[:, :keep] = self.overlap
+        out = np.zeros((self.n_voices, self.latency + n))
+        out[:, :self.latency] = self.overlap
         for t in range(frames):
-            out[:, t * self.hop:t * self.hop + self.n_fft] += pieces[:, t]
+            out[:, t * self.hop:t * self.hop + self.span] += pieces[:, t]
         self.overlap = out[:, n:].copy()
         return out[:, :n].astype(np.float32)

@@ -30,6 +30,9 @@ Why it is fast and exact over long streams:
   with the same periodic Hann window as the torch version.
 * Sums use several partial accumulators in a fixed order (no fastmath), so
   results do not depend on how the stream is split into blocks.
+
+The kernels release the GIL (``nogil``): live, a worker thread runs them while the
+audio callback, which needs the GIL for a moment every block, must not wait.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ _N_SCRATCH_ROWS = 7
 _NOISE_BLOCK = 1024
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _shape_noise_kernel(white: np.ndarray, taps: np.ndarray, history: np.ndarray, shaped_out: np.ndarray) -> None:
     """Causal FIR of white noise, ``(V, n)`` -> ``(V, n)``, keeping ``history`` (V, taps-1).
 
@@ -84,7 +87,7 @@ def _shape_noise_kernel(white: np.ndarray, taps: np.ndarray, history: np.ndarray
         history[voice] = extended[n_samples:]
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _prepare_frames_kernel(
     f0: np.ndarray,
     amplitude: np.ndarray,
@@ -118,7 +121,7 @@ def _prepare_frames_kernel(
                 taps_out[voice, frame, i] = lpc[0, order - i]
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _sync_segment(
     voice: int,
     frame: int,
@@ -171,7 +174,7 @@ def _sync_segment(
     phasor[voice, _CHIRP_IM] = math.sin(chirp_angle)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _harmonic_run(
     j_start: int,
     j_stop: int,
@@ -251,7 +254,7 @@ def _harmonic_run(
         excitation[i] = (gain_start + gain_slope * ((j_start + i) / hop)) * (b_odd[i] * sine[i])
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _vocal_tract_run(
     j_start: int,
     j_stop: int,
@@ -330,7 +333,7 @@ def _vocal_tract_run(
         out[i] = window[hop + j] * older_y + window[j] * newer_y
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _render_voice(
     voice: int,
     start: int,
@@ -400,7 +403,7 @@ def _render_voice(
         done += j_stop - j_start
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _render_kernel(start, n_samples, hop, sample_rate, nyquist, tilt_corner, frame_base, f0_frames, gain_frames,
                    noise_gain_frames, taps_frames, noise_base, shaped_noise, window, inv_harmonic, phase_next, segment,
                    n_active, phasor, filter_buffers, newer_buffer, scratch, out):

@@ -5,7 +5,12 @@
 - ``score``: a MIDI file or MusicXML score, one part or track per voice → F0 per frame.
 - ``align``: aligns a score to a recording (DTW on chroma of a harmonic rendering).
 - ``midi_live``: notes played on a live MIDI input → F0 per voice.
-- ``cli``: the ``sfgraph f0`` command.
+- ``multif0``: every voice's F0 from the mixture alone (salience network + voice tracker);
+  ``multif0_train`` trains its network (supervised, on generated data).
+- ``evaluate``: scores estimated F0s with mir_eval (multi-pitch and per voice).
+- ``cli``: the ``sfgraph f0``, ``train-f0`` and ``eval-f0`` commands.
 
-The nodes ``f0_crepe``, ``f0_score`` and ``f0_midi`` (``nodes/f0.py``) wrap these.
+The nodes ``f0_crepe``, ``f0_score``, ``f0_multi`` and ``f0_midi`` (``nodes/f0.py``) wrap these.
 """
+
+MULTIF0_MODEL = "sfgraph:models/multif0"  # the bundled multi-F0 salience model

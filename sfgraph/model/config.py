@@ -17,6 +17,7 @@ class TrainConfig:
     validation_items: int = 1           # items held out (the last ones by name)
     max_minutes: float | None = None    # wall-clock budget: past it, evaluate, save and stop
     hidden: int = 256
+    causal_frames: bool = True          # frames from the window ending at their time (see NetworkConfig)
     seed: int = 0
 
 
@@ -32,5 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write each process's final weights (to check distributed runs)")
     for name, value in asdict(defaults).items():
         flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):  # a switch: --NAME when off by default, --no-NAME when on
+            if value:
+                parser.add_argument("--no-" + flag[2:], dest=name, action="store_false",
+                                    help=f"turn off {name.replace('_', ' ')} (on by default)")
+            else:
+                parser.add_argument(flag, action="store_true", help="off by default")
+            continue
         kind = float if isinstance(value, float) or value is None else type(value)
         parser.add_argument(flag, type=kind, default=value, help=f"default {value}")

@@ -28,6 +28,10 @@ class NetworkConfig:
     n_fft: int = 512             # mixture features: log-magnitude STFT, samples at 16 kHz
     amplitude_max: float = 2.0   # harmonic amplitude ceiling (linear)
     noise_gain_max: float = 0.5  # noise gain ceiling (linear)
+    # False: frame t's analysis window is centred on its time t·hop. True: it ends
+    # there, and the decoders see the previous frame's F0, so that a stream has frame t
+    # as soon as sample t·hop is in: one hop (16 ms) less latency live.
+    causal_frames: bool = False
     voice: VoiceConfig = field(default_factory=VoiceConfig)
 
     def to_dict(self) -> dict:
@@ -109,11 +113,18 @@ class ParamNet(nn.Module):
         # one learned noise colour per voice (band magnitudes before a softplus)
         self.noise_shape = nn.Parameter(torch.zeros(len(config.voices), config.voice.n_noise_bands))
 
-    def forward(self, mix: torch.Tensor, f0_hz: torch.Tensor, state=None):
-        """Returns ``(parameters (B, V, frames, P), state)``; pass ``state`` back in
-        to continue a stream where the previous call stopped."""
+    def forward(self, mix: torch.Tensor, f0_hz: torch.Tensor) -> torch.Tensor:
+        """Parameters (B, V, frames, P) of a whole signal."""
+        frames = mix.shape[-1] // self.config.voice.hop
+        if self.config.causal_frames:  # frame t: the window ending at t·hop, the F0 of frame t - 1
+            mix, f0_hz = self.causal_inputs(mix, f0_hz)
         features = log_magnitude_frames(mix, self.config.n_fft, self.config.voice.hop)
-        return self.forward_features(features, f0_hz, state)
+        return self.forward_features(features, f0_hz)[0][:, :, :frames]
+
+    def causal_inputs(self, mix: torch.Tensor, f0_hz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inputs of a ``causal_frames`` network, one hop of silence and one unvoiced
+        frame earlier: ``log_magnitude_frames``' frame t then ends where frame t sits."""
+        return F.pad(mix, (self.config.voice.hop, 0)), F.pad(f0_hz, (1, 0))
 
     def forward_features(self, features: torch.Tensor, f0_hz: torch.Tensor, state=None):
         encoder_state, decoder_states = state if state is not None else (None, [None] * len(self.decoders))

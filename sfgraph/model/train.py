@@ -92,7 +92,7 @@ def synthesize(network, config: NetworkConfig, mix: torch.Tensor, f0: torch.Tens
                generator: torch.Generator) -> torch.Tensor:
     """Voices (B, V, samples) that the network's parameters make for this mixture
     (``network`` may be wrapped in DistributedDataParallel, hence the explicit config)."""
-    params, _ = network(mix, f0)
+    params = network(mix, f0)
     amplitude, noise_gain, increments, bands = split_parameters(params, config)
     return synthesize_voices(f0, amplitude, noise_gain, increments, bands[:, :, 0], generator=generator,
                              config=config.voice)
@@ -125,7 +125,8 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
     torch.manual_seed(config.seed)
 
     train_set, validation_set, voices = load_segments(Path(dataset_dir), config, VoiceConfig())
-    network = ParamNet(NetworkConfig(voices=voices, hidden=config.hidden)).to(device)
+    network = ParamNet(NetworkConfig(voices=voices, hidden=config.hidden,
+                                     causal_frames=config.causal_frames)).to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor(config))
     state = {"step": 0, "best": math.inf, "evals_since_best": 0, "seconds": 0.0}

@@ -1,0 +1,471 @@
+"""Multi-F0 from the mixture alone: a pitch-salience network and a voice tracker.
+
+For a single microphone on a whole choir. Three stages, all streaming (block by
+block gives the same frames as a whole-file run):
+
+1. **Harmonic log-frequency spectrum** (``HarmonicSpectrum``): a 2048-sample Hann
+   STFT centred on frame ``t`` (sample ``t * 256``, 16 kHz), its power summed by
+   triangular filters onto ``BINS`` log-frequency bins (``BINS_PER_SEMITONE`` per
+   semitone from ``FMIN_HZ``) at each of the ``HARMONICS`` multiples of the bin's
+   frequency, in dB (full-scale sine ≈ −6 dB). A pitch then shows as the same
+   pattern across harmonic channels at one bin, which a small 2-D CNN can see.
+2. **Salience network** (``SalienceNet``): convolutions over (log-frequency,
+   time) giving, per frame and bin, the probability that some voice sings that
+   pitch. Trained supervised on generated Bach data with the true F0s
+   (``sfgraph train-f0``, ``sfgraph.f0.multif0_train``); the separator itself
+   stays unsupervised. Time convolutions are unpadded so a block needs only the
+   frames before it, and frame ``t`` comes out ``CONTEXT`` frames after it goes in.
+3. **Voice tracker** (``VoiceTracker``): salience peaks (at most ``CANDIDATES`` per
+   frame, refined to a fraction of a bin) are assigned to the voices by a
+   fixed-lag Viterbi over joint assignments: voices stay ordered high to low (no
+   crossing; two voices may share a pitch, a unison), each voice prefers its range,
+   pitch jumps and voicing changes cost, and a strong peak left unexplained costs.
+
+``MultiF0Tracker`` chains the three; ``estimate_f0`` runs it on a whole signal;
+the ``f0_multi`` node runs it in a graph.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numba
+import numpy as np
+import torch
+from torch import nn
+
+from sfgraph.data.layout import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE
+
+N_FFT = 2048  # samples (128 ms at 16 kHz): resolves the bass's low harmonics
+FMIN_HZ = 55.0  # A1, bin 0
+BINS_PER_SEMITONE = 3
+BINS = 162  # 54 semitones: A1 (55 Hz) .. D#6 (1245 Hz)
+HARMONICS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
+FLOOR_DB = -100.0  # features are dB above this, scaled to about 0..1
+CANDIDATES = 5  # salience peaks kept per frame
+FORMAT_VERSION = 1
+
+# Singing ranges (MIDI notes, lowest .. highest comfortable) of the usual voice names;
+# other names need ``ranges``.
+VOICE_RANGES = {"soprano": (59, 81), "alto": (52, 74), "tenor": (46, 69), "bass": (36, 64)}
+
+
+def bin_midi(bins: np.ndarray | float) -> np.ndarray:
+    """MIDI note number (float) of fractional bin positions."""
+    return 33.0 + np.asarray(bins, dtype=np.float64) / BINS_PER_SEMITONE  # 55 Hz is MIDI 33
+
+
+def midi_to_hz(midi: np.ndarray) -> np.ndarray:
+    return 440.0 * np.exp2((np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
+
+
+def hz_to_bin(hz: np.ndarray) -> np.ndarray:
+    """Fractional bin position of frequencies (Hz > 0)."""
+    return BINS_PER_SEMITONE * 12.0 * np.log2(np.asarray(hz, dtype=np.float64) / FMIN_HZ)
+
+
+@functools.lru_cache(maxsize=1)
+def harmonic_filterbank() -> np.ndarray:
+    """(N_FFT // 2 + 1, len(HARMONICS) * BINS) triangular filters, each summing to 1.
+
+    Filter (h, k) is centred on ``HARMONICS[h] * f_k`` and spans the neighbouring
+    bins' centres, or at least ±1.5 STFT bins so that a narrow filter still catches
+    a harmonic's main lobe. Filters above Nyquist are all zero.
+    """
+    bin_hz = SAMPLE_RATE / N_FFT
+    stft_hz = np.arange(N_FFT // 2 + 1) * bin_hz
+    centres = FMIN_HZ * np.exp2(np.arange(BINS) / (12.0 * BINS_PER_SEMITONE))
+    step = 2.0 ** (1.0 / (12.0 * BINS_PER_SEMITONE)) - 1.0
+    bank = np.zeros((stft_hz.size, len(HARMONICS), BINS))
+    for h, harmonic in enumerate(HARMONICS):
+        centre = harmonic * centres
+        half_width = np.maximum(centre * step, 1.5 * bin_hz)
+        weights = np.clip(1.0 - np.abs(stft_hz[:, None] - centre[None, :]) / half_width[None, :], 0.0, None)
+        weights[:, centre + half_width > SAMPLE_RATE / 2] = 0.0
+        total = weights.sum(axis=0)
+        bank[:, h] = weights / np.where(total > 0, total, 1.0)
+    return bank.reshape(stft_hz.size, -1).astype(np.float32)
+
+
+class HarmonicSpectrum:
+    """Streaming harmonic log-frequency spectrum of a mono 16 kHz signal.
+
+    ``push(audio (n,))`` → ``(features (k, len(HARMONICS), BINS) dB, magnitude
+    (k, N_FFT // 2 + 1))`` for the frames now complete: frame ``t``'s window is
+    centred on sample ``t * 256`` (zeros before the start), so it is complete once
+    ``N_FFT // 2`` samples past it are in. Magnitudes are scaled so that a
+    full-scale sine peaks at 0.5.
+    """
+
+    def __init__(self):
+        self.window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)
+        self.window /= self.window.sum()
+        self.bank = harmonic_filterbank()
+        self.reset()
+
+    def reset(self) -> None:
+        self.pending = np.zeros(N_FFT // 2, dtype=np.float32)
+
+    def push(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.pending = np.concatenate([self.pending, np.asarray(audio, dtype=np.float32)])
+        ready = max(0, (self.pending.size - N_FFT) // HOP_LENGTH + 1)
+        if ready == 0:
+            return (np.zeros((0, len(HARMONICS), BINS), dtype=np.float32),
+                    np.zeros((0, N_FFT // 2 + 1), dtype=np.float32))
+        windows = np.lib.stride_tricks.sliding_window_view(self.pending, N_FFT)[::HOP_LENGTH][:ready]
+        self.pending = self.pending[ready * HOP_LENGTH:]
+        magnitude = np.abs(np.fft.rfft(windows * self.window, axis=1)).astype(np.float32)
+        power = np.square(magnitude) @ self.bank
+        decibels = 10.0 * np.log10(power + 1e-12)
+        return decibels.reshape(ready, len(HARMONICS), BINS).astype(np.float32), magnitude
+
+
+def scale_features(decibels: torch.Tensor) -> torch.Tensor:
+    """dB → the network's input scale: 0 at ``FLOOR_DB`` and below, 1 at 0 dB."""
+    return torch.clamp((decibels - FLOOR_DB) / -FLOOR_DB, min=0.0)
+
+
+@dataclass(frozen=True)
+class SalienceConfig:
+    """Layer sizes of ``SalienceNet``: ``channels`` per convolution, ``kernels`` as
+    (bins, frames); the widest frequency kernel spans an octave and more so a
+    layer sees a pitch's octave neighbours."""
+
+    channels: tuple[int, ...] = (16, 24, 24, 16)
+    kernels: tuple[tuple[int, int], ...] = ((5, 5), (5, 3), (37, 1), (3, 3))
+
+    @property
+    def context(self) -> int:
+        """Frames of input beyond those it outputs (the unpadded time convolutions)."""
+        return sum(frames - 1 for _, frames in self.kernels)
+
+    def to_dict(self) -> dict:
+        return {"channels": list(self.channels), "kernels": [list(k) for k in self.kernels]}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SalienceConfig:
+        return cls(tuple(values["channels"]), tuple(tuple(k) for k in values["kernels"]))
+
+
+class SalienceNet(nn.Module):
+    """(batch, len(HARMONICS), BINS, frames) dB → (batch, BINS, frames − context) logits.
+
+    Output frame ``i`` is input frame ``i + context // 2``'s salience: the network
+    sees ``context // 2`` frames either side.
+    """
+
+    def __init__(self, config: SalienceConfig = SalienceConfig()):
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        channels_in = len(HARMONICS)
+        for channels, (bins, frames) in zip(config.channels, config.kernels):
+            layers += [nn.Conv2d(channels_in, channels, (bins, frames), padding=(bins // 2, 0)), nn.ReLU()]
+            channels_in = channels
+        layers.append(nn.Conv2d(channels_in, 1, 1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, decibels: torch.Tensor) -> torch.Tensor:
+        return self.layers(scale_features(decibels))[:, 0]
+
+
+def _state_table(voices: int, candidates: int) -> np.ndarray:
+    """(states, voices) int64: each voice's candidate (1-based, by falling pitch) or 0 (silent).
+
+    Voiced voices take candidates in non-decreasing order, so a higher voice never
+    sings below a lower one; equal indices are a unison.
+    """
+    rows = [state for state in itertools.product(range(candidates + 1), repeat=voices)
+            if all(a <= b for a, b in itertools.pairwise([c for c in state if c > 0]))]
+    return np.array(rows, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class TrackerCosts:
+    """Costs (negative log-probabilities, roughly) of the voice tracker.
+
+    ``silent``: a voice not singing, per frame; ``jump``: per semitone of pitch
+    change between frames (up to ``jump_cap`` semitones); ``onset``: a voice
+    starting or stopping; ``unison``: two voices sharing one peak; ``range``: per
+    squared semitone outside the voice's range.
+    """
+
+    silent: float = 1.2
+    jump: float = 0.6
+    jump_cap: float = 12.0
+    onset: float = 3.0
+    unison: float = 0.7
+    range: float = 0.15
+
+
+@numba.njit(cache=True, nogil=True)
+def _viterbi_step(log_delta, states, valid_before, valid_now, transition, emission):
+    """One forward step: best predecessor and cost of every valid state."""
+    n_states, n_voices = states.shape
+    new_delta = np.full(n_states, np.inf)
+    pointer = np.zeros(n_states, dtype=np.int64)
+    for s in valid_now:
+        best, best_from = np.inf, 0
+        for r in valid_before:
+            cost = log_delta[r]
+            for v in range(n_voices):
+                cost += transition[states[r, v], states[s, v]]
+            if cost < best:
+                best, best_from = cost, r
+        new_delta[s] = best + emission[s]
+        pointer[s] = best_from
+    return new_delta, pointer
+
+
+class VoiceTracker:
+    """Fixed-lag Viterbi assignment of salience peaks to ordered voices.
+
+    ``push(pitch (k, CANDIDATES) MIDI or NaN, salience (k, CANDIDATES))`` → the
+    frames now decided as ``(midi (V, k') with NaN = silent, confidence (V, k'))``.
+    Candidates are sorted by falling pitch. Frame ``t`` is read off the best path
+    ending ``lag`` frames later, so the result does not depend on how frames are
+    split into pushes.
+    """
+
+    def __init__(self, ranges: list[tuple[float, float]], lag: int, costs: TrackerCosts = TrackerCosts()):
+        self.ranges = np.array(ranges, dtype=np.float64)
+        self.voices, self.lag, self.costs = len(ranges), lag, costs
+        self.states = _state_table(self.voices, CANDIDATES)
+        self.reset()
+
+    def reset(self) -> None:
+        self.log_delta: np.ndarray | None = None
+        self.history: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (pointer, pitch, salience) per frame
+        self.valid_before = np.zeros(0, dtype=np.int64)
+
+    def _emission(self, pitch: np.ndarray, salience: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Costs of every state for one frame, and the states that use only present peaks."""
+        costs, states = self.costs, self.states
+        present = np.concatenate([[True], ~np.isnan(pitch)])
+        valid = np.flatnonzero(present[states].all(axis=1))
+        p = np.concatenate([[0.0], np.nan_to_num(pitch)])
+        s = np.concatenate([[1.0], salience]).clip(1e-4, 1 - 1e-4)
+        chosen = states[valid]
+        voiced = chosen > 0
+        low, high = self.ranges[:, 0], self.ranges[:, 1]
+        outside = np.maximum(low - p[chosen], 0.0) + np.maximum(p[chosen] - high, 0.0)
+        voice_cost = np.where(voiced, -np.log(s[chosen]) + costs.range * outside ** 2, costs.silent).sum(axis=1)
+        used = np.zeros((valid.size, CANDIDATES + 1), dtype=bool)
+        np.put_along_axis(used, chosen, True, axis=1)
+        unused = (~used[:, 1:] & present[1:]) * -np.log(1.0 - s[1:])
+        shared = voiced.sum(axis=1) - (used[:, 1:]).sum(axis=1)
+        emission = np.full(len(states), np.inf)
+        emission[valid] = voice_cost + unused.sum(axis=1) + costs.unison * shared
+        return emission, valid
+
+    def _transition(self, pitch_before: np.ndarray, pitch_now: np.ndarray) -> np.ndarray:
+        """(CANDIDATES + 1, CANDIDATES + 1) cost of one voice going from one peak (or silence) to another."""
+        costs = self.costs
+        before = np.concatenate([[np.nan], pitch_before])
+        now = np.concatenate([[np.nan], pitch_now])
+        jump = costs.jump * np.minimum(np.abs(before[:, None] - now[None, :]), costs.jump_cap)
+        table = np.where(np.isnan(jump), costs.onset, jump)
+        table[0, 0] = 0.0
+        return table
+
+    def push(self, pitch: np.ndarray, salience: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        decided_pitch, decided_confidence = [], []
+        for frame in range(pitch.shape[0]):
+            emission, valid = self._emission(pitch[frame], salience[frame])
+            if self.log_delta is None:
+                self.log_delta, pointer = emission, np.zeros(len(self.states), dtype=np.int64)
+            else:
+                transition = self._transition(self.history[-1][1], pitch[frame])
+                self.log_delta, pointer = _viterbi_step(self.log_delta, self.states, self.valid_before, valid,
+                                                        transition, emission)
+                self.log_delta -= self.log_delta[valid].min()
+            self.valid_before = valid
+            self.history.append((pointer, pitch[frame], salience[frame]))
+            if len(self.history) > self.lag:
+                decided = self._backtrack()
+                decided_pitch.append(decided[0])
+                decided_confidence.append(decided[1])
+                self.history.pop(0)
+        if not decided_pitch:
+            return np.zeros((self.voices, 0)), np.zeros((self.voices, 0))
+        return np.stack(decided_pitch, axis=1), np.stack(decided_confidence, axis=1)
+
+    def _backtrack(self) -> tuple[np.ndarray, np.ndarray]:
+        """The oldest held frame's assignment on the best path into the newest frame."""
+        state = int(np.argmin(self.log_delta))
+        for pointer, _, _ in reversed(self.history[1:]):
+            state = int(pointer[state])
+        _, pitch, salience = self.history[0]
+        chosen = self.states[state]
+        voiced = chosen > 0
+        index = np.maximum(chosen - 1, 0)
+        return np.where(voiced, pitch[index], np.nan), np.where(voiced, salience[index], 0.0)
+
+
+def pick_peaks(logits: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(k, BINS) salience logits → the strongest ``CANDIDATES`` local maxima per frame with
+    salience ≥ ``threshold``: (pitch (k, CANDIDATES) MIDI, NaN where absent; salience), sorted
+    by falling pitch. Pitch is refined by a parabola through the peak's logits."""
+    frames = logits.shape[0]
+    padded = np.pad(logits, ((0, 0), (1, 1)), constant_values=-np.inf)
+    peak = (logits >= padded[:, :-2]) & (logits > padded[:, 2:])
+    salience = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    score = np.where(peak & (salience >= threshold), salience, -1.0)
+    top = np.argsort(-score, axis=1, kind="stable")[:, :CANDIDATES]
+    top_score = np.take_along_axis(score, top, axis=1)
+    left = np.take_along_axis(padded, top, axis=1)
+    centre = np.take_along_axis(padded, top + 1, axis=1)
+    right = np.take_along_axis(padded, top + 2, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        curvature = left - 2 * centre + right
+        offset = np.where(np.isfinite(left) & np.isfinite(right) & (curvature < 0),
+                          0.5 * (left - right) / curvature, 0.0)
+    pitch = np.where(top_score > 0, bin_midi(top + np.clip(offset, -0.5, 0.5)), np.nan)
+    salience = np.where(top_score > 0, top_score, 0.0)
+    order = np.argsort(-np.nan_to_num(pitch, nan=-np.inf), axis=1, kind="stable")
+    return np.take_along_axis(pitch, order, axis=1)[:frames], np.take_along_axis(salience, order, axis=1)
+
+
+@dataclass(frozen=True)
+class MultiF0Options:
+    """Settings of a ``MultiF0Tracker``: ``model`` folder, ``voices`` high to low,
+    ``ranges`` (MIDI low, high) per voice (default from the voice names),
+    ``threshold`` (least salience of a peak), ``viterbi_lag`` (frames the tracker
+    waits before deciding), ``threads`` (torch CPU threads while the network runs)."""
+
+    model: Path
+    voices: tuple[str, ...] = DEFAULT_VOICES
+    ranges: tuple[tuple[float, float], ...] | None = None
+    threshold: float = 0.2
+    viterbi_lag: int = 20
+    threads: int = 1
+    costs: TrackerCosts = field(default_factory=TrackerCosts)
+
+    def voice_ranges(self) -> list[tuple[float, float]]:
+        if self.ranges is not None:
+            if len(self.ranges) != len(self.voices):
+                raise ValueError(f"{len(self.ranges)} ranges given for {len(self.voices)} voices")
+            return [tuple(r) for r in self.ranges]
+        unknown = [v for v in self.voices if v not in VOICE_RANGES]
+        if unknown:
+            raise ValueError(f"no default range for voice(s) {', '.join(unknown)} (known: "
+                             f"{', '.join(VOICE_RANGES)}): give ranges, one 'LOW-HIGH' per voice, e.g. C4-A5")
+        return [VOICE_RANGES[v] for v in self.voices]
+
+
+class ModelFolderError(ValueError):
+    """A multi-F0 model folder that cannot be loaded."""
+
+
+def save_salience_model(folder: Path, network: SalienceNet, training: dict) -> None:
+    from sfgraph.model.checkpoint import atomic_torch_save, atomic_write_bytes
+
+    folder = Path(folder)
+    atomic_torch_save({k: v.half() for k, v in network.state_dict().items()}, folder / "weights.pt")
+    description = {"format_version": FORMAT_VERSION, "kind": "multif0-salience",
+                   "network": network.config.to_dict(), "training": training}
+    atomic_write_bytes(folder / "multif0.json", json.dumps(description, indent=2).encode())
+
+
+def load_salience_model(folder: Path) -> SalienceNet:
+    """The salience network in a model folder (``multif0.json`` + ``weights.pt``), float32 on the CPU."""
+    folder = Path(folder)
+    description_path = folder / "multif0.json"
+    if not description_path.exists():
+        raise ModelFolderError(f"{folder}: not a multi-F0 model folder (no multif0.json)")
+    try:
+        description = json.loads(description_path.read_text())
+        if description.get("format_version") != FORMAT_VERSION:
+            raise ModelFolderError(f"{description_path}: format version {description.get('format_version')}, "
+                                   f"this sfgraph reads {FORMAT_VERSION}")
+        network = SalienceNet(SalienceConfig.from_dict(description["network"]))
+        weights = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+        network.load_state_dict({k: v.float() for k, v in weights.items()})
+    except ModelFolderError:
+        raise
+    except Exception as exc:  # corrupt JSON, truncated or mismatched weights: one message naming the folder
+        raise ModelFolderError(f"{folder}: cannot load the multi-F0 model: {exc}") from None
+    return network.eval()
+
+
+class MultiF0Tracker:
+    """F0 of every voice from a mono 16 kHz mixture, block by block.
+
+    ``push(audio (n,))`` → ``(f0 (V, k) Hz, 0 = silent; confidence (V, k) 0..1)`` for
+    the frames now decided, on the grid ``t * 256 / 16000`` s. Frame ``t`` is
+    emitted once ``lookahead_samples`` past sample ``t * 256`` are in.
+    """
+
+    def __init__(self, options: MultiF0Options):
+        self.options = options
+        self.network = load_salience_model(options.model)
+        self.context = self.network.config.context
+        self.spectrum = HarmonicSpectrum()
+        self.tracker = VoiceTracker(options.voice_ranges(), options.viterbi_lag, options.costs)
+        self.reset()
+
+    @property
+    def lookahead_samples(self) -> int:
+        return N_FFT // 2 + (self.context // 2 + self.options.viterbi_lag) * HOP_LENGTH
+
+    def reset(self) -> None:
+        self.spectrum.reset()
+        self.tracker.reset()
+        # Frames before the start are silence, as the zeros padding the first windows.
+        silence = np.full((self.context // 2, len(HARMONICS), BINS), -120.0, dtype=np.float32)
+        self.features = silence
+
+    def push(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        features, _ = self.spectrum.push(audio)
+        self.features = np.concatenate([self.features, features])
+        ready = max(0, self.features.shape[0] - self.context)
+        logits = self._logits() if ready else np.zeros((0, BINS), dtype=np.float32)
+        self.features = self.features[ready:]
+        pitch, salience = pick_peaks(logits, self.options.threshold)
+        midi, confidence = self.tracker.push(pitch, salience)
+        f0 = np.where(np.isnan(midi), 0.0, midi_to_hz(np.nan_to_num(midi)))
+        return f0.astype(np.float32), confidence.astype(np.float32)
+
+
+    def _logits(self) -> np.ndarray:
+        """(frames, BINS) salience logits of the frames whose context is complete."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.options.threads)
+        try:
+            with torch.no_grad():
+                batch = torch.from_numpy(np.ascontiguousarray(self.features.transpose(1, 2, 0)))[None]
+                return self.network(batch)[0].numpy().T
+        finally:
+            torch.set_num_threads(threads)
+
+
+def estimate_f0(mixture: np.ndarray, options: MultiF0Options) -> np.ndarray:
+    """F0 (V, 1 + n // 256) Hz of every voice in a mono 16 kHz mixture (n samples), whole."""
+    mixture = np.asarray(mixture, dtype=np.float32).reshape(-1)
+    tracker = MultiF0Tracker(options)
+    frames = 1 + mixture.size // HOP_LENGTH
+    flush = np.zeros(tracker.lookahead_samples + HOP_LENGTH, dtype=np.float32)
+    pieces = [tracker.push(mixture)[0], tracker.push(flush)[0]]
+    return np.concatenate(pieces, axis=1)[:, :frames]
+
+
+def parse_ranges(text: str | list[str]) -> tuple[tuple[float, float], ...]:
+    """``"C4-A5,F3-D5"`` or ``["C4-A5", "60-81"]`` → ((60, 81), (53, 74)): note names or MIDI numbers."""
+    import librosa
+
+    ranges = []
+    for spec in text.split(",") if isinstance(text, str) else text:
+        low, separator, high = spec.strip().partition("-")
+        try:
+            if not separator:
+                raise ValueError
+            notes = [float(n) if n.strip().isdigit() else float(librosa.note_to_midi(n.strip())) for n in (low, high)]
+        except (ValueError, librosa.ParameterError):
+            raise ValueError(f"range {spec.strip()!r}: expected LOW-HIGH, notes like C4 or MIDI numbers") from None
+        if notes[0] >= notes[1]:
+            raise ValueError(f"range {spec.strip()!r}: the low note must be below the high one")
+        ranges.append((notes[0], notes[1]))
+    return tuple(ranges)

@@ -1,0 +1,253 @@
+"""Multi-F0 from the mixture (sfgraph.f0.multif0, the f0_multi node, train-f0, eval-f0, separate --f0 auto)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import FIXTURES, write_wav
+from sfgraph.data.layout import DEFAULT_VOICES, frame_times, load_dataset, read_f0_csv
+from sfgraph.f0 import MULTIF0_MODEL
+from sfgraph.f0.evaluate import score_item
+from sfgraph.f0.multif0 import (
+    CANDIDATES,
+    HARMONICS,
+    HarmonicSpectrum,
+    ModelFolderError,
+    MultiF0Options,
+    MultiF0Tracker,
+    VoiceTracker,
+    bin_midi,
+    estimate_f0,
+    hz_to_bin,
+    load_salience_model,
+    parse_ranges,
+    pick_peaks,
+)
+from sfgraph.resources import resolve_resource
+
+RATE = 16000
+MODEL = resolve_resource(MULTIF0_MODEL)
+
+
+def harmonic_tone(hz: float, seconds: float, partials: int = 8) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return sum(0.2 / k * np.sin(2 * np.pi * k * hz * t) for k in range(1, partials + 1)).astype(np.float32)
+
+
+def cents(estimate: np.ndarray, truth: float) -> np.ndarray:
+    return 1200 * np.log2(estimate / truth)
+
+
+def test_harmonic_spectrum_stacks_a_tones_partials_on_its_bin():
+    features, magnitude = HarmonicSpectrum().push(np.concatenate([harmonic_tone(220.0, 1.0), np.zeros(2048)]))
+    frame = features[30]  # (harmonics, bins) dB, well inside the tone
+    tone_bin = int(round(hz_to_bin(220.0)))
+    for h, harmonic in enumerate(HARMONICS):
+        if harmonic >= 1:  # partial h of the tone, amplitude 0.2 / h, sits on the tone's bin in channel h
+            peak_db = 20 * np.log10(0.2 / harmonic / 2)  # the filters average power over their width: a bit less
+            assert peak_db - 6 < frame[h, tone_bin] < peak_db + 0.5, harmonic
+            assert frame[h, tone_bin] > max(frame[h, tone_bin - 6], frame[h, tone_bin + 6]) + 20, harmonic
+    assert np.abs(magnitude[30]).max() == pytest.approx(0.1, rel=0.05)  # a sine of amplitude A peaks at A / 2
+
+
+def test_harmonic_spectrum_streams_block_by_block():
+    audio = np.random.default_rng(0).standard_normal(8000).astype(np.float32)
+    whole = HarmonicSpectrum().push(audio)[0]
+    spectrum = HarmonicSpectrum()
+    pieces = [spectrum.push(audio[i:i + 333])[0] for i in range(0, audio.size, 333)]
+    np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-3)
+
+
+def test_peaks_are_refined_between_bins_and_sorted_by_falling_pitch():
+    bins = np.arange(162)
+    logits = np.full((1, 162), -8.0)
+    for centre in (40.3, 100.0, 70.7):
+        logits[0] = np.maximum(logits[0], 4.0 - 2.0 * (bins - centre) ** 2)
+    pitch, salience = pick_peaks(logits, threshold=0.2)
+    np.testing.assert_allclose(pitch[0, :3], bin_midi(np.array([100.0, 70.7, 40.3])), atol=0.02)
+    assert np.isnan(pitch[0, 3:]).all() and (salience[0, 3:] == 0).all()
+    assert (salience[0, :3] > 0.9).all()
+
+
+def test_voice_tracker_follows_a_unison_and_a_rest():
+    """Two voices: a unison (one peak for both) in frames 10-19; in frames 30-39 the lower
+    voice rests while the upper sings above the lower voice's range."""
+    frames = 50
+    t = np.arange(frames)
+    upper = np.select([t < 10, t < 20, t < 25], [67.0, 65.0, 67.0], 77.0)
+    lower = np.where((t >= 10) & (t < 20), 65.0, 60.0)
+    resting = (t >= 30) & (t < 40)
+    pitch = np.full((frames, CANDIDATES), np.nan)
+    salience = np.zeros((frames, CANDIDATES))
+    for frame in range(frames):
+        peaks = sorted({upper[frame]} | (set() if resting[frame] else {lower[frame]}), reverse=True)
+        pitch[frame, :len(peaks)] = peaks
+        salience[frame, :len(peaks)] = 0.9
+    ranges = [(60, 81), (48, 69)]
+    tracker = VoiceTracker(ranges, lag=8)
+    decided = [tracker.push(pitch, salience), tracker.push(np.full((8, CANDIDATES), np.nan), np.zeros((8, CANDIDATES)))]
+    midi = np.concatenate([d[0] for d in decided], axis=1)[:, :frames]
+    confidence = np.concatenate([d[1] for d in decided], axis=1)[:, :frames]
+    np.testing.assert_array_equal(midi[0], upper)
+    np.testing.assert_array_equal(midi[1], np.where(resting, np.nan, lower))
+    assert (confidence[1, resting] == 0).all() and (confidence[:, ~resting] == pytest.approx(0.9))
+    split = VoiceTracker(ranges, lag=8)
+    pieces = [split.push(pitch[i:i + 7], salience[i:i + 7])[0] for i in range(0, frames, 7)]
+    np.testing.assert_array_equal(np.concatenate(pieces, axis=1), midi[:, :frames - 8])
+
+
+def test_a_known_tone_is_tracked_within_10_cents_and_silence_is_silent():
+    options = MultiF0Options(model=MODEL, voices=("lead",), ranges=parse_ranges("C3-C5"))
+    for hz in (196.0, 261.63, 440.0):
+        f0 = estimate_f0(harmonic_tone(hz, 1.5), options)[0]
+        middle = f0[15:-15]
+        assert (middle > 0).all(), hz
+        assert np.median(np.abs(cents(middle, hz))) < 10, (hz, np.median(cents(middle, hz)))
+    tracker = MultiF0Tracker(options)
+    silence = np.zeros(RATE + tracker.lookahead_samples, np.float32)
+    f0, confidence = tracker.push(silence)
+    assert f0.shape[1] >= 60 and (f0 == 0).all() and (confidence == 0).all()
+
+
+def test_streaming_equals_whole_on_the_fixture_mixture():
+    item = load_dataset(FIXTURES / "bach_tiny", use_stems=False)[0]
+    options = MultiF0Options(model=MODEL)
+    whole = estimate_f0(item.load_mix(), options)
+    tracker = MultiF0Tracker(options)
+    mix = np.concatenate([item.load_mix(), np.zeros(tracker.lookahead_samples + 256, np.float32)])
+    rng = np.random.default_rng(3)
+    pieces, start = [], 0
+    while start < mix.size:
+        size = int(rng.integers(1, 3000))
+        pieces.append(tracker.push(mix[start:start + size])[0])
+        start += size
+    streamed = np.concatenate(pieces, axis=1)[:, :whole.shape[1]]
+    np.testing.assert_allclose(streamed, whole, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def fixture_scores():
+    """Multi-F0 of every bach_tiny mixture with the bundled model, scored against the true F0."""
+    scores = []
+    for item in load_dataset(FIXTURES / "bach_tiny", use_stems=False):
+        estimate = estimate_f0(item.load_mix(), MultiF0Options(model=MODEL))
+        scores.append(score_item(frame_times(item.num_samples), item.f0_on_frames(), estimate.astype(np.float64)))
+    return scores
+
+
+def test_bundled_model_finds_the_pitches_of_the_fixture_chorales(fixture_scores):
+    # Chorales the salience network never saw (its training set excluded them).
+    accuracy = np.mean([s["multipitch"]["Accuracy"] for s in fixture_scores])
+    assert accuracy > 0.75, accuracy
+
+
+def test_bundled_model_assigns_the_pitches_to_the_right_voices(fixture_scores):
+    per_voice = np.mean([[v["Raw Pitch Accuracy"] for v in s["voices"]] for s in fixture_scores], axis=0)
+    assert (per_voice > 0.75).all(), per_voice
+
+
+def test_ranges_are_parsed_and_unknown_voices_need_them():
+    assert parse_ranges("C4-A5, 53-74") == ((60.0, 81.0), (53.0, 74.0))
+    for bad in ("C4", "A5-C4", "X9-C4"):
+        with pytest.raises(ValueError, match="range"):
+            parse_ranges(bad)
+    with pytest.raises(ValueError, match="no default range for voice.*lead"):
+        MultiF0Options(model=MODEL, voices=("lead",)).voice_ranges()
+
+
+def test_broken_model_folders_give_clear_errors(tmp_path):
+    with pytest.raises(ModelFolderError, match="not a multi-F0 model folder"):
+        load_salience_model(tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "multif0.json").write_text((MODEL / "multif0.json").read_text())
+    (broken / "weights.pt").write_bytes((MODEL / "weights.pt").read_bytes()[:100])
+    with pytest.raises(ModelFolderError, match="cannot load the multi-F0 model"):
+        load_salience_model(broken)
+    description = json.loads((MODEL / "multif0.json").read_text())
+    description["format_version"] = 99
+    (broken / "multif0.json").write_text(json.dumps(description))
+    with pytest.raises(ModelFolderError, match="format version 99"):
+        load_salience_model(broken)
+
+
+def sfgraph(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "sfgraph.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+
+
+def test_train_f0_learns_and_writes_a_loadable_model(tmp_path):
+    result = sfgraph("train-f0", FIXTURES / "bach_tiny", "-o", tmp_path / "model", "--steps", "40",
+                     "--eval-every", "20", "--batch-size", "4", "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    losses = [float(line.split("validation")[1].split()[0]) for line in result.stdout.splitlines()
+              if line.startswith("step")]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    network = load_salience_model(tmp_path / "model")
+    assert sum(p.numel() for p in network.parameters()) < 100_000
+    description = json.loads((tmp_path / "model" / "multif0.json").read_text())
+    assert description["training"]["step"] in (20, 40)
+
+
+def test_train_f0_reports_a_bad_dataset(tmp_path):
+    result = sfgraph("train-f0", tmp_path / "missing", "-o", tmp_path / "model")
+    assert result.returncode == 2
+    assert "missing" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_f0_cli_multif0_then_eval_f0(tmp_path):
+    item = load_dataset(FIXTURES / "bach_tiny", use_stems=False)[1]
+    estimates = tmp_path / "estimates" / item.name
+    result = sfgraph("f0", item.mix_path(), "-o", estimates, "--method", "multif0")
+    assert result.returncode == 0, result.stderr
+    for voice in DEFAULT_VOICES:
+        times, f0 = read_f0_csv(estimates / f"{voice}.csv")
+        assert times.size == 1 + item.num_samples // 256 and (f0 > 0).mean() > 0.5
+    dataset = tmp_path / "one"
+    dataset.mkdir()
+    (dataset / item.name).symlink_to(item.path)
+    report = tmp_path / "f0.json"
+    result = sfgraph("eval-f0", dataset, "--estimates", f"multif0={tmp_path / 'estimates'}", "-o", report)
+    assert result.returncode == 0, result.stderr
+    assert "Raw Pitch Accuracy per voice" in result.stdout and "Chroma Accuracy" in result.stdout
+    scores = json.loads(report.read_text())["multif0"]
+    assert scores["multipitch"]["Accuracy"] > 0.7
+    missing = sfgraph("eval-f0", dataset, "--estimates", f"none={tmp_path / 'nowhere'}")
+    assert missing.returncode == 2 and "soprano.csv: missing" in missing.stderr
+
+
+def test_separate_with_f0_auto_beats_the_mixture(tmp_path):
+    from sfgraph.data.evaluate import si_sdr_db
+    from helpers import read_wav
+
+    item = load_dataset(FIXTURES / "bach_tiny", require_stems=True)[2]
+    result = sfgraph("separate", item.mix_path(), "--f0", "auto", "-o", tmp_path / "out", "-q")
+    assert result.returncode == 0, result.stderr
+    stems = item.load_stems()
+    estimates = np.stack([read_wav(tmp_path / "out" / f"{voice}.wav")[0][0] for voice in item.voices])
+    ours = si_sdr_db(stems, estimates[:, :stems.shape[1]])
+    floor = si_sdr_db(stems, np.repeat(item.load_mix()[None], len(item.voices), axis=0))
+    assert np.mean(ours) > np.mean(floor) + 10, (ours, floor)
+
+
+def test_f0_multi_node_in_a_graph_reports_bad_ranges(graph_file):
+    from sfgraph.graph.build import build_graph
+    from sfgraph.graph.errors import GraphError
+    from sfgraph.graph.model import load_graph_decl
+
+    path = graph_file(f"""
+name: bad
+sample_rate: 16000
+nodes:
+  - {{id: mix, type: file_in, params: {{path: "{FIXTURES / 'bach_tiny' / '0000_bwv159.5_0' / 'mix.wav'}"}}}}
+  - {{id: f0, type: f0_multi, params: {{voices: [high, low]}}}}
+connections:
+  - mix.audio -> f0.mix
+""")
+    with pytest.raises(GraphError, match=r"f0.*no default range for voice\(s\) high, low"):
+        build_graph(load_graph_decl(str(path)))
