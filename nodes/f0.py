@@ -225,9 +225,9 @@ class F0Multi(Node):
     Outputs at 62.5 frames/s, frame t at sample t·256, labelled by voice: ``f0``
     (voices, frames) Hz, 0 when the voice is silent; ``confidence`` (voices,
     frames) 0..1, the salience of the voice's pitch. Frame t needs the input up to
-    1024 samples (half the 2048-sample window) plus the network's 5 and the
-    tracker's ``viterbi_lag`` frames past it (``lookahead``); offline and live
-    give the same frames.
+    1024 samples (half the 2048-sample window) plus the network's 4 and the
+    tracker's ``viterbi_lag`` frames past it (``lookahead``: 0.45 s by default,
+    0.19 s with a lag of 4); offline and live give the same frames.
     """
 
     type_name = "f0_multi"

@@ -129,6 +129,8 @@ def cmd_separate(args) -> int:
         voices = read_model_config(resolve_path(args.model or decl.node("net").params["model"]))[0].voices
         f0.type, f0.params = "f0_multi", {}
         f0.set_param("voices", list(voices))
+        if args.ranges:
+            f0.set_param("ranges", [r.strip() for r in args.ranges.split(",")])
         decl.connections.append(Connection("mix", "audio", "f0", "mix", f0.line))
     elif Path(args.f0).suffix.lower() in SCORE_SUFFIXES:  # a score, aligned to the recording
         f0.type, f0.params = "f0_score", {}
@@ -194,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--f0", required=True,
                    help="folder of <voice>.csv F0 files (time_s,f0_hz), a score (.mid, .musicxml) with one part "
                         "per voice (aligned to the recording), or 'auto': estimated from the mixture (multi-F0)")
+    p.add_argument("--ranges", help="with --f0 auto: LOW-HIGH note range per voice, comma-separated (e.g. "
+                                    "C4-A5,F3-D5,C3-A4,E2-E4; default from the names soprano, alto, tenor, bass)")
     p.add_argument("--model", help="model folder from 'sfgraph train' (default: the bundled model)")
     p.add_argument("-o", "--output", required=True, help="folder for <voice>.wav")
     p.add_argument("--synth", action="store_true", help="also write the synthesized voices to synth/<voice>.wav")

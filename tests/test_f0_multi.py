@@ -44,22 +44,21 @@ def cents(estimate: np.ndarray, truth: float) -> np.ndarray:
 
 
 def test_harmonic_spectrum_stacks_a_tones_partials_on_its_bin():
-    features, magnitude = HarmonicSpectrum().push(np.concatenate([harmonic_tone(220.0, 1.0), np.zeros(2048)]))
+    features = HarmonicSpectrum().push(np.concatenate([harmonic_tone(220.0, 1.0), np.zeros(2048)]))
     frame = features[30]  # (harmonics, bins) dB, well inside the tone
     tone_bin = int(round(hz_to_bin(220.0)))
     for h, harmonic in enumerate(HARMONICS):
         if harmonic >= 1:  # partial h of the tone, amplitude 0.2 / h, sits on the tone's bin in channel h
-            peak_db = 20 * np.log10(0.2 / harmonic / 2)  # the filters average power over their width: a bit less
+            peak_db = 20 * np.log10(0.2 / harmonic / 2)  # A²/4; the filters average power over their width: a bit less
             assert peak_db - 6 < frame[h, tone_bin] < peak_db + 0.5, harmonic
             assert frame[h, tone_bin] > max(frame[h, tone_bin - 6], frame[h, tone_bin + 6]) + 20, harmonic
-    assert np.abs(magnitude[30]).max() == pytest.approx(0.1, rel=0.05)  # a sine of amplitude A peaks at A / 2
 
 
 def test_harmonic_spectrum_streams_block_by_block():
     audio = np.random.default_rng(0).standard_normal(8000).astype(np.float32)
-    whole = HarmonicSpectrum().push(audio)[0]
+    whole = HarmonicSpectrum().push(audio)
     spectrum = HarmonicSpectrum()
-    pieces = [spectrum.push(audio[i:i + 333])[0] for i in range(0, audio.size, 333)]
+    pieces = [spectrum.push(audio[i:i + 333]) for i in range(0, audio.size, 333)]
     np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-3)
 
 
@@ -99,6 +98,15 @@ def test_voice_tracker_follows_a_unison_and_a_rest():
     split = VoiceTracker(ranges, lag=8)
     pieces = [split.push(pitch[i:i + 7], salience[i:i + 7])[0] for i in range(0, frames, 7)]
     np.testing.assert_array_equal(np.concatenate(pieces, axis=1), midi[:, :frames - 8])
+
+
+def test_voice_tracker_decides_at_once_with_no_lag():
+    tracker = VoiceTracker([(60, 81)], lag=0)
+    pitch = np.full((3, CANDIDATES), np.nan)
+    pitch[:, 0] = [67.0, 67.2, 67.1]
+    salience = np.where(np.isnan(pitch), 0.0, 0.9)
+    midi, _ = tracker.push(pitch, salience)
+    np.testing.assert_array_equal(midi[0], pitch[:, 0])
 
 
 def test_a_known_tone_is_tracked_within_10_cents_and_silence_is_silent():
@@ -158,6 +166,11 @@ def test_ranges_are_parsed_and_unknown_voices_need_them():
             parse_ranges(bad)
     with pytest.raises(ValueError, match="no default range for voice.*lead"):
         MultiF0Options(model=MODEL, voices=("lead",)).voice_ranges()
+    with pytest.raises(ValueError, match="from the highest to the lowest"):
+        MultiF0Options(model=MODEL, voices=("bass", "soprano")).voice_ranges()
+    with pytest.raises(ValueError, match="1 to 6 voices"):
+        MultiF0Options(model=MODEL, voices=tuple(f"v{i}" for i in range(7)),
+                       ranges=tuple((80 - 5 * i, 90 - 5 * i) for i in range(7))).voice_ranges()
 
 
 def test_broken_model_folders_give_clear_errors(tmp_path):
@@ -218,7 +231,10 @@ def test_f0_cli_multif0_then_eval_f0(tmp_path):
     scores = json.loads(report.read_text())["multif0"]
     assert scores["multipitch"]["Accuracy"] > 0.7
     missing = sfgraph("eval-f0", dataset, "--estimates", f"none={tmp_path / 'nowhere'}")
-    assert missing.returncode == 2 and "soprano.csv: missing" in missing.stderr
+    assert missing.returncode == 2 and "nowhere: no such folder (none)" in missing.stderr
+    (tmp_path / "partial" / item.name).mkdir(parents=True)
+    partial = sfgraph("eval-f0", dataset, "--estimates", f"partial={tmp_path / 'partial'}")
+    assert partial.returncode == 2 and "soprano.csv: missing (partial)" in partial.stderr
 
 
 def test_separate_with_f0_auto_beats_the_mixture(tmp_path):

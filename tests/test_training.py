@@ -98,6 +98,14 @@ def test_resume_after_kill_equals_an_uninterrupted_run(dataset_without_stems, tm
         torch.testing.assert_close(second[name], first[name], rtol=0, atol=0, msg=name)
 
 
+def test_resume_with_other_frame_settings_is_refused(dataset_without_stems, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    assert main(train_args(dataset_without_stems, model_dir, 4, "--eval-every", "2", "--no-causal-frames")) == 0
+    assert load_model(model_dir).config.causal_frames is False
+    assert main(train_args(dataset_without_stems, model_dir, 6, "--eval-every", "2", "--resume")) != 0
+    assert "causal_frames False (now True)" in capsys.readouterr().err
+
+
 def test_distributed_training_keeps_ranks_identical(dataset_without_stems, tmp_path):
     model_dir = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

@@ -99,13 +99,12 @@ def f0_from_audio(args) -> tuple[tuple[str, ...], np.ndarray, int]:
 
 
 def run_f0(args: argparse.Namespace) -> int:
-    from sfgraph.f0.multif0 import ModelFolderError
     from sfgraph.f0.score import ScoreError
 
     started = time.perf_counter()
     try:
         voices, f0, samples = f0_from_audio(args)
-    except (ScoreError, ModelFolderError, ValueError, OSError) as exc:
+    except (ScoreError, ValueError, OSError) as exc:  # multi-F0 model errors are ValueErrors
         print(f"sfgraph f0: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     times = frame_times(samples, SAMPLE_RATE, HOP_LENGTH)

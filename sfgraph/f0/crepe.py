@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sfgraph.data.layout import HOP_LENGTH, SAMPLE_RATE, frame_times
+from sfgraph.f0 import torch_threads
 
 CREPE_RATE = 16000  # Hz: the networks' input rate (equal to the separator's SAMPLE_RATE)
 WINDOW = 1024  # samples per analysed frame
@@ -293,15 +294,10 @@ class CrepeTracker:
         voices, frames, _ = windows.shape
         silent = np.sqrt(np.mean(np.square(windows, dtype=np.float64), axis=2)) < self.silence_rms
         batch = torch.from_numpy(np.array(windows.reshape(voices * frames, WINDOW))).to(self.device)  # a copy
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.options.threads)
-        try:
-            with torch.no_grad():
-                batch = batch - batch.mean(dim=1, keepdim=True)
-                batch = batch / torch.clamp(batch.std(dim=1, keepdim=True), min=1e-10)
-                activations = self.network(batch).cpu().numpy().reshape(voices, frames, BINS)
-        finally:
-            torch.set_num_threads(threads)
+        with torch_threads(self.options.threads), torch.no_grad():
+            batch = batch - batch.mean(dim=1, keepdim=True)
+            batch = batch / torch.clamp(batch.std(dim=1, keepdim=True), min=1e-10)
+            activations = self.network(batch).cpu().numpy().reshape(voices, frames, BINS)
         activations = np.where(silent[..., None] | ~self.allowed, 0.0, activations)
         return activations.astype(np.float32)
 

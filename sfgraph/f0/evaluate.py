@@ -11,7 +11,8 @@ Per method it reports, with ``mir_eval``:
   50 cents; this is the voice-assignment accuracy: a pitch given to the wrong
   voice counts as wrong), voicing recall and false alarm, overall accuracy.
 
-Scores are means over items (frames weighted equally within an item).
+Scores are means over items (frames weighted equally within an item); an item where a
+voice never sings does not count for that voice.
 """
 from __future__ import annotations
 
@@ -42,6 +43,9 @@ def score_item(times: np.ndarray, truth: np.ndarray, estimate: np.ndarray) -> di
     multipitch = mir_eval.multipitch.evaluate(times, _frame_sets(truth), times, _frame_sets(estimate))
     voices = []
     for reference, estimated in zip(truth, estimate):
+        if not (reference > 0).any():  # a voice that never sings here has no pitch to find: not scored
+            voices.append({key: float("nan") for key in VOICE_KEYS})
+            continue
         scores = mir_eval.melody.evaluate(times, reference, times, estimated)
         voices.append({key: float(scores[key]) for key in VOICE_KEYS})
     return {"multipitch": {key: float(multipitch[key]) for key in MULTIPITCH_KEYS}, "voices": voices}
@@ -50,9 +54,10 @@ def score_item(times: np.ndarray, truth: np.ndarray, estimate: np.ndarray) -> di
 def evaluate_f0(dataset_root: Path, methods: dict[str, Path]) -> dict:
     """{method: {"multipitch": means, "voices": {voice: means}, "items": n}} over the dataset."""
     dataset = load_dataset(dataset_root, use_stems=False)
-    problems = [f"{root / item.name / (voice + '.csv')}: missing ({name})"
-                for name, root in methods.items() for item in dataset for voice in dataset.voices
-                if not (root / item.name / f"{voice}.csv").exists()]
+    problems = [f"{root}: no such folder ({name})" for name, root in methods.items() if not root.is_dir()]
+    problems += [f"{root / item.name / (voice + '.csv')}: missing ({name})"
+                 for name, root in methods.items() if root.is_dir() for item in dataset for voice in dataset.voices
+                 if not (root / item.name / f"{voice}.csv").exists()]
     if problems:
         raise DatasetError(problems, context="F0 estimates")
     results = {}
@@ -69,7 +74,7 @@ def evaluate_f0(dataset_root: Path, methods: dict[str, Path]) -> dict:
         results[name] = {
             "items": len(per_item),
             "multipitch": {key: float(np.mean([s["multipitch"][key] for s in per_item])) for key in MULTIPITCH_KEYS},
-            "voices": {voice: {key: float(np.mean([s["voices"][v][key] for s in per_item])) for key in VOICE_KEYS}
+            "voices": {voice: {key: float(np.nanmean([s["voices"][v][key] for s in per_item])) for key in VOICE_KEYS}
                        for v, voice in enumerate(dataset.voices)},
         }
     return results

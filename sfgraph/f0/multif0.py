@@ -14,7 +14,8 @@ block gives the same frames as a whole-file run):
    pitch. Trained supervised on generated Bach data with the true F0s
    (``sfgraph train-f0``, ``sfgraph.f0.multif0_train``); the separator itself
    stays unsupervised. Time convolutions are unpadded so a block needs only the
-   frames before it, and frame ``t`` comes out ``CONTEXT`` frames after it goes in.
+   frames before it, and frame ``t`` comes out ``context // 2`` frames (4 with the
+   bundled network) after it goes in.
 3. **Voice tracker** (``VoiceTracker``): salience peaks (at most ``CANDIDATES`` per
    frame, refined to a fraction of a bin) are assigned to the voices by a
    fixed-lag Viterbi over joint assignments: voices stay ordered high to low (no
@@ -38,6 +39,7 @@ import torch
 from torch import nn
 
 from sfgraph.data.layout import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE
+from sfgraph.f0 import torch_threads
 
 N_FFT = 2048  # samples (128 ms at 16 kHz): resolves the bass's low harmonics
 FMIN_HZ = 55.0  # A1, bin 0
@@ -51,6 +53,7 @@ FORMAT_VERSION = 1
 # Singing ranges (MIDI notes, lowest .. highest comfortable) of the usual voice names;
 # other names need ``ranges``.
 VOICE_RANGES = {"soprano": (59, 81), "alto": (52, 74), "tenor": (46, 69), "bass": (36, 64)}
+MAX_VOICES = 6  # the tracker's joint states grow steeply: 321 for 4 voices, 2972 for 6
 
 
 def bin_midi(bins: np.ndarray | float) -> np.ndarray:
@@ -93,11 +96,11 @@ def harmonic_filterbank() -> np.ndarray:
 class HarmonicSpectrum:
     """Streaming harmonic log-frequency spectrum of a mono 16 kHz signal.
 
-    ``push(audio (n,))`` → ``(features (k, len(HARMONICS), BINS) dB, magnitude
-    (k, N_FFT // 2 + 1))`` for the frames now complete: frame ``t``'s window is
-    centred on sample ``t * 256`` (zeros before the start), so it is complete once
-    ``N_FFT // 2`` samples past it are in. Magnitudes are scaled so that a
-    full-scale sine peaks at 0.5.
+    ``push(audio (n,))`` → features (k, len(HARMONICS), BINS) in dB for the frames
+    now complete: frame ``t``'s window is centred on sample ``t * 256`` (zeros before
+    the start), so it is complete once ``N_FFT // 2`` samples past it are in. The
+    window is normalised to sum 1, so a sine of amplitude A has a power of A²/4 in
+    its filter (−6 dB for a full-scale sine).
     """
 
     def __init__(self):
@@ -109,18 +112,16 @@ class HarmonicSpectrum:
     def reset(self) -> None:
         self.pending = np.zeros(N_FFT // 2, dtype=np.float32)
 
-    def push(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def push(self, audio: np.ndarray) -> np.ndarray:
         self.pending = np.concatenate([self.pending, np.asarray(audio, dtype=np.float32)])
         ready = max(0, (self.pending.size - N_FFT) // HOP_LENGTH + 1)
         if ready == 0:
-            return (np.zeros((0, len(HARMONICS), BINS), dtype=np.float32),
-                    np.zeros((0, N_FFT // 2 + 1), dtype=np.float32))
+            return np.zeros((0, len(HARMONICS), BINS), dtype=np.float32)
         windows = np.lib.stride_tricks.sliding_window_view(self.pending, N_FFT)[::HOP_LENGTH][:ready]
         self.pending = self.pending[ready * HOP_LENGTH:]
-        magnitude = np.abs(np.fft.rfft(windows * self.window, axis=1)).astype(np.float32)
-        power = np.square(magnitude) @ self.bank
+        power = np.square(np.abs(np.fft.rfft(windows * self.window, axis=1))) @ self.bank
         decibels = 10.0 * np.log10(power + 1e-12)
-        return decibels.reshape(ready, len(HARMONICS), BINS).astype(np.float32), magnitude
+        return decibels.reshape(ready, len(HARMONICS), BINS).astype(np.float32)
 
 
 def scale_features(decibels: torch.Tensor) -> torch.Tensor:
@@ -136,6 +137,12 @@ class SalienceConfig:
 
     channels: tuple[int, ...] = (16, 24, 24, 16)
     kernels: tuple[tuple[int, int], ...] = ((5, 5), (5, 3), (37, 1), (3, 3))
+
+    def __post_init__(self):
+        # odd kernels keep bins and frames aligned: 'same' padding in frequency, a centred time context
+        if len(self.channels) != len(self.kernels) or any(b % 2 == 0 or f % 2 == 0 for b, f in self.kernels):
+            raise ValueError(f"salience network layers: one odd (bins, frames) kernel per layer, got "
+                             f"{len(self.channels)} channel counts and kernels {self.kernels}")
 
     @property
     def context(self) -> int:
@@ -240,6 +247,7 @@ class VoiceTracker:
         self.log_delta: np.ndarray | None = None
         self.history: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (pointer, pitch, salience) per frame
         self.valid_before = np.zeros(0, dtype=np.int64)
+        self.pitch_before = np.full(CANDIDATES, np.nan)
 
     def _emission(self, pitch: np.ndarray, salience: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Costs of every state for one frame, and the states that use only present peaks."""
@@ -278,11 +286,11 @@ class VoiceTracker:
             if self.log_delta is None:
                 self.log_delta, pointer = emission, np.zeros(len(self.states), dtype=np.int64)
             else:
-                transition = self._transition(self.history[-1][1], pitch[frame])
+                transition = self._transition(self.pitch_before, pitch[frame])
                 self.log_delta, pointer = _viterbi_step(self.log_delta, self.states, self.valid_before, valid,
                                                         transition, emission)
                 self.log_delta -= self.log_delta[valid].min()
-            self.valid_before = valid
+            self.valid_before, self.pitch_before = valid, pitch[frame]
             self.history.append((pointer, pitch[frame], salience[frame]))
             if len(self.history) > self.lag:
                 decided = self._backtrack()
@@ -309,7 +317,6 @@ def pick_peaks(logits: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nda
     """(k, BINS) salience logits → the strongest ``CANDIDATES`` local maxima per frame with
     salience ≥ ``threshold``: (pitch (k, CANDIDATES) MIDI, NaN where absent; salience), sorted
     by falling pitch. Pitch is refined by a parabola through the peak's logits."""
-    frames = logits.shape[0]
     padded = np.pad(logits, ((0, 0), (1, 1)), constant_values=-np.inf)
     peak = (logits >= padded[:, :-2]) & (logits > padded[:, 2:])
     salience = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
@@ -326,7 +333,7 @@ def pick_peaks(logits: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nda
     pitch = np.where(top_score > 0, bin_midi(top + np.clip(offset, -0.5, 0.5)), np.nan)
     salience = np.where(top_score > 0, top_score, 0.0)
     order = np.argsort(-np.nan_to_num(pitch, nan=-np.inf), axis=1, kind="stable")
-    return np.take_along_axis(pitch, order, axis=1)[:frames], np.take_along_axis(salience, order, axis=1)
+    return np.take_along_axis(pitch, order, axis=1), np.take_along_axis(salience, order, axis=1)
 
 
 @dataclass(frozen=True)
@@ -345,15 +352,24 @@ class MultiF0Options:
     costs: TrackerCosts = field(default_factory=TrackerCosts)
 
     def voice_ranges(self) -> list[tuple[float, float]]:
+        """Each voice's (low, high) MIDI range, checked: at most ``MAX_VOICES`` voices, highest first."""
+        if not 1 <= len(self.voices) <= MAX_VOICES:
+            raise ValueError(f"the multi-F0 tracker follows 1 to {MAX_VOICES} voices, got {len(self.voices)}")
         if self.ranges is not None:
             if len(self.ranges) != len(self.voices):
                 raise ValueError(f"{len(self.ranges)} ranges given for {len(self.voices)} voices")
-            return [tuple(r) for r in self.ranges]
-        unknown = [v for v in self.voices if v not in VOICE_RANGES]
-        if unknown:
-            raise ValueError(f"no default range for voice(s) {', '.join(unknown)} (known: "
-                             f"{', '.join(VOICE_RANGES)}): give ranges, one 'LOW-HIGH' per voice, e.g. C4-A5")
-        return [VOICE_RANGES[v] for v in self.voices]
+            ranges = [tuple(r) for r in self.ranges]
+        else:
+            unknown = [v for v in self.voices if v not in VOICE_RANGES]
+            if unknown:
+                raise ValueError(f"no default range for voice(s) {', '.join(unknown)} (known: "
+                                 f"{', '.join(VOICE_RANGES)}): give ranges, one 'LOW-HIGH' per voice, e.g. C4-A5")
+            ranges = [VOICE_RANGES[v] for v in self.voices]
+        middles = [(low + high) / 2 for low, high in ranges]
+        if any(a <= b for a, b in itertools.pairwise(middles)):
+            raise ValueError(f"voices must go from the highest to the lowest ({', '.join(self.voices)} have "
+                             f"ranges centred on MIDI {', '.join(f'{m:g}' for m in middles)})")
+        return ranges
 
 
 class ModelFolderError(ValueError):
@@ -419,7 +435,7 @@ class MultiF0Tracker:
         self.features = silence
 
     def push(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        features, _ = self.spectrum.push(audio)
+        features = self.spectrum.push(audio)
         self.features = np.concatenate([self.features, features])
         ready = max(0, self.features.shape[0] - self.context)
         logits = self._logits() if ready else np.zeros((0, BINS), dtype=np.float32)
@@ -432,14 +448,9 @@ class MultiF0Tracker:
 
     def _logits(self) -> np.ndarray:
         """(frames, BINS) salience logits of the frames whose context is complete."""
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.options.threads)
-        try:
-            with torch.no_grad():
-                batch = torch.from_numpy(np.ascontiguousarray(self.features.transpose(1, 2, 0)))[None]
-                return self.network(batch)[0].numpy().T
-        finally:
-            torch.set_num_threads(threads)
+        with torch_threads(self.options.threads), torch.no_grad():
+            batch = torch.from_numpy(np.ascontiguousarray(self.features.transpose(1, 2, 0)))[None]
+            return self.network(batch)[0].numpy().T
 
 
 def estimate_f0(mixture: np.ndarray, options: MultiF0Options) -> np.ndarray:
@@ -447,8 +458,9 @@ def estimate_f0(mixture: np.ndarray, options: MultiF0Options) -> np.ndarray:
     mixture = np.asarray(mixture, dtype=np.float32).reshape(-1)
     tracker = MultiF0Tracker(options)
     frames = 1 + mixture.size // HOP_LENGTH
-    flush = np.zeros(tracker.lookahead_samples + HOP_LENGTH, dtype=np.float32)
-    pieces = [tracker.push(mixture)[0], tracker.push(flush)[0]]
+    flushed = np.concatenate([mixture, np.zeros(tracker.lookahead_samples + HOP_LENGTH, dtype=np.float32)])
+    chunk = 60 * SAMPLE_RATE  # a minute at a time keeps the STFT's memory small on long files
+    pieces = [tracker.push(flushed[start:start + chunk])[0] for start in range(0, flushed.size, chunk)]
     return np.concatenate(pieces, axis=1)[:, :frames]
 
 

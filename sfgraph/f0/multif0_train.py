@@ -57,19 +57,24 @@ def item_features(mix: np.ndarray) -> np.ndarray:
     """(len(HARMONICS), BINS, 1 + n // 256) dB features of a whole mixture."""
     spectrum = HarmonicSpectrum()
     frames = 1 + mix.size // HOP_LENGTH
-    features = np.concatenate([spectrum.push(mix)[0], spectrum.push(np.zeros(N_FFT, np.float32))[0]])
+    features = np.concatenate([spectrum.push(mix), spectrum.push(np.zeros(N_FFT, np.float32))])
     return np.ascontiguousarray(features[:frames].transpose(1, 2, 0))
 
 
-def load_examples(roots: list[Path]) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, features, target) of every item of the datasets (mixtures and F0 files only)."""
-    examples = []
+def load_examples(roots: list[Path], min_frames: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, features, target) of every item of the datasets (mixtures and F0 files only); items
+    shorter than ``min_frames`` are an error naming them."""
+    examples, short = [], []
     for root in roots:
         for item in load_dataset(root, use_stems=False):
             features = item_features(item.load_mix())
             target = salience_target(item.f0_on_frames())
             frames = min(features.shape[-1], target.shape[-1])
+            if frames < min_frames:
+                short.append(f"{item.path} ({frames} frames)")
             examples.append((f"{root.name}/{item.name}", features[..., :frames], target[:, :frames]))
+    if short:
+        raise ValueError(f"items shorter than a training crop ({min_frames} frames of 16 ms): {', '.join(short)}")
     return examples
 
 
@@ -77,7 +82,7 @@ def batch_of(examples, rng: np.random.Generator, config: SalienceTrainConfig, co
     inputs, targets = [], []
     for _ in range(config.batch_size):
         _, features, target = examples[rng.integers(len(examples))]
-        start = rng.integers(0, features.shape[-1] - config.crop_frames - context)
+        start = rng.integers(0, features.shape[-1] - config.crop_frames - context + 1)
         shift = rng.uniform(-config.level_db, config.level_db)
         inputs.append(features[..., start:start + config.crop_frames + context] + shift)
         targets.append(target[:, start + context // 2:start + context // 2 + config.crop_frames])
@@ -98,7 +103,8 @@ def train(roots: list[Path], output: Path, config: SalienceTrainConfig, progress
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
-    examples = load_examples(roots)
+    context = SalienceConfig().context
+    examples = load_examples(roots, config.crop_frames + context)
     order = rng.permutation(len(examples))
     if len(examples) <= config.validation_items:
         raise ValueError(f"{len(examples)} item(s) found: need more than the {config.validation_items} "
@@ -106,7 +112,6 @@ def train(roots: list[Path], output: Path, config: SalienceTrainConfig, progress
     validation = [examples[i] for i in order[:config.validation_items]]
     training = [examples[i] for i in order[config.validation_items:]]
     network = SalienceNet(SalienceConfig())
-    context = network.config.context
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.max_steps, eta_min=config.learning_rate / 20)
     started = time.perf_counter()
@@ -137,6 +142,9 @@ def train(roots: list[Path], output: Path, config: SalienceTrainConfig, progress
             running = []
         if out_of_time:
             break
+    if best_step == 0:
+        raise ValueError(f"no model written to {output}: no validation ran (steps {config.max_steps}) or its "
+                         "loss was not finite")
     return {"steps": step, "best_step": best_step, "validation_bce": best,
             "minutes": (time.perf_counter() - started) / 60}
 

@@ -27,7 +27,8 @@ from tqdm import tqdm
 from ..data.layout import load_dataset
 from ..dsp.voice_config import VoiceConfig
 from ..dsp.voice_torch import synthesize_voices
-from .checkpoint import atomic_torch_save, atomic_write_bytes, save_model
+from .checkpoint import atomic_torch_save, atomic_write_bytes, read_model_config, save_model
+from .errors import ModelError
 from .config import TrainConfig, add_arguments
 from .loss import spectral_loss
 from .network import NetworkConfig, ParamNet, split_parameters
@@ -134,6 +135,14 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
     if resume:
         if not checkpoint_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
+        if (model_dir / "model.json").exists():
+            saved_config = read_model_config(model_dir)[0]
+            changed = [f"{name} {getattr(saved_config, name)} (now {getattr(network.config, name)})"
+                       for name in ("voices", "hidden", "causal_frames")
+                       if getattr(saved_config, name) != getattr(network.config, name)]
+            if changed:
+                raise ModelError(f"--resume: {model_dir} was trained with {', '.join(changed)}; resume with "
+                                 "the same settings")
         saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
         network.load_state_dict(saved["network"])
         optimizer.load_state_dict(saved["optimizer"])
