@@ -252,7 +252,6 @@ class F0Multi(Node):
                                       ranges=parse_ranges(self.p.ranges) if self.p.ranges else None,
                                       threshold=self.p.threshold, viterbi_lag=self.p.viterbi_lag,
                                       threads=self.p.threads)
-        self.options.voice_ranges()  # names without a known range and no ranges: an error now
         self.tracker = MultiF0Tracker(self.options)
         self.lookahead = self.tracker.lookahead_samples
         rate = Fraction(SAMPLE_RATE, HOP_LENGTH)
