@@ -4,12 +4,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import FIXTURES, write_wav
+from helpers import FIXTURES
 from sfgraph.data.layout import DEFAULT_VOICES, frame_times, load_dataset, read_f0_csv
 from sfgraph.f0 import MULTIF0_MODEL
 from sfgraph.f0.evaluate import score_item

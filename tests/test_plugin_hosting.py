@@ -23,7 +23,6 @@ import numpy as np
 import pedalboard
 import pytest
 
-from sfgraph.graph.errors import NodeError
 from sfgraph.graph.node import GraphContext
 from sfgraph.graph.params import ParamError
 from sfgraph.graph.ports import audio_spec

@@ -7,7 +7,7 @@ Modules (imported on demand, so ``import sfgraph.data`` stays light):
 - ``bach``: four-part Bach chorales rendered with fluidsynth (``generate_bach``).
 - ``csd``: Choral Singing Dataset converter (``convert_csd``).
 - ``evaluate``: SI-SDR / SDR scoring, summaries, tables and reports.
-- ``baselines``: oracle masks, mixture floor and F0-informed NMF.
+- ``baselines``: oracle masks, mixture floor, F0-informed NMF and voices fitted to the stems.
 - ``cli``: the ``data``, ``eval`` and ``baseline`` commands (``add_commands``).
 """
 

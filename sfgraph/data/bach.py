@@ -34,7 +34,14 @@ import numpy as np
 
 from sfgraph.data.audio import read_wav, write_text
 from sfgraph.data.layout import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE, frame_times, write_item
-from sfgraph.data.midi import PITCH_BEND_CENTER, PITCH_BEND_MAX, MidiTrack, seconds_to_tick, tick_to_seconds
+from sfgraph.data.midi import (
+    PITCH_BEND_CENTER,
+    PITCH_BEND_MAX,
+    MidiTrack,
+    midi_to_hz,
+    seconds_to_tick,
+    tick_to_seconds,
+)
 
 # General MIDI programs, 1-based as printed in the GM list.
 GM_PROGRAMS = {"choir": 53, "solo": 54}  # 53 Choir Aahs, 54 Voice Oohs
@@ -133,13 +140,12 @@ class VoicePerformance:
         sounding = (note >= 0) & (times < self.note_off_s[np.maximum(note, 0)])
         bend = self.bend_values[np.maximum(np.searchsorted(self.bend_s, times, side="right") - 1, 0)]
         index = np.maximum(note, 0)
-        semitones = (
+        note_number = (
             self.keys[index]
-            - 69
             + self.tuning_cents[index] / 100.0
             + (bend - PITCH_BEND_CENTER) / PITCH_BEND_CENTER * BEND_RANGE_SEMITONES
         )
-        return np.where(sounding, 440.0 * np.exp2(semitones / 12.0), 0.0)
+        return np.where(sounding, midi_to_hz(note_number), 0.0)
 
     def to_midi(self, program: int) -> MidiTrack:
         """A one-channel MIDI track playing this voice with 1-based GM ``program``."""
@@ -441,7 +447,7 @@ def measure_tuning(program: int, soundfont: Path, fluidsynth: str) -> dict[int, 
             tuning[key] = 0.0
             continue
         magnitude = np.abs(np.fft.rfft(segment * np.hanning(segment.size), n_fft))
-        nominal = 440.0 * 2 ** ((key - 69) / 12)
+        nominal = midi_to_hz(key)
         partials = nominal * np.arange(1, 9)
         partials = partials[partials * shifts[-1] < SAMPLE_RATE / 2]
         comb = np.interp(np.outer(shifts, partials), frequencies, magnitude).sum(axis=1)

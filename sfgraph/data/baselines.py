@@ -1,4 +1,4 @@
-"""Reference separators: oracle masks, the mixture itself, and F0-informed NMF.
+"""Reference separators: oracle masks, the mixture itself, F0-informed NMF, fitted voices.
 
 All are pure functions on numpy arrays, so graphs can use them as separators
 too. They use the separator's own STFT, ``sfgraph.dsp.stft`` (periodic Hann
@@ -18,11 +18,18 @@ sample ``t * 256 + 256 - 1024``).
   activations and spectral envelopes are fitted to the mixture magnitude by
   multiplicative updates for the KL divergence; the fitted model spectra give
   soft (Wiener-like) masks.
+- ``fitted_voices_separate``: masks from source-filter voices whose
+  parameters were fitted to the true stems (needs ground truth and a trained
+  model to start from; see ``sfgraph.model.fit``): the ceiling of sfgraph's
+  voice model, where ``oracle`` is the ceiling of any mask.
+
+Every mask-based baseline takes ``power``: 1 magnitude-ratio masks, 2 power-ratio.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,10 +37,15 @@ from sfgraph.data.audio import write_wav
 from sfgraph.data.layout import Dataset, Item, resample_f0
 from sfgraph.dsp.stft import istft, mask_separate, stft
 
+if TYPE_CHECKING:  # torch is imported only when the fitted baseline runs
+    from sfgraph.model.network import ParamNet
+
+FIT_STEPS = 300  # Adam steps of the fitted baseline; the fit still gains a little after them
+
 N_FFT = 2048
 HOP_LENGTH = 256
 NMF_ITERATIONS = 30
-BASELINES = ("oracle", "nmf", "mixture")
+BASELINES = ("oracle", "nmf", "fitted", "mixture")
 # Keeps the multiplicative updates and the masks finite where the model is empty.
 _EPS = 1e-12
 
@@ -149,13 +161,36 @@ def nmf_separate(
     return istft(masks.transpose(0, 2, 1) * spectrum[None], N_FFT, HOP_LENGTH, mix.size).astype(np.float32)
 
 
-def separate_item(method: str, item: Item, oracle_power: float = 1.0, n_iterations: int = NMF_ITERATIONS) -> np.ndarray:
-    """Run a baseline on one ``layout.Item``; returns ``(n_voices, n_samples)`` in ``item.voices`` order."""
+def fitted_voices_separate(item: Item, model: ParamNet, power: float = 1.0, steps: int = FIT_STEPS) -> np.ndarray:
+    """Masks from ``model``'s synthesizer with every frame's parameters fitted to ``item``'s stems.
+
+    ``item``: with stems, at the model's sample rate, with the model's voices in
+    its order (``load_dataset(..., voices=, sample_rate=, require_stems=True)``
+    checks all three). Returns ``(n_voices, n_samples)`` float32.
+    """
+    from sfgraph.model.fit import fit_voices_to_stems
+
+    mix = item.load_mix()
+    fitted = fit_voices_to_stems(model, mix, item.load_stems(), item.f0_on_frames(model.config.voice.hop), steps=steps)
+    return mask_separate(mix, fitted, N_FFT, HOP_LENGTH, power)
+
+
+def separate_item(method: str, item: Item, power: float = 1.0, n_iterations: int = NMF_ITERATIONS,
+                  model: ParamNet | None = None, fit_steps: int = FIT_STEPS) -> np.ndarray:
+    """Run a baseline on one ``layout.Item``; returns ``(n_voices, n_samples)`` in ``item.voices`` order.
+
+    ``model``: the trained network the ``fitted`` baseline starts from.
+    """
     mix = item.load_mix()
     if method == "oracle":
-        return oracle_mask_separate(mix, item.load_stems(), oracle_power)
+        return oracle_mask_separate(mix, item.load_stems(), power)
     if method == "nmf":
-        return nmf_separate(mix, item.f0_hz, item.f0_times, item.sample_rate, n_iterations=n_iterations)
+        return nmf_separate(mix, item.f0_hz, item.f0_times, item.sample_rate, n_iterations=n_iterations,
+                            mask_power=power)
+    if method == "fitted":
+        if model is None:
+            raise ValueError("the fitted baseline needs a model to start from")
+        return fitted_voices_separate(item, model, power, fit_steps)
     if method == "mixture":
         return mixture_separate(mix, len(item.voices))
     raise ValueError(f"unknown baseline {method!r} (choose from {', '.join(BASELINES)})")
@@ -165,14 +200,16 @@ def separate_dataset(
     method: str,
     dataset: Dataset,
     out_dir: Path,
-    oracle_power: float = 1.0,
+    power: float = 1.0,
     n_iterations: int = NMF_ITERATIONS,
+    model: ParamNet | None = None,
+    fit_steps: int = FIT_STEPS,
     progress: bool = True,
 ) -> None:
     """Write a baseline's estimates as ``out_dir/<item>/<voice>.wav`` (float32), the layout ``evaluate`` reads."""
     from tqdm import tqdm
 
     for item in tqdm(dataset.items, desc=method, unit="item", disable=not progress):
-        estimates = separate_item(method, item, oracle_power, n_iterations)
+        estimates = separate_item(method, item, power, n_iterations, model, fit_steps)
         for voice, estimate in zip(item.voices, estimates, strict=True):
             write_wav(Path(out_dir) / item.name / f"{voice}.wav", estimate, item.sample_rate)

@@ -19,7 +19,7 @@ from fractions import Fraction
 import numpy as np
 from pedalboard.io import StreamResampler
 
-from ..graph.build import BuiltGraph, Edge
+from ..graph.build import BuiltGraph
 from ..graph.errors import NodeError
 from .buffers import Fifo
 

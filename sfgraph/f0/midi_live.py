@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sfgraph.data.midi import PITCH_BEND_CENTER
+from sfgraph.data.midi import PITCH_BEND_CENTER, midi_to_hz
 
 _NOTE_OFF, _NOTE_ON, _CONTROL, _PITCH_BEND = 0x80, 0x90, 0xB0, 0xE0
 _ALL_SOUND_OFF, _ALL_NOTES_OFF = 120, 123
@@ -56,7 +56,7 @@ class NotesToF0:
         f0 = np.zeros(len(self.held))
         for voice, keys in enumerate(self.held):
             if keys:
-                f0[voice] = 440.0 * 2.0 ** ((keys[-1] - 69 + self.bend[voice]) / 12.0)
+                f0[voice] = midi_to_hz(keys[-1] + self.bend[voice])
         return f0
 
     def _apply(self, message: bytes) -> None:

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from sfgraph.data.layout import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE
+from sfgraph.data.midi import midi_to_hz
 from sfgraph.f0 import torch_threads
 
 N_FFT = 2048  # samples (128 ms at 16 kHz): resolves the bass's low harmonics
@@ -59,10 +60,6 @@ MAX_VOICES = 6  # the tracker's joint states grow steeply: 321 for 4 voices, 297
 def bin_midi(bins: np.ndarray | float) -> np.ndarray:
     """MIDI note number (float) of fractional bin positions."""
     return 33.0 + np.asarray(bins, dtype=np.float64) / BINS_PER_SEMITONE  # 55 Hz is MIDI 33
-
-
-def midi_to_hz(midi: np.ndarray) -> np.ndarray:
-    return 440.0 * np.exp2((np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
 
 
 def hz_to_bin(hz: np.ndarray) -> np.ndarray:
