@@ -77,6 +77,7 @@ def bench_multif0(seconds: float, threads: int) -> None:
 
     tracker = MultiF0Tracker(options)
     hops = mixture.size // 256
+    # The network's own forward passes (not the numpy/tensor conversions around them).
     network_seconds, network_started = 0.0, 0.0
 
     def network_starts(module, inputs):

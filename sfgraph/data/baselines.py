@@ -161,17 +161,20 @@ def nmf_separate(
     return istft(masks.transpose(0, 2, 1) * spectrum[None], N_FFT, HOP_LENGTH, mix.size).astype(np.float32)
 
 
-def fitted_voices_separate(item: Item, model: ParamNet, power: float = 1.0, steps: int = FIT_STEPS) -> np.ndarray:
-    """Masks from ``model``'s synthesizer with every frame's parameters fitted to ``item``'s stems.
+def fitted_voices_separate(
+    mix: np.ndarray, stems: np.ndarray, f0_frames: np.ndarray, model: ParamNet, power: float = 1.0,
+    steps: int = FIT_STEPS,
+) -> np.ndarray:
+    """Masks from ``model``'s synthesizer with every frame's parameters fitted to the true ``stems``.
 
-    ``item``: with stems, at the model's sample rate, with the model's voices in
-    its order (``load_dataset(..., voices=, sample_rate=, require_stems=True)``
-    checks all three). Returns ``(n_voices, n_samples)`` float32.
+    ``mix`` ``(n_samples,)`` and ``stems`` ``(n_voices, n_samples)`` at the model's
+    sample rate, the voices in the model's order; ``f0_frames`` ``(n_voices,
+    n_frames)`` Hz on the model's frame grid (``Item.f0_on_frames``). Returns
+    ``(n_voices, n_samples)`` float32.
     """
     from sfgraph.model.fit import fit_voices_to_stems
 
-    mix = item.load_mix()
-    fitted = fit_voices_to_stems(model, mix, item.load_stems(), item.f0_on_frames(model.config.voice.hop), steps=steps)
+    fitted = fit_voices_to_stems(model, mix, stems, f0_frames, steps=steps)
     return mask_separate(mix, fitted, N_FFT, HOP_LENGTH, power)
 
 
@@ -179,7 +182,9 @@ def separate_item(method: str, item: Item, power: float = 1.0, n_iterations: int
                   model: ParamNet | None = None, fit_steps: int = FIT_STEPS) -> np.ndarray:
     """Run a baseline on one ``layout.Item``; returns ``(n_voices, n_samples)`` in ``item.voices`` order.
 
-    ``model``: the trained network the ``fitted`` baseline starts from.
+    ``model``: the trained network the ``fitted`` baseline starts from; the item
+    must then be at its sample rate, with its voices in its order
+    (``load_dataset(..., voices=, sample_rate=, require_stems=True)`` checks that).
     """
     mix = item.load_mix()
     if method == "oracle":
@@ -190,7 +195,8 @@ def separate_item(method: str, item: Item, power: float = 1.0, n_iterations: int
     if method == "fitted":
         if model is None:
             raise ValueError("the fitted baseline needs a model to start from")
-        return fitted_voices_separate(item, model, power, fit_steps)
+        return fitted_voices_separate(mix, item.load_stems(), item.f0_on_frames(model.config.voice.hop), model, power,
+                                      fit_steps)
     if method == "mixture":
         return mixture_separate(mix, len(item.voices))
     raise ValueError(f"unknown baseline {method!r} (choose from {', '.join(BASELINES)})")

@@ -28,8 +28,8 @@ PITCH_BEND_MAX = 16383
 _ORDER_SETUP, _ORDER_NOTE_OFF, _ORDER_CONTROL, _ORDER_NOTE_ON = 0, 1, 2, 3
 
 
-def midi_to_hz(note: float | np.ndarray) -> np.ndarray:
-    """Frequency in Hz of a (fractional) MIDI note number: note 69 (A4) is 440 Hz."""
+def midi_to_hz(note: float | np.ndarray) -> np.float64 | np.ndarray:
+    """Frequency in Hz of (fractional) MIDI note numbers, a scalar or an array: note 69 (A4) is 440 Hz."""
     return 440.0 * np.exp2((np.asarray(note, dtype=np.float64) - 69.0) / 12.0)
 
 

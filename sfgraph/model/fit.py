@@ -38,6 +38,8 @@ def fit_voices_to_stems(network: ParamNet, mix: np.ndarray, stems: np.ndarray, f
     config = network.config
     hop = config.voice.hop
     frames = mix.shape[-1] // hop
+    if frames == 0:
+        raise ValueError(f"{mix.shape[-1]} samples: shorter than one {hop}-sample frame")
     mix_t = torch.from_numpy(np.asarray(mix, np.float32)[:frames * hop])[None]
     target = torch.from_numpy(np.asarray(stems, np.float32)[:, :frames * hop])[None]
     f0 = torch.from_numpy(np.asarray(f0_hz, np.float32)[:, :frames])[None]
