@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from sfgraph.dsp.stft import StreamingMaskSeparator
+from sfgraph.dsp.stft import StreamingMaskSeparator, window_pair
 from sfgraph.graph.errors import PortError
 from sfgraph.graph.node import Node
 from sfgraph.graph.params import Param
@@ -45,10 +45,8 @@ class Mask(Node):
     def configure(self, inputs, context):
         if self.p.n_fft % self.p.hop or self.p.n_fft < 4 * self.p.hop:
             raise ValueError(f"n_fft ({self.p.n_fft}) must be a multiple of hop ({self.p.hop}), at least 4 hops")
+        window_pair(self.p.n_fft, self.p.hop, self.p.synthesis)  # raises for a synthesis length it cannot make
         synthesis = self.p.n_fft if self.p.synthesis is None else self.p.synthesis
-        if synthesis % self.p.hop or not 2 * self.p.hop <= synthesis <= self.p.n_fft:
-            raise ValueError(f"synthesis ({synthesis}) must be a multiple of hop ({self.p.hop}) from 2 hops "
-                             f"to n_fft ({self.p.n_fft})")
         voices = inputs["voices"]
         if voices.rate != inputs["mix"].rate:
             raise PortError("voices", f"rate {float(voices.rate):g} Hz differs from the mixture's "
