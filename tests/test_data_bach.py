@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -159,9 +160,13 @@ def test_measure_tuning_finds_a_known_detuning(monkeypatch):
 
 
 @needs_fluidsynth
-def test_generated_items_sum_to_mix_and_match_their_f0(tmp_path):
+def test_generated_items_sum_to_mix_and_match_their_f0(tmp_path, capsys):
     arguments = ["--count", "2", "--seconds", "4", "--program", "solo", "--per-chorale", "1", "--seed", "7", "--quiet"]
     assert main(["data", "bach", str(tmp_path / "first"), *arguments]) == 0
+    # The results depend on the patch, so the summary names the soundfont that played it.
+    soundfont = Path(json.loads((tmp_path / "first" / "generation.json").read_text())["soundfont"])
+    assert soundfont == bach.find_soundfont(None)
+    assert f"(GM program 54 of {soundfont.name})" in capsys.readouterr().out
     dataset = load_dataset(tmp_path / "first", require_stems=True, sample_rate=16000)
     assert len(dataset) == 2 and len({item.meta["chorale"] for item in dataset}) == 2
     for item in dataset:

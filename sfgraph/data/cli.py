@@ -51,7 +51,7 @@ def _reports_user_errors(
 
 @_reports_user_errors("data bach")
 def _run_bach(args: argparse.Namespace) -> int:
-    from sfgraph.data.bach import BachOptions, generate_bach, resolve_program
+    from sfgraph.data.bach import BachOptions, find_soundfont, generate_bach, resolve_program
 
     options = BachOptions(
         count=args.count,
@@ -73,7 +73,10 @@ def _run_bach(args: argparse.Namespace) -> int:
     )
     started = time.perf_counter()
     names = generate_bach(args.outdir, options, force=args.force, progress=not args.quiet)
-    print(f"wrote {len(names)} items of {args.seconds:g} s to {args.outdir} in {time.perf_counter() - started:.1f} s")
+    print(
+        f"wrote {len(names)} items of {args.seconds:g} s to {args.outdir} in {time.perf_counter() - started:.1f} s "
+        f"(GM program {options.program} of {find_soundfont(options.soundfont).name})"
+    )
     return 0
 
 
