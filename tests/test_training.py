@@ -105,6 +105,28 @@ def test_resume_with_other_frame_settings_is_refused(dataset_without_stems, tmp_
     assert "causal_frames False (now True)" in capsys.readouterr().err
 
 
+def test_init_starts_from_a_trained_model_and_checks_its_settings(dataset_without_stems, tmp_path, capsys):
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    assert main(train_args(dataset_without_stems, base, 40, "--eval-every", "20", "--learning-rate", "3e-3")) == 0
+    base_loss = min(row["validation"] for row in log_rows(base))
+    # One step at a negligible learning rate: the first validation is the base model's.
+    frozen = ["--eval-every", "1", "--learning-rate", "1e-9", "--final-learning-rate", "1e-9", "--seed", "5"]
+    assert main(train_args(dataset_without_stems, tuned, 1, *frozen, "--init", str(base))) == 0
+    assert log_rows(tuned)[0]["validation"] == pytest.approx(base_loss, rel=1e-4)
+    assert json.loads((tuned / "model.json").read_text())["training"]["init"] == str(base)
+    # Resuming without --init continues from the checkpoint and keeps the record of the start.
+    assert main(train_args(dataset_without_stems, tuned, 2, *frozen, "--resume")) == 0
+    assert [row["step"] for row in log_rows(tuned)] == [1, 2]
+    assert torch.load(tuned / "checkpoint.pt", weights_only=False)["state"]["init"] == str(base)
+    assert main(train_args(dataset_without_stems, tmp_path / "fresh", 1, *frozen)) == 0
+    assert log_rows(tmp_path / "fresh")[0]["validation"] > 1.2 * base_loss
+
+    assert main(train_args(dataset_without_stems, tmp_path / "wide", 1, *frozen, "--init", str(base), "--hidden", "24")) == 2
+    assert f"--init {base}: that model has hidden 16 (now 24); train with its settings (--hidden 16)" in capsys.readouterr().err
+    assert main(train_args(dataset_without_stems, tmp_path / "none", 1, "--init", str(tmp_path / "missing"))) == 2
+    assert f"model folder not found: {tmp_path / 'missing'}" in capsys.readouterr().err
+
+
 def test_distributed_training_keeps_ranks_identical(dataset_without_stems, tmp_path):
     model_dir = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

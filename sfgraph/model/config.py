@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="dataset folder (mix.wav and f0/ per item; stems are never read)")
     parser.add_argument("-o", "--output", required=True, help="model folder to write")
     parser.add_argument("--resume", action="store_true", help="continue from the model folder's last checkpoint")
+    parser.add_argument("--init", metavar="MODEL",
+                        help="start from a trained model's weights (fine-tuning; e.g. sfgraph:models/default): "
+                             "its voices, --hidden and causal frames must match")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 …")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -27,7 +27,8 @@ from tqdm import tqdm
 from ..data.layout import load_dataset
 from ..dsp.voice_config import VoiceConfig
 from ..dsp.voice_torch import synthesize_voices
-from .checkpoint import atomic_torch_save, atomic_write_bytes, read_model_config, save_model
+from ..resources import resolve_path
+from .checkpoint import atomic_torch_save, atomic_write_bytes, load_model, read_model_config, save_model
 from .errors import ModelError
 from .config import TrainConfig, add_arguments
 from .loss import spectral_loss
@@ -109,9 +110,33 @@ def learning_rate_factor(config: TrainConfig):
     return factor
 
 
+def setting_differences(saved: NetworkConfig, wanted: NetworkConfig) -> list[str]:
+    """The training-chosen network settings where a saved model differs from this run's, as text."""
+    return [f"{name} {getattr(saved, name)} (now {getattr(wanted, name)})"
+            for name in ("voices", "hidden", "causal_frames") if getattr(saved, name) != getattr(wanted, name)]
+
+
+def initial_weights(model: str, network: ParamNet) -> dict:
+    """The weights of trained model folder ``model`` (``sfgraph:REL`` for a bundled one), checked
+    against the network about to train; ModelError names the settings that differ."""
+    try:
+        start = load_model(resolve_path(model))
+    except FileNotFoundError as exc:
+        raise ModelError(str(exc)) from None
+    changed = setting_differences(start.config, network.config)
+    if changed:
+        raise ModelError(f"--init {model}: that model has {', '.join(changed)}; train with its settings "
+                         f"(--hidden {start.config.hidden}{'' if start.config.causal_frames else ' --no-causal-frames'})")
+    return start.state_dict()
+
+
 def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool = False,
-          device: str = "auto", progress: bool = True, keep_rank_weights: bool = False) -> dict:
-    """Train (or resume) and return a summary; writes the model folder as it goes."""
+          device: str = "auto", progress: bool = True, keep_rank_weights: bool = False,
+          init: str | None = None) -> dict:
+    """Train (or resume) and return a summary; writes the model folder as it goes.
+
+    ``init``: a trained model folder to start from (fine-tuning) instead of random
+    weights; a resumed run continues from its checkpoint, which already holds them."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                           "cpu" if device == "auto" else device)
@@ -126,20 +151,19 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
     torch.manual_seed(config.seed)
 
     train_set, validation_set, voices = load_segments(Path(dataset_dir), config, VoiceConfig())
-    network = ParamNet(NetworkConfig(voices=voices, hidden=config.hidden,
-                                     causal_frames=config.causal_frames)).to(device)
+    network = ParamNet(NetworkConfig(voices=voices, hidden=config.hidden, causal_frames=config.causal_frames))
+    if init is not None and not resume:
+        network.load_state_dict(initial_weights(init, network))
+    network = network.to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor(config))
-    state = {"step": 0, "best": math.inf, "evals_since_best": 0, "seconds": 0.0}
+    state = {"step": 0, "best": math.inf, "evals_since_best": 0, "seconds": 0.0, "init": init}
     checkpoint_path = model_dir / "checkpoint.pt"
     if resume:
         if not checkpoint_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
         if (model_dir / "model.json").exists():
-            saved_config = read_model_config(model_dir)[0]
-            changed = [f"{name} {getattr(saved_config, name)} (now {getattr(network.config, name)})"
-                       for name in ("voices", "hidden", "causal_frames")
-                       if getattr(saved_config, name) != getattr(network.config, name)]
+            changed = setting_differences(read_model_config(model_dir)[0], network.config)
             if changed:
                 raise ModelError(f"--resume: {model_dir} was trained with {', '.join(changed)}; resume with "
                                  "the same settings")
@@ -194,7 +218,9 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
                 log.write(f"{state['step']},{running / running_count:.5f},{validation:.5f},"
                           f"{schedule.get_last_lr()[0]:.6g},{state['seconds']:.1f}\n")
             if improved:
-                save_model(model_dir, network, {**asdict(config), "dataset": str(dataset_dir)})
+                # state.get: checkpoints written before --init existed have no "init"
+                training = {**asdict(config), "dataset": str(dataset_dir), "init": state.get("init")}
+                save_model(model_dir, network, training)
             atomic_torch_save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
                                "schedule": schedule.state_dict(), "state": state}, checkpoint_path)
             plot_loss_curve(model_dir)
@@ -260,7 +286,7 @@ def run(args) -> int:
     fields = TrainConfig.__dataclass_fields__
     config = TrainConfig(**{name: getattr(args, name) for name in fields})
     summary = train(Path(args.dataset), Path(args.output), config, resume=args.resume, device=args.device,
-                    progress=not args.quiet, keep_rank_weights=args.keep_rank_weights)
+                    progress=not args.quiet, keep_rank_weights=args.keep_rank_weights, init=args.init)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"trained {summary['steps']} steps in {summary['seconds'] / 60:.1f} min "
               f"(stopped by {summary['stopped_by']}); best validation loss {summary['best_validation_loss']:.4f}; "
