@@ -5,7 +5,7 @@
 # the isolated stems (CREPE tiny, the close-microphone case), scores the F0s with
 # mir_eval, and separates with each F0 source using the bundled separation model.
 # About 20 minutes on a 2-core CPU.
-#   bash examples/reproduce_f0_results.sh [WORKDIR]
+#   [SOUNDFONT=FILE.sf2] bash examples/reproduce_f0_results.sh [WORKDIR]
 set -euo pipefail
 work=${1:-out/f0_results}
 bin=.venv/bin

@@ -166,7 +166,7 @@ def test_generated_items_sum_to_mix_and_match_their_f0(tmp_path, capsys):
     # The results depend on the patch, so the summary names the soundfont that played it.
     soundfont = Path(json.loads((tmp_path / "first" / "generation.json").read_text())["soundfont"])
     assert soundfont == bach.find_soundfont(None)
-    assert f"(GM program 54 of {soundfont.name})" in capsys.readouterr().out
+    assert f"(GM program 54 of {soundfont})" in capsys.readouterr().out
     dataset = load_dataset(tmp_path / "first", require_stems=True, sample_rate=16000)
     assert len(dataset) == 2 and len({item.meta["chorale"] for item in dataset}) == 2
     for item in dataset:

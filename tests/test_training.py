@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from sfgraph.cli import main
-from sfgraph.model.checkpoint import load_model
+from sfgraph.model.checkpoint import load_model, save_model
 from sfgraph.model.errors import ModelError
+from sfgraph.model.network import NetworkConfig, ParamNet
 
 from helpers import FIXTURES
 
@@ -121,10 +122,18 @@ def test_init_starts_from_a_trained_model_and_checks_its_settings(dataset_withou
     assert main(train_args(dataset_without_stems, tmp_path / "fresh", 1, *frozen)) == 0
     assert log_rows(tmp_path / "fresh")[0]["validation"] > 1.2 * base_loss
 
-    assert main(train_args(dataset_without_stems, tmp_path / "wide", 1, *frozen, "--init", str(base), "--hidden", "24")) == 2
-    assert f"--init {base}: that model has hidden 16 (now 24); train with its settings (--hidden 16)" in capsys.readouterr().err
-    assert main(train_args(dataset_without_stems, tmp_path / "none", 1, "--init", str(tmp_path / "missing"))) == 2
-    assert f"model folder not found: {tmp_path / 'missing'}" in capsys.readouterr().err
+    wide = train_args(dataset_without_stems, tmp_path / "wide", 1, *frozen, "--init", str(base), "--hidden", "24")
+    assert main(wide) == 2
+    assert f"--init {base}: that model has hidden 16 (now 24): pass --hidden 16" in capsys.readouterr().err
+    missing = tmp_path / "missing"
+    assert main(train_args(dataset_without_stems, tmp_path / "none", 1, "--init", str(missing))) == 2
+    assert f"--init {missing}: model folder not found: {missing}" in capsys.readouterr().err
+    assert main(train_args(dataset_without_stems, tuned, 3, "--init", str(base), "--resume")) == 2
+    assert "--init starts a new run and --resume continues one" in capsys.readouterr().err
+    other = tmp_path / "other"
+    save_model(other, ParamNet(NetworkConfig(hidden=16, f0_hidden=8, causal_frames=True)))
+    assert main(train_args(dataset_without_stems, tmp_path / "none", 1, "--init", str(other))) == 2
+    assert "that model has f0_hidden 8 (now 64): no training flag sets these" in capsys.readouterr().err
 
 
 def test_distributed_training_keeps_ranks_identical(dataset_without_stems, tmp_path):

@@ -75,7 +75,7 @@ def _run_bach(args: argparse.Namespace) -> int:
     names = generate_bach(args.outdir, options, force=args.force, progress=not args.quiet)
     print(
         f"wrote {len(names)} items of {args.seconds:g} s to {args.outdir} in {time.perf_counter() - started:.1f} s "
-        f"(GM program {options.program} of {find_soundfont(options.soundfont).name})"
+        f"(GM program {options.program} of {find_soundfont(options.soundfont)})"
     )
     return 0
 

@@ -24,7 +24,7 @@ import torch
 from torch import distributed as dist
 from tqdm import tqdm
 
-from ..data.layout import load_dataset
+from ..data.layout import DatasetError, load_dataset
 from ..dsp.voice_config import VoiceConfig
 from ..dsp.voice_torch import synthesize_voices
 from ..resources import resolve_path
@@ -78,10 +78,11 @@ def load_segments(dataset_dir: Path, config: TrainConfig, voice_config) -> tuple
     voices = dataset.voices
     incomplete = [item.name for item in dataset if item.voices != voices]
     if incomplete:
-        raise ValueError(f"every item needs F0 for all voices {', '.join(voices)}; not: {', '.join(incomplete)}")
+        raise DatasetError([f"every item needs F0 for all voices {', '.join(voices)}; not: {', '.join(incomplete)}"],
+                           context=str(dataset_dir))
     if len(dataset) <= config.validation_items:
-        raise ValueError(f"{dataset_dir}: {len(dataset)} item(s); need more than the {config.validation_items} "
-                         "held out for validation")
+        raise DatasetError([f"{len(dataset)} item(s); training needs more than the {config.validation_items} held "
+                            "out for validation (--validation-items)"], context=str(dataset_dir))
     segment = int(round(config.segment_seconds * voice_config.sample_rate / voice_config.hop)) * voice_config.hop
     mixes = [item.load_mix() for item in dataset]
     f0s = [item.f0_on_frames(voice_config.hop) for item in dataset]
@@ -111,23 +112,43 @@ def learning_rate_factor(config: TrainConfig):
 
 
 def setting_differences(saved: NetworkConfig, wanted: NetworkConfig) -> list[str]:
-    """The training-chosen network settings where a saved model differs from this run's, as text."""
-    return [f"{name} {getattr(saved, name)} (now {getattr(wanted, name)})"
-            for name in ("voices", "hidden", "causal_frames") if getattr(saved, name) != getattr(wanted, name)]
+    """Every network setting where a saved model differs from this run's, as text."""
+    saved_values, wanted_values = saved.to_dict(), wanted.to_dict()
+    return [f"{name} {saved_values[name]} (now {wanted_values[name]})"
+            for name in saved_values if saved_values[name] != wanted_values[name]]
 
 
-def initial_weights(model: str, network: ParamNet) -> dict:
-    """The weights of trained model folder ``model`` (``sfgraph:REL`` for a bundled one), checked
-    against the network about to train; ModelError names the settings that differ."""
+def load_initial_model(model: str, model_dir: Path) -> tuple[ParamNet, str]:
+    """The trained model that ``--init MODEL`` starts from, and how to record it (``sfgraph:REL``
+    as given, other folders as absolute paths); ModelError prefixed with ``--init MODEL``."""
     try:
-        start = load_model(resolve_path(model))
-    except FileNotFoundError as exc:
-        raise ModelError(str(exc)) from None
+        folder = resolve_path(model)
+        if folder.resolve() == model_dir.resolve():
+            raise ModelError("it is also the output folder, which training overwrites; write to another folder")
+        start = load_model(folder)
+    except (FileNotFoundError, ModelError) as exc:
+        raise ModelError(f"--init {model}: {exc}") from None
+    return start, model if model.startswith("sfgraph:") else str(folder.resolve())
+
+
+def check_initial_model(model: str, start: ParamNet, network: ParamNet) -> None:
+    """Refuse to start from a model whose settings differ from the network about to train,
+    naming the differences and the flags that match it."""
     changed = setting_differences(start.config, network.config)
-    if changed:
-        raise ModelError(f"--init {model}: that model has {', '.join(changed)}; train with its settings "
-                         f"(--hidden {start.config.hidden}{'' if start.config.causal_frames else ' --no-causal-frames'})")
-    return start.state_dict()
+    if not changed:
+        return
+    saved, wanted = start.config, network.config
+    hints = []
+    if saved.voices != wanted.voices:
+        hints.append(f"use a dataset with the voices {', '.join(saved.voices)}")
+    if saved.hidden != wanted.hidden:
+        hints.append(f"pass --hidden {saved.hidden}")
+    if saved.causal_frames != wanted.causal_frames:
+        hints.append("drop --no-causal-frames" if saved.causal_frames else "pass --no-causal-frames")
+    if len(hints) < len(changed):
+        unsettable = "the others" if hints else "these"
+        hints.append(f"no training flag sets {unsettable} (a model from another sfgraph version?)")
+    raise ModelError(f"--init {model}: that model has {'; '.join(changed)}: {', '.join(hints)}")
 
 
 def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool = False,
@@ -135,8 +156,10 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
           init: str | None = None) -> dict:
     """Train (or resume) and return a summary; writes the model folder as it goes.
 
-    ``init``: a trained model folder to start from (fine-tuning) instead of random
-    weights; a resumed run continues from its checkpoint, which already holds them."""
+    ``init``: a trained model folder to start a new run from (fine-tuning) instead of
+    random weights; a resumed run continues from its checkpoint, so it takes no ``init``."""
+    if init is not None and resume:
+        raise ModelError("--init starts a new run and --resume continues one from its checkpoint: give one of them")
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                           "cpu" if device == "auto" else device)
@@ -149,15 +172,17 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
     main_process = rank == 0
     model_dir = Path(model_dir)
     torch.manual_seed(config.seed)
+    start, init_record = load_initial_model(init, model_dir) if init is not None else (None, None)
 
     train_set, validation_set, voices = load_segments(Path(dataset_dir), config, VoiceConfig())
     network = ParamNet(NetworkConfig(voices=voices, hidden=config.hidden, causal_frames=config.causal_frames))
-    if init is not None and not resume:
-        network.load_state_dict(initial_weights(init, network))
+    if start is not None:
+        check_initial_model(init, start, network)
+        network.load_state_dict(start.state_dict())
     network = network.to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor(config))
-    state = {"step": 0, "best": math.inf, "evals_since_best": 0, "seconds": 0.0, "init": init}
+    state = {"step": 0, "best": math.inf, "evals_since_best": 0, "seconds": 0.0, "init": init_record}
     checkpoint_path = model_dir / "checkpoint.pt"
     if resume:
         if not checkpoint_path.exists():
@@ -172,6 +197,7 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
         state = saved["state"]
+        state.setdefault("init", None)  # checkpoints written before --init existed
     elif main_process:
         model_dir.mkdir(parents=True, exist_ok=True)
         (model_dir / "log.csv").write_text("step,train_loss,validation_loss,learning_rate,seconds\n")
@@ -218,8 +244,7 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
                 log.write(f"{state['step']},{running / running_count:.5f},{validation:.5f},"
                           f"{schedule.get_last_lr()[0]:.6g},{state['seconds']:.1f}\n")
             if improved:
-                # state.get: checkpoints written before --init existed have no "init"
-                training = {**asdict(config), "dataset": str(dataset_dir), "init": state.get("init")}
+                training = {**asdict(config), "dataset": str(dataset_dir), "init": state["init"]}
                 save_model(model_dir, network, training)
             atomic_torch_save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
                                "schedule": schedule.state_dict(), "state": state}, checkpoint_path)
@@ -295,6 +320,11 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m sfgraph.train`` (one process per rank under torchrun): user errors as one line, exit 2."""
     parser = argparse.ArgumentParser(prog="sfgraph.train", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except (ModelError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
