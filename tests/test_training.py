@@ -130,6 +130,8 @@ def test_init_starts_from_a_trained_model_and_checks_its_settings(dataset_withou
     assert f"--init {missing}: model folder not found: {missing}" in capsys.readouterr().err
     assert main(train_args(dataset_without_stems, tuned, 3, "--init", str(base), "--resume")) == 2
     assert "--init starts a new run and --resume continues one" in capsys.readouterr().err
+    assert main(train_args(dataset_without_stems, tmp_path / "none", 1, "--resume")) == 2
+    assert f"--resume: no checkpoint at {tmp_path / 'none' / 'checkpoint.pt'}" in capsys.readouterr().err
     other = tmp_path / "other"
     save_model(other, ParamNet(NetworkConfig(hidden=16, f0_hidden=8, causal_frames=True)))
     assert main(train_args(dataset_without_stems, tmp_path / "none", 1, "--init", str(other))) == 2

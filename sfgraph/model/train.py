@@ -186,7 +186,7 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
     checkpoint_path = model_dir / "checkpoint.pt"
     if resume:
         if not checkpoint_path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
+            raise ModelError(f"--resume: no checkpoint at {checkpoint_path}")
         if (model_dir / "model.json").exists():
             changed = setting_differences(read_model_config(model_dir)[0], network.config)
             if changed:
