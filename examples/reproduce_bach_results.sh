@@ -12,7 +12,8 @@ soundfont=${SOUNDFONT:-/usr/share/sounds/sf2/FluidR3_GM.sf2}
 mkdir -p "$work"
 
 # 14 different chorales of 20 s: 9 to train on (3 min, one held out for validation), 5 to test on
-$bin/sfgraph data bach "$work/all" --count 14 --seconds 20 --soundfont "$soundfont" --program solo --per-chorale 1 --seed 1 --quiet --force
+$bin/sfgraph data bach "$work/all" --count 14 --seconds 20 --soundfont "$soundfont" --program solo \
+  --per-chorale 1 --seed 1 --quiet --force
 rm -rf "$work/train" "$work/test" && mkdir -p "$work/train" "$work/test"
 for item in "$work"/all/*/; do
   name=$(basename "$item")

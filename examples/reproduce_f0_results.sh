@@ -14,7 +14,8 @@ soundfont=${SOUNDFONT:-/usr/share/sounds/sf2/FluidR3_GM.sf2}
 mkdir -p "$work"
 
 # The test set: the same 14 chorales as reproduce_bach_results.sh, of which the last 5 are tested on.
-$bin/sfgraph data bach "$work/all" --count 14 --seconds 20 --soundfont "$soundfont" --program solo --per-chorale 1 --seed 1 --quiet --force
+$bin/sfgraph data bach "$work/all" --count 14 --seconds 20 --soundfont "$soundfont" --program solo \
+  --per-chorale 1 --seed 1 --quiet --force
 rm -rf "$work/test" && mkdir -p "$work/test"
 for item in "$work"/all/*/; do
   case "$(basename "$item")" in 000[0-8]_*) ;; *) cp -r "$item" "$work/test/" ;; esac

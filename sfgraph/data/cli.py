@@ -56,7 +56,7 @@ def _run_bach(args: argparse.Namespace) -> int:
     options = BachOptions(
         count=args.count,
         seconds=args.seconds,
-        soundfont=args.soundfont,
+        soundfont=find_soundfont(args.soundfont),  # searched once, so the summary can name it
         program=resolve_program(args.program),
         seed=args.seed,
         tempo_bpm=args.tempo,
@@ -75,7 +75,7 @@ def _run_bach(args: argparse.Namespace) -> int:
     names = generate_bach(args.outdir, options, force=args.force, progress=not args.quiet)
     print(
         f"wrote {len(names)} items of {args.seconds:g} s to {args.outdir} in {time.perf_counter() - started:.1f} s "
-        f"(GM program {options.program} of {find_soundfont(options.soundfont)})"
+        f"(GM program {options.program} of {options.soundfont})"
     )
     return 0
 
