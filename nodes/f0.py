@@ -46,6 +46,11 @@ class _Track(Node):
         frame_seconds = self.p.hop / self.p.sample_rate
         return np.arange(int(round(seconds / frame_seconds)) + 1) * frame_seconds
 
+    def whole_track(self, mix: np.ndarray) -> np.ndarray:
+        """F0 (voices, frames) Hz of a whole recording, on ``frame_grid`` (for adapting a
+        model to it); a track's F0 does not depend on ``mix``."""
+        return self.track
+
     def f0_spec(self, voices) -> StreamSpec:
         return StreamSpec("f0", (len(voices),), Fraction(self.p.sample_rate, self.p.hop), tuple(voices))
 
@@ -268,6 +273,13 @@ class F0Multi(Node):
     def process(self, mix):
         f0, confidence = self.tracker.push(mix.mean(axis=0))
         return {"f0": f0, "confidence": confidence}
+
+    def whole_track(self, mix: np.ndarray) -> np.ndarray:
+        """F0 (voices, frames) Hz of a whole mono 16 kHz recording ``mix`` (samples,), the
+        frames ``process`` gives block by block (for adapting a model to it)."""
+        from sfgraph.f0.multif0 import estimate_f0
+
+        return estimate_f0(mix, self.options)
 
 
 class F0Midi(Node):

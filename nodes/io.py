@@ -45,6 +45,11 @@ class FileIn(Node):
         self.file = AudioFile(str(self.path)).resampled_to(float(self.context.sample_rate))
         self.done = False
 
+    def read_whole(self) -> np.ndarray:
+        """The whole file as ``process`` streams it: (channels, samples) float32 at the graph rate."""
+        with AudioFile(str(self.path)).resampled_to(float(self.context.sample_rate)) as file:
+            return np.ascontiguousarray(file.read(file.frames)[: self.channels], dtype=np.float32)
+
     def process(self, n):
         block = self.file.read(n)[: self.channels]
         if block.shape[-1] < n:

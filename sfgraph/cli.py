@@ -119,6 +119,11 @@ def cmd_separate(args) -> int:
     from .graph.build import build_graph
     from .graph.model import Connection, NodeDecl, load_graph_decl
 
+    if args.adapt is not None and not args.adapt > 0:
+        raise ModelError(f"--adapt {args.adapt:g}: give the minutes to adapt for, a positive number (e.g. --adapt 3)")
+    if args.adapt_steps is not None and (args.adapt is None or args.adapt_steps < 1):
+        raise ModelError(f"--adapt-steps {args.adapt_steps}: give a positive number of steps, with --adapt MINUTES")
+
     decl = load_graph_decl("separate")
     decl.node("mix").set_param("path", args.mix)
     f0 = decl.node("f0")
@@ -147,6 +152,9 @@ def cmd_separate(args) -> int:
         line = decl.node("out").line
         decl.nodes.append(NodeDecl("synth_out", "file_out", {"path": "synth/{label}.wav"}, line))
         decl.connections.append(Connection("synth", "voices", "synth_out", "audio", line))
+    if args.adapt is not None:
+        model_folder = adapt_to_recording(build_graph(decl, output_dir=Path(args.output)), args)
+        decl.node("net").set_param("model", str(model_folder.resolve()))
     graph = build_graph(decl, output_dir=Path(args.output))
     result = render(graph, progress=not args.quiet)
     written = _written_files(graph)
@@ -154,6 +162,30 @@ def cmd_separate(args) -> int:
     for path in written:
         print(f"  {path}")
     return 0
+
+
+def adapt_to_recording(graph, args) -> Path:
+    """Fine-tune the separate graph's model on its own mixture and F0 (``--adapt``) and
+    write it to OUTPUT/model/; returns that folder."""
+    from .model.adapt import AdaptOptions, adapt, save_adapted_model
+
+    mix = graph.nodes["mix"].read_whole().mean(axis=0)
+    f0 = graph.nodes["f0"].whole_track(mix)
+    network = graph.nodes["net"].network
+    options = AdaptOptions(minutes=args.adapt, max_steps=args.adapt_steps, seed=args.seed)
+    try:
+        model, result = adapt(network, mix, f0, options, progress=not args.quiet)
+    except ValueError as exc:
+        raise ModelError(f"--adapt: {args.mix}: {exc}") from None
+    folder = Path(args.output) / "model"
+    save_adapted_model(folder, model, result, options, recording=str(Path(args.mix).resolve()),
+                       start_model=graph.nodes["net"].p.model)
+    change = (f"held-back loss {result.initial_loss:.3f} -> {result.best_loss:.3f} (step {result.best_step})"
+              if result.best_step else
+              f"no step beat the starting model on the held-back part (loss {result.initial_loss:.3f}): kept it")
+    print(f"adapted on {result.training_seconds:.1f} s of the recording ({result.validation_seconds:.1f} s held back), "
+          f"{result.steps} steps in {result.seconds / 60:.1f} min: {change}; model in {folder}")
+    return folder
 
 
 def cmd_train(args) -> int:
@@ -204,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--power", type=float, default=1.0, help="mask exponent: 1 magnitude ratio (default), 2 power")
     p.add_argument("--n-fft", type=int, default=2048, help="mask STFT size in samples (hop 256)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
+    p.add_argument("--adapt", type=float, metavar="MINUTES",
+                   help="first fine-tune the model on this recording itself (its mixture and F0s, no stems) for at "
+                        "most MINUTES, keep it in OUTPUT/model/ (reuse it with --model), then separate with it")
+    p.add_argument("--adapt-steps", type=int, metavar="N", help="with --adapt: stop after N steps at the latest "
+                                                                 "(the same seed and steps give the same model)")
+    p.add_argument("--seed", type=int, default=0, help="with --adapt: seed of the segments and synthesizer noise")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_separate)
 

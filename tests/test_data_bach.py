@@ -102,7 +102,7 @@ def test_performance_f0_follows_the_quantised_pitch_bends():
 
 def test_measured_tuning_enters_the_f0_but_not_the_midi_keys():
     plain = perform("test", TWO_NOTES, STILL).voices[0]
-    tuned = perform("test", TWO_NOTES, STILL, tuning={72: -30.0}).voices[0]
+    tuned = perform("test", TWO_NOTES, STILL, tunings=[{72: -30.0}] * 4).voices[0]
     np.testing.assert_array_equal(tuned.keys, plain.keys)
     np.testing.assert_allclose(tuned.f0_at(np.array([0.5, 1.5])), [key_hz(72 - 0.3), key_hz(74)])
 
@@ -164,7 +164,7 @@ def test_generated_items_sum_to_mix_and_match_their_f0(tmp_path, capsys):
     arguments = ["--count", "2", "--seconds", "4", "--program", "solo", "--per-chorale", "1", "--seed", "7", "--quiet"]
     assert main(["data", "bach", str(tmp_path / "first"), *arguments]) == 0
     # The results depend on the patch, so the summary names the soundfont that played it.
-    soundfont = Path(json.loads((tmp_path / "first" / "generation.json").read_text())["soundfont"])
+    soundfont = Path(json.loads((tmp_path / "first" / "generation.json").read_text())["patches"][0]["soundfont"])
     assert soundfont == bach.find_soundfont(None)
     assert f"(GM program 54 of {soundfont})" in capsys.readouterr().out
     dataset = load_dataset(tmp_path / "first", require_stems=True, sample_rate=16000)
@@ -186,3 +186,47 @@ def test_generated_items_sum_to_mix_and_match_their_f0(tmp_path, capsys):
                 tmp_path / "second" / item.name / path
             ).read_bytes()
     assert main(["data", "bach", str(tmp_path / "second"), *arguments]) == 2
+
+
+@needs_fluidsynth
+@pytest.mark.skipif(not all(path.is_file() for path in bach.SOUNDFONT_CANDIDATES[:2]),
+                    reason="needs both FluidR3_GM and TimGM6mb (apt-get install fluid-soundfont-gm timgm6mb-soundfont)")
+def test_varied_material_draws_a_patch_per_voice_in_a_room_with_breath(tmp_path):
+    """Several patches, reverb and breath noise: the stems still sum to the mixture and the
+    F0s still match what is heard; each voice's patch is recorded."""
+    soundfonts = [str(path) for path in bach.SOUNDFONT_CANDIDATES[:2]]
+    arguments = ["--count", "2", "--seconds", "4", "--program", "solo", "--soundfont", ",".join(soundfonts),
+                 "--reverb", "0.3", "--breath-db", "-20", "--per-chorale", "1", "--seed", "3", "--quiet"]
+    assert main(["data", "bach", str(tmp_path / "varied"), *arguments]) == 0
+    record = json.loads((tmp_path / "varied" / "generation.json").read_text())
+    assert [patch["soundfont"] for patch in record["patches"]] == soundfonts
+    dataset = load_dataset(tmp_path / "varied", require_stems=True, sample_rate=16000)
+    drawn = set()
+    for item in dataset:
+        assert 0 <= item.meta["reverb"]["wet_level"] <= 0.3 and all(-32 <= db <= -20 for db in item.meta["breath_db"])
+        drawn |= {(patch["soundfont"], patch["program"]) for patch in item.meta["patches"].values()}
+        stems = item.load_stems()
+        np.testing.assert_allclose(stems.sum(axis=0), item.load_mix(), atol=1e-6, rtol=0)
+        for voice_index, voice in enumerate(item.voices):
+            errors = spectral_f0_errors_cents(stems[voice_index], item.f0_hz[voice_index])
+            assert np.median(np.abs(errors)) < 10, f"{item.name}/{voice}"
+    assert len(drawn) > 1  # the voices sing different patches
+
+
+def test_room_and_breath_are_linear_in_the_stems():
+    """The room is the same linear filter for every voice, so the mixture of reverberant
+    stems is the reverberant mixture; breath noise only adds where a voice sings."""
+    rng = np.random.default_rng(0)
+    stems = np.zeros((2, 16000), dtype=np.float32)
+    stems[0, 4000:8000] = np.sin(2 * np.pi * 220 * np.arange(4000) / 16000)
+    stems[1, 10000:12000] = 0.5 * np.sin(2 * np.pi * 330 * np.arange(2000) / 16000)
+    wet, drawn = bach.add_room_and_breath(stems, 0.5, None, np.random.default_rng(1))
+    together, _ = bach.add_room_and_breath(stems.sum(axis=0, keepdims=True), 0.5, None, np.random.default_rng(1))
+    np.testing.assert_allclose(wet.sum(axis=0), together[0], atol=1e-5)
+    assert np.abs(wet[0, 8400:9000]).max() > 1e-3  # the room rings on after the note
+    breathy, drawn = bach.add_room_and_breath(stems, 0.0, -20.0, rng)
+    assert "reverb" not in drawn and len(drawn["breath_db"]) == 2
+    assert np.abs(breathy[0, :3500]).max() == 0  # no breath where nothing is sung
+    noise = breathy[0, 4500:7500] - stems[0, 4500:7500]
+    level = 20 * np.log10(np.sqrt(np.mean(noise**2)) / np.sqrt(np.mean(stems[0, 4500:7500] ** 2)))
+    assert drawn["breath_db"][0] - 1.5 < level < drawn["breath_db"][0] + 1.5

@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,11 +44,12 @@ from sfgraph.data.midi import (
 )
 
 # General MIDI programs, 1-based as printed in the GM list.
-GM_PROGRAMS = {"choir": 53, "solo": 54}  # 53 Choir Aahs, 54 Voice Oohs
+GM_PROGRAMS = {"choir": 53, "solo": 54, "synth": 55}  # 53 Choir Aahs, 54 Voice Oohs, 55 Synth Voice
 SOUNDFONT_CANDIDATES = (
     Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),  # Debian fluid-soundfont-gm
     Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),  # Debian timgm6mb-soundfont
     Path("/usr/share/sounds/sf2/default-GM.sf2"),
+    Path("/usr/share/sounds/sf3/MuseScore_General.sf3"),  # Debian musescore-general-soundfont
 )
 PART_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 
@@ -97,8 +98,10 @@ class BachOptions:
 
     count: int = 10
     seconds: float = 20.0
-    soundfont: Path | None = None
-    program: int = GM_PROGRAMS["choir"]  # 1-based GM program
+    # Patches: every (soundfont, program) pair. With one, every voice sings it; with
+    # several, each voice of each chorale draws its own (like different singers).
+    soundfonts: tuple[Path, ...] = ()  # empty: the first installed GM soundfont
+    programs: tuple[int, ...] = (GM_PROGRAMS["choir"],)  # 1-based GM programs
     seed: int = 0
     tempo_bpm: float = 80.0  # quarter notes per minute
     tempo_jitter: float = 0.1  # each chorale's tempo is tempo_bpm * (1 +- jitter)
@@ -110,6 +113,8 @@ class BachOptions:
     fermata_stretch: float = 1.6  # notes under a fermata last this much longer
     per_chorale: int = 0  # at most this many items per chorale (0 = as many as fit)
     bit_depth: int = 32  # 32 = float WAV; 16 = PCM (stems are rounded before summing, so the sum stays exact)
+    reverb: float = 0.0  # room reverb per chorale: wet level drawn in [0, reverb] (0 = dry, as rendered)
+    breath_db: float | None = None  # breath noise per voice, drawn up to this level under the voice (dB); None: none
     workers: int = field(default_factory=default_workers)  # fluidsynth processes run at once
 
 
@@ -179,7 +184,7 @@ def resolve_program(value: str | int) -> int:
     try:
         program = int(value)
     except ValueError:
-        raise GeneratorError(f"program {value!r}: expected 'choir', 'solo' or a GM program number 1..128") from None
+        raise GeneratorError(f"program {value!r}: expected 'choir', 'solo', 'synth' or a GM program number 1..128") from None
     if not 1 <= program <= 128:
         raise GeneratorError(f"program {program}: GM programs are numbered 1..128 (53 Choir Aahs, 54 Voice Oohs)")
     return program
@@ -199,6 +204,22 @@ def find_soundfont(path: Path | None) -> Path:
         + ", ".join(str(candidate) for candidate in SOUNDFONT_CANDIDATES)
         + "); install one with 'apt-get install fluid-soundfont-gm' or 'timgm6mb-soundfont', or pass --soundfont"
     )
+
+
+def find_soundfonts(value: str | None) -> tuple[Path, ...]:
+    """Soundfonts named on the command line: one path, several separated by commas, or
+    ``all`` (every installed Debian GM soundfont); None: the first installed one."""
+    if value is None:
+        return (find_soundfont(None),)
+    if value.strip().lower() == "all":
+        installed: dict[Path, Path] = {}
+        for candidate in SOUNDFONT_CANDIDATES:  # each file once, under the first name that reaches it
+            if candidate.is_file():
+                installed.setdefault(candidate.resolve(), candidate)
+        if not installed:
+            find_soundfont(None)  # raises, naming what to install
+        return tuple(installed.values())
+    return tuple(find_soundfont(Path(path.strip())) for path in value.split(","))
 
 
 def find_fluidsynth() -> str:
@@ -290,12 +311,12 @@ def perform(
     chorale: str,
     notes: dict[str, list[tuple[float, float, int, bool]]],
     options: BachOptions,
-    tuning: Mapping[int, float] | None = None,
+    tunings: Sequence[Mapping[int, float]] | None = None,
 ) -> ChoralePerformance:
     """Turn a chorale's notes into a performance (tempo, transposition, intonation, vibrato).
 
-    ``tuning``: cents by which each MIDI key of the patch sounds above
-    nominal (``measure_tuning``); it enters the F0, not the MIDI events.
+    ``tunings``: per voice, cents by which each MIDI key of its patch sounds above
+    nominal (``measure_tuning``); they enter the F0, not the MIDI events.
     """
     rng = np.random.default_rng([options.seed, zlib.crc32(chorale.encode())])
     tempo = options.tempo_bpm * (1 + rng.uniform(-options.tempo_jitter, options.tempo_jitter))
@@ -305,7 +326,8 @@ def perform(
     control_times = np.arange(0.0, end_s + CONTROL_PERIOD_S, CONTROL_PERIOD_S)
 
     voices = []
-    for voice in DEFAULT_VOICES:
+    for voice_index, voice in enumerate(DEFAULT_VOICES):
+        tuning = tunings[voice_index] if tunings is not None else {}
         voice_notes = notes[voice]
         onsets_q = np.array([onset for onset, _, _, _ in voice_notes])
         ends_q = onsets_q + np.array([duration for _, duration, _, _ in voice_notes])
@@ -371,7 +393,7 @@ def perform(
                 note_off_s=np.array([tick_to_seconds(seconds_to_tick(time)) for time in off]),
                 keys=keys.astype(int),
                 velocities=velocities,
-                tuning_cents=np.array([(tuning or {}).get(int(key), 0.0) for key in keys], dtype=np.float64),
+                tuning_cents=np.array([tuning.get(int(key), 0.0) for key in keys], dtype=np.float64),
                 bend_s=np.array([tick_to_seconds(seconds_to_tick(time)) for time in np.concatenate(bend_times)]),
                 bend_values=np.concatenate(bend_values).astype(int),
             )
@@ -455,15 +477,21 @@ def measure_tuning(program: int, soundfont: Path, fluidsynth: str) -> dict[int, 
     return tuning
 
 
+Patch = tuple[Path, int]  # (soundfont, 1-based GM program)
+
+
 def render_performance(
-    performance: ChoralePerformance, program: int, soundfont: Path, fluidsynth: str, workers: int
+    performance: ChoralePerformance, patches: Sequence[Patch], fluidsynth: str, workers: int
 ) -> np.ndarray:
-    """Render every voice; returns ``(n_voices, n_samples)`` float32, zero-padded to a common length."""
+    """Render every voice with its patch; returns ``(n_voices, n_samples)`` float32, zero-padded
+    to a common length."""
     end_s = performance.end_s + RELEASE_TAIL_S
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         renders = list(
             pool.map(
-                lambda voice: render_midi(voice.to_midi(program), end_s, soundfont, fluidsynth), performance.voices
+                lambda voice, patch: render_midi(voice.to_midi(patch[1]), end_s, patch[0], fluidsynth),
+                performance.voices,
+                patches,
             )
         )
     length = max(int(round(end_s * SAMPLE_RATE)), max(render.size for render in renders))
@@ -471,6 +499,41 @@ def render_performance(
     for index, render in enumerate(renders):
         stems[index, : render.size] = render
     return stems
+
+
+def add_room_and_breath(stems: np.ndarray, reverb: float, breath_db: float | None,
+                        rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Put rendered stems ``(n_voices, n_samples)`` at 16 kHz in one room and give each
+    voice breath noise; returns the new stems and what was drawn.
+
+    Room: pedalboard's ``Reverb`` (a linear, time-invariant Freeverb, so the mixture of
+    reverberant stems is the reverberant mixture) with a room size in [0.1, 0.5] and a
+    wet level in [0, ``reverb``], the same for every voice. Breath: noise band-limited to
+    1.5-6 kHz that follows each voice's 20-ms envelope, ``breath_db`` - U(0, 12) dB below
+    it. The F0s are unchanged: neither adds a pitch.
+    """
+    from pedalboard import HighpassFilter, LowpassFilter, Pedalboard, Reverb
+
+    drawn: dict = {}
+    stems = stems.astype(np.float32)
+    if breath_db is not None:
+        band = Pedalboard([HighpassFilter(1500.0), LowpassFilter(6000.0)])
+        window = np.hanning(int(0.02 * SAMPLE_RATE))
+        window /= window.sum()
+        levels = breath_db - rng.uniform(0.0, 12.0, size=stems.shape[0])
+        for index, level in enumerate(levels):
+            noise = band(rng.standard_normal(stems.shape[1]).astype(np.float32), SAMPLE_RATE)
+            noise /= np.sqrt(np.mean(noise**2)) + 1e-12
+            envelope = np.sqrt(np.convolve(stems[index].astype(np.float64) ** 2, window, mode="same"))
+            stems[index] += (10.0 ** (level / 20.0) * envelope * noise).astype(np.float32)
+        drawn["breath_db"] = [round(float(level), 2) for level in levels]
+    if reverb > 0:
+        room = {"room_size": float(rng.uniform(0.1, 0.5)), "wet_level": float(rng.uniform(0.0, reverb))}
+        board = Pedalboard([Reverb(room_size=room["room_size"], damping=0.5, wet_level=room["wet_level"],
+                                   dry_level=1.0, width=0.0)])
+        stems = np.stack([board(stem, SAMPLE_RATE, reset=True) for stem in stems]).astype(np.float32)
+        drawn["reverb"] = {key: round(value, 3) for key, value in room.items()}
+    return stems, drawn
 
 
 def make_item_audio(stems: np.ndarray, gains_db: np.ndarray, bit_depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -505,13 +568,13 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
     if options.bit_depth not in (16, 32):
         raise GeneratorError(f"bit depth {options.bit_depth}: use 16 or 32")
     fluidsynth = find_fluidsynth()
-    soundfont = find_soundfont(options.soundfont)
-    program = resolve_program(options.program)
+    patches = [(find_soundfont(soundfont), resolve_program(program))
+               for soundfont in (options.soundfonts or (None,)) for program in options.programs]
     outdir = Path(outdir)
     if outdir.exists() and any(outdir.iterdir()) and not force:
         raise GeneratorError(f"{outdir}: folder is not empty (use --force to write into it)")
 
-    tuning = measure_tuning(program, soundfont, fluidsynth)
+    tunings = {patch: measure_tuning(patch[1], patch[0], fluidsynth) for patch in patches}
     chorales = list_chorales()
     order = np.random.default_rng(options.seed).permutation(len(chorales))
     item_length = int(round(options.seconds * SAMPLE_RATE))
@@ -527,7 +590,11 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
             if notes is None:
                 skipped.append(chorale)
                 continue
-            performance = perform(chorale, notes, options, tuning)
+            crc = zlib.crc32(chorale.encode())
+            # one draw per voice even with a single patch, so that adding patches changes nothing else
+            voice_patches = [patches[i] for i in np.random.default_rng([options.seed, crc, 2]).integers(
+                len(patches), size=len(DEFAULT_VOICES))]
+            performance = perform(chorale, notes, options, [tunings[patch] for patch in voice_patches])
             n_chunks = int((performance.end_s + CHUNK_END_ALLOWANCE_S) // options.seconds)
             if options.per_chorale > 0:
                 n_chunks = min(n_chunks, options.per_chorale)
@@ -535,8 +602,10 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
             if n_chunks == 0:
                 skipped.append(chorale)
                 continue
-            rendered = render_performance(performance, program, soundfont, fluidsynth, options.workers)
-            rng = np.random.default_rng([options.seed, zlib.crc32(chorale.encode()), 1])
+            rendered = render_performance(performance, voice_patches, fluidsynth, options.workers)
+            rendered, room = add_room_and_breath(rendered, options.reverb, options.breath_db,
+                                                 np.random.default_rng([options.seed, crc, 3]))
+            rng = np.random.default_rng([options.seed, crc, 1])
             for chunk in range(n_chunks):
                 start = chunk * item_length
                 segment = np.zeros((len(DEFAULT_VOICES), item_length), dtype=np.float32)
@@ -558,8 +627,9 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
                     "gains_db": {
                         voice: round(float(gain), 3) for voice, gain in zip(DEFAULT_VOICES, gains_db, strict=True)
                     },
-                    "program": program,
-                    "soundfont": soundfont.name,
+                    "patches": {voice: {"soundfont": patch[0].name, "program": patch[1]}
+                                for voice, patch in zip(DEFAULT_VOICES, voice_patches, strict=True)},
+                    **room,
                     "seed": options.seed,
                 }
                 write_item(
@@ -581,18 +651,14 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
             "lower --count or --seconds"
         )
     # The worker count changes nothing in the output, so it is left out of the record.
-    settings = {
-        key: (str(value) if isinstance(value, Path) else value)
-        for key, value in asdict(options).items()
-        if key != "workers"
-    }
+    settings = {key: value for key, value in asdict(options).items() if key != "workers"}
+    settings["soundfonts"] = [str(soundfont) for soundfont in options.soundfonts]
     record = {
         "generator": "sfgraph data bach",
         "options": settings,
-        "program": program,
-        "soundfont": str(soundfont),
-        "soundfont_bytes": soundfont.stat().st_size,
-        "tuning_cents": {str(key): cents for key, cents in tuning.items()},
+        "patches": [{"soundfont": str(soundfont), "soundfont_bytes": soundfont.stat().st_size, "program": program,
+                     "tuning_cents": {str(key): cents for key, cents in tunings[soundfont, program].items()}}
+                    for soundfont, program in patches],
         "items": names,
         "skipped_chorales": skipped,
     }

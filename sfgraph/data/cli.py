@@ -51,13 +51,13 @@ def _reports_user_errors(
 
 @_reports_user_errors("data bach")
 def _run_bach(args: argparse.Namespace) -> int:
-    from sfgraph.data.bach import BachOptions, find_soundfont, generate_bach, resolve_program
+    from sfgraph.data.bach import BachOptions, find_soundfonts, generate_bach, resolve_program
 
     options = BachOptions(
         count=args.count,
         seconds=args.seconds,
-        soundfont=find_soundfont(args.soundfont),  # searched once, so the summary can name it
-        program=resolve_program(args.program),
+        soundfonts=find_soundfonts(args.soundfont),  # searched once, so the summary can name them
+        programs=tuple(resolve_program(program.strip()) for program in args.program.split(",")),
         seed=args.seed,
         tempo_bpm=args.tempo,
         tempo_jitter=args.tempo_jitter,
@@ -69,13 +69,15 @@ def _run_bach(args: argparse.Namespace) -> int:
         fermata_stretch=args.fermata_stretch,
         per_chorale=args.per_chorale,
         bit_depth=args.bit_depth,
+        reverb=args.reverb,
+        breath_db=args.breath_db,
         workers=args.workers,
     )
     started = time.perf_counter()
     names = generate_bach(args.outdir, options, force=args.force, progress=not args.quiet)
     print(
         f"wrote {len(names)} items of {args.seconds:g} s to {args.outdir} in {time.perf_counter() - started:.1f} s "
-        f"(GM program {options.program} of {options.soundfont})"
+        f"(GM program {', '.join(map(str, options.programs))} of {', '.join(map(str, options.soundfonts))})"
     )
     return 0
 
@@ -195,14 +197,28 @@ def _add_bach(data_commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seconds", type=_positive_float, default=defaults.seconds, help="length of every item, s")
     parser.add_argument(
         "--soundfont",
-        type=Path,
         default=None,
-        help="SF2 file (default: the first of FluidR3_GM.sf2, TimGM6mb.sf2, default-GM.sf2 in /usr/share/sounds/sf2)",
+        help="SF2 file, several separated by commas, or 'all' (every installed GM soundfont) (default: the first "
+        "of FluidR3_GM.sf2, TimGM6mb.sf2, default-GM.sf2 in /usr/share/sounds/sf2); with several soundfonts or "
+        "programs, each voice of each chorale draws its own patch",
     )
     parser.add_argument(
         "--program",
         default="choir",
-        help="GM program, 1-based, or a name: 'choir' = 53 Choir Aahs (ensemble), 'solo' = 54 Voice Oohs (one voice)",
+        help="GM program, 1-based, or a name: 'choir' = 53 Choir Aahs (ensemble), 'solo' = 54 Voice Oohs (one voice), "
+        "'synth' = 55 Synth Voice; several separated by commas",
+    )
+    parser.add_argument(
+        "--reverb",
+        type=float,
+        default=defaults.reverb,
+        help="room reverb: each chorale's wet level is drawn up to this (0..1; 0 = dry)",
+    )
+    parser.add_argument(
+        "--breath-db",
+        type=float,
+        default=defaults.breath_db,
+        help="breath noise following each voice, drawn up to this level below it, dB (e.g. -20; default none)",
     )
     parser.add_argument(
         "--seed", type=int, default=defaults.seed, help="random seed (chorale order and every performance choice)"

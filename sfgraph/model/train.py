@@ -236,7 +236,7 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
             continue
         stop = torch.zeros(1)
         if main_process:
-            validation = evaluate(network, validation_set, config, device)
+            validation = evaluate(network, validation_set, config.batch_size, device)
             improved = validation < state["best"]
             state["best"] = min(state["best"], validation)
             state["evals_since_best"] = 0 if improved else state["evals_since_best"] + 1
@@ -269,13 +269,13 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
 
 
 @torch.no_grad()
-def evaluate(network: ParamNet, segments: Segments, config: TrainConfig, device) -> float:
+def evaluate(network: ParamNet, segments: Segments, batch_size: int, device) -> float:
     """Mean validation loss over fixed segments, with fixed synthesizer noise."""
     network.eval()
     generator = torch.Generator().manual_seed(12345)
     losses = [float(spectral_loss(synthesize(network, network.config, mix.to(device), f0.to(device), generator).sum(dim=1),
                                   mix.to(device)))
-              for mix, f0 in segments.fixed_batches(config.batch_size)]
+              for mix, f0 in segments.fixed_batches(batch_size)]
     return float(np.mean(losses))
 
 
