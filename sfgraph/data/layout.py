@@ -465,6 +465,33 @@ def load_dataset(
     return Dataset(root=root, items=tuple(items))
 
 
+def load_training_dataset(
+    root: Path, validation_items: int = 1, require_stems: bool = False, use_stems: bool = False
+) -> Dataset:
+    """A dataset that ``sfgraph train`` accepts (``data check`` applies the same rules):
+    valid, every item at ``SAMPLE_RATE`` with F0 for every voice, and more items than
+    ``validation_items`` (held out). Raises ``DatasetError``. Stems are neither needed
+    nor read unless ``use_stems`` or ``require_stems``."""
+    dataset = load_dataset(
+        root, require_stems=require_stems, sample_rate=SAMPLE_RATE, use_stems=use_stems or require_stems
+    )
+    voices = dataset.voices
+    incomplete = [item.name for item in dataset if item.voices != voices]
+    if incomplete:
+        raise DatasetError(
+            [f"every item needs F0 for all voices {', '.join(voices)}; not: {', '.join(incomplete)}"], context=str(root)
+        )
+    if len(dataset) <= validation_items:
+        raise DatasetError(
+            [
+                f"{len(dataset)} item(s); training needs more than the {validation_items} held "
+                "out for validation (--validation-items)"
+            ],
+            context=str(root),
+        )
+    return dataset
+
+
 def write_item(
     item_dir: Path,
     *,
