@@ -1,13 +1,13 @@
 """Audio files in and out, through ``pedalboard.io`` (wav, flac, ogg, mp3 where it reads them)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from pedalboard.io import AudioFile
 
 from sfgraph.graph.node import Node
+from sfgraph.graph.output_files import destination_problem, discard, partial_path, remove_stale_partials
 from sfgraph.graph.params import Param
 from sfgraph.graph.ports import Port, audio_spec
 
@@ -64,9 +64,11 @@ class FileOut(Node):
     Input ``audio``: (channels, samples) at any rate; written at that rate. With
     ``{label}`` in ``path`` (e.g. ``voices/{label}.wav``), each channel goes to its
     own mono file named by the channel's label (voice names for separated voices).
-    Output is written to a hidden temporary file beside the final one and moved into
-    place only when the whole render succeeded: never a half-written file under the
-    final name.
+    Output is written to a hidden temporary file beside the final one; the engine
+    moves every output of a render into place together, only when the whole render
+    succeeded: never a half-written file under a final name, never new files beside
+    old ones of an earlier render (``sfgraph.graph.output_files``). A relative
+    ``path`` must stay inside the output folder; an absolute one is used as it is.
     """
 
     type_name = "file_out"
@@ -87,15 +89,22 @@ class FileOut(Node):
                             for i, label in enumerate(spec.channel_labels())]
         else:
             self.targets = [(context.output_path(template), list(range(spec.channels)))]
+        problems = [p for p in (destination_problem(final) for final, _ in self.targets) if p]
+        if problems:
+            raise ValueError("; ".join(problems))
         self.sample_rate = float(spec.rate)
         return {}
 
     def prepare(self):
         self.files = []
         for final, channels in self.targets:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            temporary = final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
-            handle = AudioFile(str(temporary), "w", self.sample_rate, len(channels), bit_depth=self.p.bit_depth)
+            temporary = partial_path(final)
+            try:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                remove_stale_partials(final.parent)
+                handle = AudioFile(str(temporary), "w", self.sample_rate, len(channels), bit_depth=self.p.bit_depth)
+            except OSError as exc:
+                raise OSError(f"cannot write {final}: {exc.strerror or exc}") from None
             self.files.append((handle, temporary, final, channels))
 
     def process(self, audio):
@@ -104,13 +113,15 @@ class FileOut(Node):
         return {}
 
     def close(self, ok=True):
-        for handle, temporary, final, _ in getattr(self, "files", []):
+        for handle, _, _, _ in getattr(self, "files", []):
             handle.close()
-            if ok:
-                os.replace(temporary, final)
-            else:
-                Path(temporary).unlink(missing_ok=True)
         self.files = []
+        if not ok:
+            discard(self.staged_outputs())
+
+    def staged_outputs(self):
+        # by target, not by open handle: a temporary whose opening was interrupted counts too
+        return [(partial_path(final), final) for final, _ in self.targets]
 
     @property
     def written(self) -> list[Path]:

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sfgraph.cli import main
+from sfgraph.graph.output_files import commit_together, partial_path
 from sfgraph.model.errors import ModelError
 from sfgraph.model.folder_lock import FolderLock
 
@@ -96,6 +100,71 @@ def test_a_second_run_into_a_locked_folder_fails_at_once_naming_the_first(tmp_pa
     assert list(model.iterdir()) == []  # the lock file goes with its holder
 
 
+# 3 -------------------------------------------------------------------------
+def test_a_folder_in_the_way_of_one_output_changes_no_output(tmp_path, graph_file, capsys):
+    out = tmp_path / "out"
+    assert main(["render", str(two_files(graph_file, 440)), "-o", str(out), "-q"]) == 0
+    old = (out / "ch0.wav").read_bytes()
+    (out / "ch1.wav").unlink()
+    (out / "ch1.wav").mkdir()
+    assert main(["render", str(two_files(graph_file, 880)), "-o", str(out), "-q"]) == 2
+    assert f"cannot write {out / 'ch1.wav'}: a folder of that name is in the way" in capsys.readouterr().err
+    assert (out / "ch0.wav").read_bytes() == old
+    assert hidden_files(out) == []
+
+
+def test_a_commit_that_fails_halfway_puts_the_old_files_back(tmp_path):
+    first, second = tmp_path / "soprano.wav", tmp_path / "alto.wav"
+    first.write_bytes(b"old soprano")
+    second.write_bytes(b"old alto")
+    partial_path(first).write_bytes(b"new soprano")  # the alto's temporary is gone: its move fails
+    with pytest.raises(OSError, match="cannot write .*alto.wav: .*no output was changed"):
+        commit_together([(partial_path(first), first), (partial_path(second), second)])
+    assert first.read_bytes() == b"old soprano" and second.read_bytes() == b"old alto"
+    assert hidden_files(tmp_path) == []
+    partial_path(first).write_bytes(b"new soprano")
+    partial_path(second).write_bytes(b"new alto")
+    commit_together([(partial_path(first), first), (partial_path(second), second)])
+    assert first.read_bytes() == b"new soprano" and second.read_bytes() == b"new alto"
+    assert hidden_files(tmp_path) == []
+
+
+# 4 -------------------------------------------------------------------------
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_clean_up_like_ctrl_c(tmp_path, graph_file, signum):
+    graph = graph_file(TWO_FILES.replace("HZ", "440").replace("seconds: 0.5", "seconds: 600")
+                       .replace("tone.audio -> out.audio", "tone.audio -> slow.audio\n  - slow.audio -> out.audio")
+                       .replace("  - {id: out,", "  - {id: slow, type: test_slow}\n  - {id: out,"))
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "sfgraph", "render", str(graph), "-o", str(out), "-q"],
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not hidden_files(out) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert hidden_files(out), "the render never started writing"
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 128 + signum
+    assert f"interrupted by {signal.Signals(signum).name}; no partial outputs were kept" in err
+    assert list(out.iterdir()) == []
+
+
+def test_a_render_removes_the_partial_files_of_dead_processes(tmp_path, graph_file):
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f".ch0.partial-{dead_pid()}.wav"
+    running = out / f".ch0.partial-{os.getppid()}.wav"  # a live process's: not ours to touch
+    stale.write_bytes(b"x" * 1000)
+    running.write_bytes(b"x")
+    assert main(["render", str(two_files(graph_file)), "-o", str(out), "-q"]) == 0
+    assert not stale.exists() and running.exists()
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["ch0.wav", "ch1.wav"]
+
+
 # 7 -------------------------------------------------------------------------
 def test_data_check_applies_the_rules_of_train(tmp_path, capsys):
     dataset = tmp_path / "data"
@@ -118,7 +187,56 @@ def test_data_check_applies_the_rules_of_train(tmp_path, capsys):
     assert "ready for 'sfgraph train'" in capsys.readouterr().out
 
 
+def test_an_output_folder_that_is_a_file_is_refused_before_the_model_loads(tmp_path, capsys):
+    existing = tmp_path / "existing"
+    existing.write_text("a file")
+    code = main(["separate", str(ITEM / "mix.wav"), "--f0", str(ITEM / "f0"), "--model", str(tmp_path / "nowhere"),
+                 "-o", str(existing), "-q"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"error: -o {existing}: {existing} is a file, not a folder"
+    assert main(train_args(existing, 1)) == 2
+    assert capsys.readouterr().err.strip() == f"error: {existing} is a file, not a folder"
+    assert existing.read_text() == "a file"
+
+
+def test_a_read_only_output_folder_is_named_with_the_reason(graph_file, capsys):
+    # Root writes through permission bits: as root, render as "nobody" (effective user id).
+    shared = Path(tempfile.mkdtemp())
+    try:
+        shared.chmod(0o755)
+        graph = shared / "g.yaml"
+        graph.write_text(TWO_FILES.replace("HZ", "440").replace("{custom}", str(CUSTOM_NODES)))
+        read_only = shared / "read_only"
+        read_only.mkdir(mode=0o555)
+        root = os.geteuid() == 0
+        if root:
+            os.seteuid(65534)
+        try:
+            code = main(["render", str(graph), "-o", str(read_only / "voices"), "-q"])
+        finally:
+            if root:
+                os.seteuid(0)
+        assert code == 2
+        assert capsys.readouterr().err.strip() == (
+            f"error: -o {read_only / 'voices'}: {read_only} is not writable (read-only folder or file system)")
+        assert list(read_only.iterdir()) == []
+    finally:
+        shutil.rmtree(shared)
+
+
 def test_a_zero_time_budget_is_an_error(tmp_path, capsys):
     assert main(train_args(tmp_path / "m", 10, "--max-minutes", "0")) == 2
     assert "--max-minutes must be positive, not 0.0" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+# 11 ------------------------------------------------------------------------
+def test_relative_output_paths_stay_inside_the_output_folder(tmp_path, graph_file, capsys):
+    outside = graph_file(TWO_FILES.replace("HZ", "440").replace('"{label}.wav"', '"../../x.wav"'))
+    out = tmp_path / "a" / "b"
+    assert main(["render", str(outside), "-o", str(out), "-q"]) == 2
+    assert "node 'out': output path '../../x.wav' leads outside the output folder" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
+    absolute = graph_file(TWO_FILES.replace("HZ", "440").replace('"{label}.wav"', f'"{tmp_path / "x.wav"}"'))
+    assert main(["render", str(absolute), "-o", str(out), "-q"]) == 0
+    assert (tmp_path / "x.wav").exists()

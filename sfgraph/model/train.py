@@ -28,6 +28,7 @@ from tqdm import tqdm
 from ..data.layout import DatasetError, load_training_dataset
 from ..dsp.voice_config import VoiceConfig
 from ..dsp.voice_torch import synthesize_voices
+from ..interrupt import stop_like_interrupt
 from ..resources import resolve_path
 from .checkpoint import atomic_torch_save, atomic_write_bytes, load_model, read_model_config, save_model
 from .errors import ModelError
@@ -332,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sfgraph.train", description=__doc__.splitlines()[0])
     add_arguments(parser)
     try:
-        return run(parser.parse_args(argv))
+        with stop_like_interrupt():  # SIGTERM too lets atomic writes delete their temporaries
+            return run(parser.parse_args(argv))
     except (ModelError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
