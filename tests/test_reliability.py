@@ -165,6 +165,14 @@ def test_a_render_removes_the_partial_files_of_dead_processes(tmp_path, graph_fi
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["ch0.wav", "ch1.wav"]
 
 
+# 6 -------------------------------------------------------------------------
+def test_a_huge_block_size_is_refused_by_validate(graph_file, capsys):
+    graph = graph_file(TWO_FILES.replace("HZ", "440").replace("block_size: 256", "block_size: 1000000000"))
+    assert main(["validate", str(graph)]) == 2
+    assert (f"{graph}:3: 'block_size' must be a whole number from 1 to 1048576 samples, got 1000000000"
+            in capsys.readouterr().err)
+
+
 # 7 -------------------------------------------------------------------------
 def test_data_check_applies_the_rules_of_train(tmp_path, capsys):
     dataset = tmp_path / "data"
@@ -185,6 +193,25 @@ def test_data_check_applies_the_rules_of_train(tmp_path, capsys):
     assert "3 item(s); training needs more than the 3 held out" in capsys.readouterr().err
     assert main(["data", "check", str(DATASET)]) == 0
     assert "ready for 'sfgraph train'" in capsys.readouterr().out
+
+
+def test_a_cycle_error_names_only_the_nodes_on_the_cycle(graph_file, capsys):
+    graph = graph_file("""
+imports: ["{custom}"]
+nodes:
+  - {id: t,   type: test_tone}
+  - {id: m,   type: mixer, params: {inputs: 2}}
+  - {id: g,   type: gain}
+  - {id: out, type: file_out, params: {path: x.wav}}
+connections:
+  - t.audio -> m.in0
+  - m.audio -> g.audio
+  - g.audio -> m.in1
+  - g.audio -> out.audio
+""")
+    assert main(["validate", str(graph)]) == 2
+    err = capsys.readouterr().err
+    assert "cycle between nodes m, g (connections on lines 10, 11)" in err and "out" not in err.split("cycle")[1]
 
 
 def test_an_output_folder_that_is_a_file_is_refused_before_the_model_loads(tmp_path, capsys):
