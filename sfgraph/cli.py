@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from .data.layout import DatasetError
-from .graph.errors import GraphError, NodeError
+from .graph.errors import GraphError, InputWarning, NodeError
 from .interrupt import exit_status, stop_like_interrupt
 from .model.errors import ModelError
 
@@ -240,10 +241,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_input_warnings(show):
+    """A ``warnings.showwarning`` that prints ``InputWarning`` as ``warning: MESSAGE``."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, InputWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with stop_like_interrupt():
+        with stop_like_interrupt(), warnings.catch_warnings():
+            warnings.simplefilter("always", InputWarning)
+            warnings.showwarning = _show_input_warnings(warnings.showwarning)
             return args.func(args)
     except GraphError as exc:
         print(f"error: {exc}" if len(exc.problems) == 1 else

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from sfgraph.cli import main
+from sfgraph.graph.errors import InputWarning
 from sfgraph.graph.output_files import commit_together, partial_path
 from sfgraph.model.errors import ModelError
 from sfgraph.model.folder_lock import FolderLock
@@ -165,6 +166,44 @@ def test_a_render_removes_the_partial_files_of_dead_processes(tmp_path, graph_fi
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["ch0.wav", "ch1.wav"]
 
 
+# 5 -------------------------------------------------------------------------
+def test_f0_files_shorter_than_the_mixture_are_named_with_the_seconds_missing(tmp_path, tiny_model, capsys):
+    f0 = tmp_path / "f0"
+    shutil.copytree(ITEM / "f0", f0)
+    for voice in ("tenor", "bass"):  # cover 1 s of the 3-s mixture
+        lines = (f0 / f"{voice}.csv").read_text().splitlines()
+        (f0 / f"{voice}.csv").write_text("\n".join(lines[:64]) + "\n")
+    assert main(["separate", str(ITEM / "mix.wav"), "--f0", str(f0), "--model", str(tiny_model),
+                 "-o", str(tmp_path / "out"), "-q"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2
+    for voice, line in zip(("tenor", "bass"), warnings):
+        assert f"{f0 / voice}.csv ends at 0.99 s but the audio lasts 3.00 s: the last 2.01 s get no f0" in line
+
+
+def test_f0_with_no_voiced_frame_or_outside_the_range_of_singing_warns(tmp_path, tiny_model):
+    from sfgraph.engine.offline import coverage_warnings
+    from sfgraph.graph.build import build_graph
+    from sfgraph.graph.model import load_graph_decl
+
+    f0 = tmp_path / "f0"
+    shutil.copytree(ITEM / "f0", f0)
+    times = np.arange(188) * 0.016
+    rows = {"soprano": np.zeros(188), "alto": np.full(188, 20000.0), "bass": np.where(times < 1, 110.0, 1.0)}
+    for voice, values in rows.items():
+        (f0 / f"{voice}.csv").write_text("time_s,f0_hz\n" + "".join(f"{t},{v}\n" for t, v in zip(times, values)))
+    decl = load_graph_decl("separate", [f"f0.dir={f0}", f"mix.path={ITEM / 'mix.wav'}", f"net.model={tiny_model}"])
+    with pytest.warns(InputWarning) as record:
+        graph = build_graph(decl, output_dir=tmp_path / "out")
+    messages = [str(w.message) for w in record]
+    assert messages == [f"{f0 / 'soprano.csv'}: no voiced frame (0 Hz throughout): this voice gets nothing",
+                        f"{f0 / 'alto.csv'}: 188 voiced frame(s) outside 25-3000 Hz, the range of singing "
+                        "(first 20000 Hz at 0.00 s)",
+                        f"{f0 / 'bass.csv'}: 125 voiced frame(s) outside 25-3000 Hz, the range of singing "
+                        "(first 1 Hz at 1.01 s)"]
+    assert coverage_warnings(graph) == []  # the unchanged files cover the whole mixture
+
+
 # 6 -------------------------------------------------------------------------
 def test_a_huge_block_size_is_refused_by_validate(graph_file, capsys):
     graph = graph_file(TWO_FILES.replace("HZ", "440").replace("block_size: 256", "block_size: 1000000000"))
@@ -193,6 +232,20 @@ def test_data_check_applies_the_rules_of_train(tmp_path, capsys):
     assert "3 item(s); training needs more than the 3 held out" in capsys.readouterr().err
     assert main(["data", "check", str(DATASET)]) == 0
     assert "ready for 'sfgraph train'" in capsys.readouterr().out
+
+
+# 8 -------------------------------------------------------------------------
+def test_a_stereo_mixture_is_separated_as_its_average_saying_so(tmp_path, tiny_model, capsys):
+    mono, rate = read_wav(ITEM / "mix.wav")
+    stereo = write_wav(tmp_path / "stereo.wav", np.concatenate([mono, mono]), int(rate))
+    assert main(["separate", str(stereo), "--f0", str(ITEM / "f0"), "--model", str(tiny_model),
+                 "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert f"warning: {stereo} has 2 channels; using their average (mono)" in capsys.readouterr().err
+    assert main(["separate", str(ITEM / "mix.wav"), "--f0", str(ITEM / "f0"), "--model", str(tiny_model),
+                 "-o", str(tmp_path / "mono"), "-q"]) == 0
+    for voice in ("soprano", "bass"):
+        np.testing.assert_allclose(read_wav(tmp_path / "out" / f"{voice}.wav")[0],
+                                   read_wav(tmp_path / "mono" / f"{voice}.wav")[0], atol=1e-5)
 
 
 def test_a_cycle_error_names_only_the_nodes_on_the_cycle(graph_file, capsys):
@@ -251,10 +304,54 @@ def test_a_read_only_output_folder_is_named_with_the_reason(graph_file, capsys):
         shutil.rmtree(shared)
 
 
+# 9 -------------------------------------------------------------------------
+def test_an_empty_mixture_is_an_error(tmp_path, tiny_model, capsys):
+    empty = write_wav(tmp_path / "empty.wav", np.zeros((1, 0)), 16000)
+    assert main(["separate", str(empty), "--f0", str(ITEM / "f0"), "--model", str(tiny_model),
+                 "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert f"audio file {empty} is empty (0 samples)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_zero_time_budget_is_an_error(tmp_path, capsys):
     assert main(train_args(tmp_path / "m", 10, "--max-minutes", "0")) == 2
     assert "--max-minutes must be positive, not 0.0" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+# 10 ------------------------------------------------------------------------
+def test_an_mp3_lines_up_with_the_wav_it_was_made_from(tmp_path, graph_file, capsys):
+    from pedalboard.io import AudioFile
+
+    rate, clicks = 44100, [10000, 50000]
+    audio = np.zeros((1, 2 * rate), dtype=np.float32)
+    audio[0, clicks] = 0.9
+    mp3 = tmp_path / "clicks.mp3"
+    with AudioFile(str(mp3), "w", rate, 1, quality="V2") as f:
+        f.write(audio)
+    graph = graph_file(f"""
+sample_rate: {rate}
+block_size: 4096
+nodes:
+  - {{id: in,  type: file_in,  params: {{path: {mp3}}}}}
+  - {{id: out, type: file_out, params: {{path: copy.wav}}}}
+connections:
+  - in.audio -> out.audio
+""")
+    assert main(["render", str(graph), "-o", str(tmp_path), "-q"]) == 0
+    decoded = read_wav(tmp_path / "copy.wav")[0][0]
+    assert decoded.shape == (2 * rate,)
+    assert [int(np.argmax(np.abs(decoded[c - 500:c + 500]))) + c - 500 for c in clicks] == clicks
+    assert "warning" not in capsys.readouterr().err
+    # Without its LAME tag (the first frame's "Info"/"Xing" header unreadable) the delay is unknown.
+    data = bytearray(mp3.read_bytes())
+    for marker in (b"Info", b"Xing"):
+        at = data.find(marker)
+        if 0 <= at < 200:
+            data[at:at + 4] = b"\0\0\0\0"
+    mp3.write_bytes(bytes(data))
+    assert main(["render", str(graph), "-o", str(tmp_path), "-q"]) == 0
+    assert f"warning: {mp3}: an MP3 without a LAME tag" in capsys.readouterr().err
 
 
 # 11 ------------------------------------------------------------------------

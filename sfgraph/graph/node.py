@@ -145,6 +145,12 @@ class Node:
     def close(self, ok: bool = True) -> None:
         """Release resources; sinks keep their finished output files only when ``ok``."""
 
+    def coverage(self) -> list[tuple[str, float]]:
+        """For a source: what it reads and the seconds of timeline each part covers
+        (offline renders warn when one stops clearly before the audio does)."""
+        seconds = getattr(self, "duration_seconds", None)
+        return [] if seconds is None else [(f"node '{self.id}' ({self.type_name})", seconds)]
+
     def staged_outputs(self) -> list[tuple[Path, Path]]:
         """The files this sink writes, as ``(temporary, final)`` pairs: after a run that
         succeeded the engine moves all of them into place together, after any other it
