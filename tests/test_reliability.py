@@ -78,12 +78,14 @@ def test_train_refuses_a_non_empty_model_folder_unless_resumed_or_forced(tmp_pat
 # 2 -------------------------------------------------------------------------
 def test_a_second_run_into_a_locked_folder_fails_at_once_naming_the_first(tmp_path, capsys):
     model = tmp_path / "m"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom sfgraph.model.folder_lock import FolderLock\n"
-         f"with FolderLock({str(model)!r}):\n    print('locked', flush=True)\n    time.sleep(600)"],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-m", "sfgraph.train", *train_args(model, 100000)[1:]],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert holder.stdout.readline().strip() == "locked"
+        deadline = time.monotonic() + 120
+        while holder.poll() is None and time.monotonic() < deadline and not (
+                (model / ".lock").exists() and (model / ".lock").read_text().strip() == str(holder.pid)):
+            time.sleep(0.05)
+        assert holder.poll() is None, "the first run ended early"
         assert main(train_args(model, 1)) == 2
         assert f"{model} is in use by another process (PID {holder.pid})" in capsys.readouterr().err
         with pytest.raises(ModelError, match=f"PID {holder.pid}"):
@@ -98,7 +100,7 @@ def test_a_second_run_into_a_locked_folder_fails_at_once_naming_the_first(tmp_pa
         with pytest.raises(ModelError, match=f"PID {os.getpid()}"):
             with FolderLock(model):  # the same process locking twice fails too
                 pass
-    assert list(model.iterdir()) == []  # the lock file goes with its holder
+    assert not (model / ".lock").exists()  # the lock file goes with its holder
 
 
 # 3 -------------------------------------------------------------------------

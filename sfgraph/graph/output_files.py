@@ -3,7 +3,7 @@
 A sink writes each output to a hidden temporary beside its final path
 (``partial_path``) and hands the pairs to the engine, which moves them into place
 with ``commit_together`` only when the whole run succeeded: every destination is
-checked first, old files are kept as hard links until every move has worked, and a
+checked first, old files are kept (as hard links) until every move has worked, and a
 failure puts the old files back. So a folder never holds some voices of a new
 render beside others of an old one.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 _TEMPORARY = re.compile(r"^\..+\.(partial|previous)-(\d+)(\.[^.]*)?$")
@@ -90,7 +91,10 @@ def commit_together(pairs: list[tuple[Path, Path]]) -> None:
             if final.exists():
                 keep = _previous_path(final)
                 keep.unlink(missing_ok=True)
-                os.link(final, keep)
+                try:
+                    os.link(final, keep)
+                except OSError:  # a file system without hard links (FAT, some network shares)
+                    shutil.copy2(final, keep)
                 previous[final] = keep
         for temporary, final in pairs:
             try:
