@@ -166,6 +166,9 @@ class DeviceOut(Node):
             self._emit(np.pad(tail, ((0, 0), (0, max(due, 0) - tail.shape[-1]))))
         self.stand_in.close(ok)
 
+    def staged_outputs(self):
+        return self.stand_in.staged_outputs() if self.stand_in is not None else []
+
 
 class Resample(Node):
     """Converts audio to ``rate`` Hz, e.g. a device's input to a model's 16 kHz.

@@ -8,6 +8,7 @@ audio channel), ``f0_multi`` (every voice from the mixture alone) and ``f0_midi`
 """
 from __future__ import annotations
 
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -17,12 +18,13 @@ from sfgraph.data.layout import (
     HOP_LENGTH,
     SAMPLE_RATE,
     DatasetError,
+    f0_doubts,
     read_f0_csv,
     resample_f0,
     voice_order,
 )
 from sfgraph.f0 import MULTIF0_MODEL
-from sfgraph.graph.errors import PortError
+from sfgraph.graph.errors import InputWarning, PortError
 from sfgraph.graph.node import Node
 from sfgraph.graph.params import Param
 from sfgraph.graph.ports import Port, StreamSpec
@@ -74,7 +76,9 @@ class F0Files(_Track):
     Output ``f0``: (voices, frames) Hz at ``sample_rate / hop`` frames per second
     (frame t at t·hop/sample_rate s), labelled by voice name. Tracks on another
     time grid are resampled (log-frequency interpolation, voicing from the nearest
-    frame). Frames after a track's end are 0.
+    frame). Frames after a track's end are 0. Warns (``InputWarning``) about a voice
+    with no voiced frame or with F0s outside the range of singing; an offline render
+    warns about a file that ends clearly before the audio.
     """
 
     type_name = "f0_files"
@@ -102,9 +106,16 @@ class F0Files(_Track):
                 problems += exc.problems
         if problems:
             raise ValueError("bad F0 file(s):\n  " + "\n  ".join(problems))
+        self.ends = [(str(folder / f"{voice}.csv"), float(times[-1])) for voice, (times, _) in zip(voices, tracks)]
+        for voice, (times, f0) in zip(voices, tracks):
+            for doubt in f0_doubts(folder / f"{voice}.csv", times, f0):
+                warnings.warn(doubt, InputWarning, stacklevel=2)
         grid = self.frame_grid(max(times[-1] for times, _ in tracks))
         self.set_track(np.stack([resample_f0(times, f0, grid) for times, f0 in tracks]))
         return {"f0": self.f0_spec(voices)}
+
+    def coverage(self):
+        return self.ends
 
 
 class F0Score(_Track):

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from .data.layout import DatasetError
-from .graph.errors import GraphError, NodeError
+from .graph.errors import GraphError, InputWarning, NodeError
+from .interrupt import exit_status, stop_like_interrupt
 from .model.errors import ModelError
 
 
@@ -14,6 +16,16 @@ def _add_graph_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("graph", help="graph YAML file, or the name of a shipped graph (see 'sfgraph graphs')")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NODE.PARAM=VALUE",
                         help="override a node param (VALUE is read as YAML); repeatable")
+
+
+def _output_folder(value: str) -> Path:
+    """``-o FOLDER``, checked before anything slow runs."""
+    from .graph.output_files import folder_problem
+
+    problem = folder_problem(Path(value))
+    if problem:
+        raise GraphError(f"-o {value}: {problem}")
+    return Path(value)
 
 
 def _written_files(graph) -> list[str]:
@@ -25,7 +37,8 @@ def cmd_render(args) -> int:
     from .graph.build import build_graph
     from .graph.model import load_graph_decl
 
-    graph = build_graph(load_graph_decl(args.graph, args.param), output_dir=Path(args.output))
+    output = _output_folder(args.output)
+    graph = build_graph(load_graph_decl(args.graph, args.param), output_dir=output)
     result = render(graph, progress=not args.quiet)
     written = _written_files(graph)
     print(f"rendered {result.seconds:.2f} s of audio in {result.blocks} blocks "
@@ -123,7 +136,7 @@ def cmd_separate(args) -> int:
         raise ModelError(f"--adapt {args.adapt:g}: give the minutes to adapt for, a positive number (e.g. --adapt 3)")
     if args.adapt_steps is not None and (args.adapt is None or args.adapt_steps < 1):
         raise ModelError(f"--adapt-steps {args.adapt_steps}: give a positive number of steps, with --adapt MINUTES")
-
+    output = _output_folder(args.output)
     decl = load_graph_decl("separate")
     decl.node("mix").set_param("path", args.mix)
     f0 = decl.node("f0")
@@ -153,9 +166,9 @@ def cmd_separate(args) -> int:
         decl.nodes.append(NodeDecl("synth_out", "file_out", {"path": "synth/{label}.wav"}, line))
         decl.connections.append(Connection("synth", "voices", "synth_out", "audio", line))
     if args.adapt is not None:
-        model_folder = adapt_to_recording(build_graph(decl, output_dir=Path(args.output)), args)
+        model_folder = adapt_to_recording(build_graph(decl, output_dir=output), args)
         decl.node("net").set_param("model", str(model_folder.resolve()))
-    graph = build_graph(decl, output_dir=Path(args.output))
+    graph = build_graph(decl, output_dir=output)
     result = render(graph, progress=not args.quiet)
     written = _written_files(graph)
     print(f"separated {result.seconds:.1f} s into {', '.join(graph.nodes['mask'].output_specs['voices'].labels)}:")
@@ -265,10 +278,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_input_warnings(show):
+    """A ``warnings.showwarning`` that prints ``InputWarning`` as ``warning: MESSAGE``."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, InputWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with stop_like_interrupt(), warnings.catch_warnings():
+            warnings.simplefilter("always", InputWarning)
+            warnings.showwarning = _show_input_warnings(warnings.showwarning)
+            return args.func(args)
     except GraphError as exc:
         print(f"error: {exc}" if len(exc.problems) == 1 else
               f"{len(exc.problems)} problems:\n" + "\n".join(f"  {p}" for p in exc.problems), file=sys.stderr)
@@ -279,9 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; no partial outputs were kept", file=sys.stderr)
-        return 130
+    except OSError as exc:  # outputs that cannot be written, inputs that cannot be read
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        print(f"interrupted{f' by {exc}' if str(exc) else ''}; no partial outputs were kept", file=sys.stderr)
+        return exit_status(exc)
 
 
 if __name__ == "__main__":

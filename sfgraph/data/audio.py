@@ -25,8 +25,42 @@ def _atomic_target(path: Path, suffix: str) -> str:
     return temp_name
 
 
+# Samples an MP3 decoder outputs before the first encoded sample (pedalboard's decoder
+# as every other: an impulse encoded by LAME at sample k decodes at k + delay + 529).
+MP3_DECODER_DELAY = 529
+
+
+def mp3_padding(path: Path) -> tuple[int, int] | None:
+    """For an MP3 file: ``(leading, trailing)`` samples that decoding adds around the
+    encoded signal, from the encoder's LAME tag (written by LAME, ffmpeg and most
+    encoders in the first frame's Xing/Info header); None when the file has no such tag."""
+    with open(path, "rb") as f:
+        head = f.read(10)
+        if head[:3] == b"ID3" and len(head) == 10:  # skip an ID3v2 tag (its size is syncsafe)
+            f.seek(10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10])))
+        else:
+            f.seek(0)
+        frame = f.read(4096)
+    for marker in (b"Xing", b"Info"):
+        at = frame.find(marker)
+        if at >= 0:
+            break
+    else:
+        return None
+    flags = int.from_bytes(frame[at + 4:at + 8], "big")
+    # Optional fields: frame count, byte count, 100-byte table of contents, quality.
+    tag = at + 8 + 4 * bool(flags & 1) + 4 * bool(flags & 2) + 100 * bool(flags & 4) + 4 * bool(flags & 8)
+    fields = frame[tag + 21:tag + 24]  # after a 9-byte encoder name and 12 bytes of other fields
+    if len(fields) < 3 or not frame[tag:tag + 4].isalpha():
+        return None
+    delay = (fields[0] << 4) | (fields[1] >> 4)
+    padding = ((fields[1] & 0x0F) << 8) | fields[2]
+    return delay + MP3_DECODER_DELAY, max(0, padding - MP3_DECODER_DELAY)
+
+
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """Read an audio file.
+    """Read an audio file (an MP3 without the samples its encoder and decoder add, when
+    its LAME tag says how many).
 
     Returns ``(audio, sample_rate)`` with ``audio`` float32 of shape
     ``(n_channels, n_samples)`` in [-1, 1] for integer files.
@@ -34,6 +68,9 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     with AudioFile(str(path)) as audio_file:
         audio = audio_file.read(audio_file.frames)
         sample_rate = int(round(audio_file.samplerate))
+    padding = mp3_padding(path) if Path(path).suffix.lower() == ".mp3" else None
+    if padding is not None:
+        audio = audio[:, padding[0]:audio.shape[1] - padding[1]]
     return np.asarray(audio, dtype=np.float32), sample_rate
 
 

@@ -100,15 +100,21 @@ def _run_convert_csd(args: argparse.Namespace) -> int:
 
 @_reports_user_errors("data check")
 def _run_check(args: argparse.Namespace) -> int:
-    from sfgraph.data.layout import load_dataset
+    from sfgraph.data.layout import load_dataset, load_training_dataset
 
-    dataset = load_dataset(args.dataset, require_stems=args.require_stems)
+    if args.any_rate:
+        dataset = load_dataset(args.dataset, require_stems=args.require_stems)
+    else:
+        dataset = load_training_dataset(
+            args.dataset, args.validation_items, require_stems=args.require_stems, use_stems=True
+        )
     seconds = sum(item.duration_s for item in dataset)
     with_stems = sum(item.has_stems for item in dataset)
     rates = sorted({item.sample_rate for item in dataset})
     print(
         f"{args.dataset}: {len(dataset)} valid items, {seconds:.1f} s in all, voices {', '.join(dataset.voices)}, "
         f"sample rate {', '.join(map(str, rates))} Hz, {with_stems} with stems"
+        + ("" if args.any_rate else "; ready for 'sfgraph train'")
     )
     return 0
 
@@ -288,6 +294,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     from sfgraph.data.csd import COMBINATIONS
     from sfgraph.data.evaluate import DEFAULT_SILENCE_DB
     from sfgraph.data.layout import SAMPLE_RATE
+    from sfgraph.model.config import TrainConfig
 
     data = subparsers.add_parser(
         "data",
@@ -327,10 +334,24 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     check = data_commands.add_parser(
         "check",
         help="validate a dataset and list every problem",
-        description="Validate every item of DATASET; exit status 2 and a list of all problems if any.",
+        description=(
+            "Validate every item of DATASET by the rules 'sfgraph train' applies (16 kHz audio, F0 for every voice "
+            "in every item, more items than those held out); exit status 2 and a list of all problems if any."
+        ),
     )
     check.add_argument("dataset", type=Path, help="dataset folder")
     check.add_argument("--require-stems", action="store_true", help="every item must have ground-truth stems")
+    check.add_argument(
+        "--validation-items",
+        type=_positive_int,
+        default=TrainConfig.validation_items,
+        help="items training holds out (as 'sfgraph train')",
+    )
+    check.add_argument(
+        "--any-rate",
+        action="store_true",
+        help="accept any sample rate and item count (a dataset for 'sfgraph eval', not for training)",
+    )
     check.set_defaults(func=_run_check)
 
     evaluation = subparsers.add_parser(

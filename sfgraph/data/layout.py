@@ -134,6 +134,26 @@ def read_f0_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return times, f0
 
 
+# F0s a singer can sing (a low bass's 30 Hz to a high soprano's 2 kHz, with room):
+# voiced values outside it are most likely a mistake (kHz for Hz, a period for F0 ...).
+SUNG_F0_HZ = (25.0, 3000.0)
+
+
+def f0_doubts(path: Path, times: np.ndarray, f0_hz: np.ndarray) -> list[str]:
+    """Reasons to doubt a valid F0 track (one line each, naming ``path``): no voiced frame
+    at all, or voiced values outside ``SUNG_F0_HZ``."""
+    voiced = f0_hz > 0
+    if not voiced.any():
+        return [f"{path}: no voiced frame (0 Hz throughout): this voice gets nothing"]
+    low, high = SUNG_F0_HZ
+    outside = np.flatnonzero(voiced & ((f0_hz < low) | (f0_hz > high)))
+    if not outside.size:
+        return []
+    first = outside[0]
+    return [f"{path}: {outside.size} voiced frame(s) outside {low:g}-{high:g} Hz, the range of singing "
+            f"(first {f0_hz[first]:g} Hz at {times[first]:.2f} s)"]
+
+
 def write_f0_csv(path: Path, times: np.ndarray, f0_hz: np.ndarray) -> None:
     """Write one voice's F0 track atomically; ``times`` and ``f0_hz`` of shape ``(n_frames,)``."""
     times = np.asarray(times, dtype=np.float64)
@@ -463,6 +483,33 @@ def load_dataset(
     if problems:
         raise DatasetError(problems, context=f"dataset {root}")
     return Dataset(root=root, items=tuple(items))
+
+
+def load_training_dataset(
+    root: Path, validation_items: int = 1, require_stems: bool = False, use_stems: bool = False
+) -> Dataset:
+    """A dataset that ``sfgraph train`` accepts (``data check`` applies the same rules):
+    valid, every item at ``SAMPLE_RATE`` with F0 for every voice, and more items than
+    ``validation_items`` (held out). Raises ``DatasetError``. Stems are neither needed
+    nor read unless ``use_stems`` or ``require_stems``."""
+    dataset = load_dataset(
+        root, require_stems=require_stems, sample_rate=SAMPLE_RATE, use_stems=use_stems or require_stems
+    )
+    voices = dataset.voices
+    incomplete = [item.name for item in dataset if item.voices != voices]
+    if incomplete:
+        raise DatasetError(
+            [f"every item needs F0 for all voices {', '.join(voices)}; not: {', '.join(incomplete)}"], context=str(root)
+        )
+    if len(dataset) <= validation_items:
+        raise DatasetError(
+            [
+                f"{len(dataset)} item(s); training needs more than the {validation_items} held "
+                "out for validation (--validation-items)"
+            ],
+            context=str(root),
+        )
+    return dataset
 
 
 def write_item(

@@ -411,8 +411,8 @@ class LiveEngine:
             worker.start()
             stream.start()
             ended, ok, device_lost = self._wait(on_status)
-        except KeyboardInterrupt:
-            ended = "interrupted (Ctrl-C)"
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM/SIGHUP under sfgraph.interrupt
+            ended = f"interrupted ({interrupt or 'Ctrl-C'})"
         finally:
             self._stopping.set()
             os.write(self._wake_write, b"\0")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -10,12 +11,17 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..graph.build import BuiltGraph, build_graph
+from ..graph.errors import InputWarning
 from ..graph.model import load_graph_decl
 from .scheduler import Scheduler
 
 # After the sources end, how much more than the graph's latency to run before
 # declaring that a sink will never be filled (a node that swallows its input).
 _TAIL_SLACK_SECONDS = 10
+# A source that ends this much before the audio is worth a warning (F0 files are
+# often a frame or two short of the audio; missing seconds are a mistake).
+_COVERAGE_SLACK_SECONDS = 0.5
+_COVERAGE_SLACK_FRACTION = 0.02
 
 
 @dataclass
@@ -31,6 +37,8 @@ def render(graph: BuiltGraph, progress: bool = True) -> RenderResult:
 
     Outputs are committed only if the whole render succeeds.
     """
+    for message in coverage_warnings(graph):
+        warnings.warn(message, InputWarning, stacklevel=2)
     scheduler = Scheduler(graph, align_outputs=True)
     total = _expected_seconds(graph)
     bar = tqdm(total=round(total, 1) if total else None, unit="s", desc=graph.decl.name, delay=2.0,
@@ -63,6 +71,23 @@ def render_file(graph_file: str, overrides: list[str] = (), output_dir: Path | N
     """Load, build and render a graph file (or shipped graph name)."""
     decl = load_graph_decl(graph_file, overrides)
     return render(build_graph(decl, output_dir=output_dir), progress=progress)
+
+
+def coverage_warnings(graph: BuiltGraph) -> list[str]:
+    """One line for each part of a non-audio source (an F0 file ...) that stops clearly
+    before the audio sources do: the rest of the render gets zeros from it."""
+    audio, others = [], []
+    for node_id in graph.sources():
+        node = graph.nodes[node_id]
+        (audio if next(iter(node.output_specs.values())).kind == "audio" else others).append(node)
+    seconds = [getattr(node, "duration_seconds", None) for node in audio]
+    if not seconds or None in seconds:
+        return []
+    total = max(seconds)
+    slack = max(_COVERAGE_SLACK_SECONDS, _COVERAGE_SLACK_FRACTION * total)
+    return [f"{name} ends at {covered:.2f} s but the audio lasts {total:.2f} s: the last {total - covered:.2f} s "
+            f"get no {next(iter(node.output_specs.values())).kind} from it (zeros; for F0, unvoiced)"
+            for node in others for name, covered in node.coverage() if covered < total - slack]
 
 
 def _expected_seconds(graph: BuiltGraph) -> float | None:

@@ -21,6 +21,7 @@ from pedalboard.io import StreamResampler
 
 from ..graph.build import BuiltGraph
 from ..graph.errors import NodeError
+from ..graph.output_files import commit_together, discard
 from .buffers import Fifo
 
 
@@ -90,14 +91,24 @@ class Scheduler:
             self._guard(node_id, self.graph.nodes[node_id].prepare)
 
     def close(self, ok: bool) -> None:
-        """Close every node; sinks commit their outputs only when ``ok``."""
+        """Close every node; when ``ok``, move all the sinks' outputs into place together
+        (all or none: ``commit_together``), else delete them."""
         first_error = None
-        for node_id in self.graph.order:
-            try:
-                self.graph.nodes[node_id].close(ok)
-            except Exception as exc:  # close them all, then report the first failure
-                first_error = first_error or NodeError(node_id, self.graph.nodes[node_id].type_name, str(exc))
-        if first_error is not None and ok:
+        staged = [pair for node in self.graph.nodes.values() for pair in node.staged_outputs()]
+        try:
+            for node_id in self.graph.order:
+                try:
+                    self.graph.nodes[node_id].close(ok)
+                except Exception as exc:  # close them all, then report the first failure
+                    first_error = first_error or NodeError(node_id, self.graph.nodes[node_id].type_name, str(exc))
+            if ok and first_error is None:
+                commit_together(staged)
+                return
+        except BaseException:  # interrupted while closing (Ctrl-C, SIGTERM): nothing is kept
+            discard(staged)
+            raise
+        discard(staged)
+        if ok:
             raise first_error
 
     @property

@@ -204,12 +204,27 @@ def _topological_order(decl: GraphDecl, connections: list[Connection], problems:
             if indegree[nxt] == 0:
                 ready.append(nxt)
     if len(order) < len(indegree):
-        stuck = [n for n in indegree if n not in order]
+        # Nodes left over lie on a cycle or downstream of one: name only those on it.
+        left = [n for n in indegree if n not in order]
+        stuck = [n for n in left if _reaches(n, n, successors)]
         cycle_lines = sorted(c.line for c in connections if c.src in stuck and c.dst in stuck)
         problems.append(decl.problem(f"cycle between nodes {', '.join(stuck)} "
                                      f"(connections on lines {', '.join(map(str, cycle_lines))}); "
                                      "graphs must not feed back", cycle_lines[0] if cycle_lines else None))
     return order
+
+
+def _reaches(start: str, goal: str, successors) -> bool:
+    """Whether a path of one or more connections leads from ``start`` to ``goal``."""
+    seen, todo = set(), list(successors[start])
+    while todo:
+        node_id = todo.pop()
+        if node_id == goal:
+            return True
+        if node_id not in seen:
+            seen.add(node_id)
+            todo.extend(successors[node_id])
+    return False
 
 
 def _configure(graph: BuiltGraph, problems: list[Problem]) -> None:

@@ -56,3 +56,8 @@ class NodeError(Exception):
         self.node_id = node_id
         self.node_type = node_type
         super().__init__(f"node '{node_id}' ({node_type}): {message}")
+
+
+class InputWarning(UserWarning):
+    """Input that runs but probably gives a wrong result (F0 that stops before the audio,
+    a stereo mixture averaged to mono ...); the command line prints it as one line."""

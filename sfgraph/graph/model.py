@@ -3,8 +3,8 @@
 A graph file::
 
     name: effects_chain
-    sample_rate: 48000        # Hz, the rate sources are read at
-    block_size: 256           # samples per scheduler block
+    sample_rate: 48000        # Hz, the rate sources are read at (at most 768000)
+    block_size: 256           # samples per scheduler block (at most 2**20)
     imports: [my_nodes.py]    # optional: modules defining more node types
     nodes:
       - {id: in,  type: file_in,  params: {path: song.wav}}
@@ -29,6 +29,10 @@ from .yaml_lines import LineDict, LineList, load_yaml, plain
 TOP_LEVEL_KEYS = ("name", "description", "sample_rate", "block_size", "imports", "nodes",
                   "connections", "midi")
 NODE_KEYS = ("id", "type", "params")
+# Buffers hold a few blocks per connection: 2**20 samples (22 s at 48 kHz) keeps a
+# block of a many-channel graph within memory; offline graphs gain little past 4096.
+MAX_BLOCK_SIZE = 2 ** 20
+MAX_SAMPLE_RATE = 768_000
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONNECTION = re.compile(r"^\s*([A-Za-z_]\w*)\.([A-Za-z_]\w*)\s*->\s*([A-Za-z_]\w*)\.([A-Za-z_]\w*)\s*$")
 
@@ -134,16 +138,16 @@ def parse_graph(text: str, file: str = "<graph>", base_dir: Path | None = None) 
             problems.append(Problem(f"unknown key '{key}'" + _did_you_mean(key, TOP_LEVEL_KEYS),
                                     file, data.line_of(key)))
 
-    def positive_int(key, default):
+    def positive_int(key, default, largest, unit):
         value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            problems.append(Problem(f"'{key}' must be a positive whole number, got {value!r}",
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= largest:
+            problems.append(Problem(f"'{key}' must be a whole number from 1 to {largest} {unit}, got {value!r}",
                                     file, data.line_of(key)))
             return default
         return value
 
-    sample_rate = positive_int("sample_rate", 48000)
-    block_size = positive_int("block_size", 256)
+    sample_rate = positive_int("sample_rate", 48000, MAX_SAMPLE_RATE, "Hz")
+    block_size = positive_int("block_size", 256, MAX_BLOCK_SIZE, "samples")
 
     imports = []
     raw_imports = data.get("imports", [])

@@ -40,9 +40,16 @@ class GraphContext:
         return path if path.is_absolute() else self.base_dir / path
 
     def output_path(self, value: str) -> Path:
-        """Resolve an output path param: relative paths land in the output folder."""
+        """Resolve an output path param: relative paths land in the output folder and
+        must stay inside it (ValueError for ``../x.wav``); absolute paths are kept."""
         path = Path(value).expanduser()
-        return path if path.is_absolute() else self.output_dir / path
+        if path.is_absolute():
+            return path
+        inside = self.output_dir / path
+        if not inside.resolve().is_relative_to(self.output_dir.resolve()):
+            raise ValueError(f"output path '{value}' leads outside the output folder {self.output_dir}; "
+                             "give a path inside it, or an absolute path")
+        return inside
 
 
 class Node:
@@ -136,7 +143,19 @@ class Node:
         raise NotImplementedError
 
     def close(self, ok: bool = True) -> None:
-        """Release resources; sinks commit their output only when ``ok``."""
+        """Release resources; sinks keep their finished output files only when ``ok``."""
+
+    def coverage(self) -> list[tuple[str, float]]:
+        """For a source: what it reads and the seconds of timeline each part covers
+        (offline renders warn when one stops clearly before the audio does)."""
+        seconds = getattr(self, "duration_seconds", None)
+        return [] if seconds is None else [(f"node '{self.id}' ({self.type_name})", seconds)]
+
+    def staged_outputs(self) -> list[tuple[Path, Path]]:
+        """The files this sink writes, as ``(temporary, final)`` pairs: after a run that
+        succeeded the engine moves all of them into place together, after any other it
+        deletes the temporaries."""
+        return []
 
     # -- helpers for subclasses ----------------------------------------------
     def require(self, inputs: dict[str, StreamSpec], port: str, *, kind=None, channels=None, rate=None):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass
 
+from .errors import ModelError
+
 
 @dataclass
 class TrainConfig:
@@ -20,12 +22,27 @@ class TrainConfig:
     causal_frames: bool = True          # frames from the window ending at their time (see NetworkConfig)
     seed: int = 0
 
+    def check(self) -> None:
+        """Refuse settings that cannot train (each named by its flag)."""
+        positive = ("segment_seconds", "batch_size", "steps", "learning_rate", "final_learning_rate",
+                    "eval_every", "patience", "hidden")
+        wrong = [f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}"
+                 for name in positive if not getattr(self, name) > 0]
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            wrong.append(f"--max-minutes must be positive, not {self.max_minutes} (leave it out for no time limit)")
+        if self.validation_items < 1:
+            wrong.append(f"--validation-items must be at least 1, not {self.validation_items}")
+        if wrong:
+            raise ModelError("; ".join(wrong))
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     parser.add_argument("dataset", help="dataset folder (mix.wav and f0/ per item; stems are never read)")
     parser.add_argument("-o", "--output", required=True, help="model folder to write")
     parser.add_argument("--resume", action="store_true", help="continue from the model folder's last checkpoint")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the model in a non-empty output folder (its earlier run's files are removed)")
     parser.add_argument("--init", metavar="MODEL",
                         help="start from a trained model's weights (fine-tuning; e.g. sfgraph:models/default): "
                              "its voices, --hidden and causal frames must match")

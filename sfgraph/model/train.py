@@ -11,6 +11,7 @@ the uninterrupted run would have.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import math
 import os
@@ -24,13 +25,15 @@ import torch
 from torch import distributed as dist
 from tqdm import tqdm
 
-from ..data.layout import DatasetError, load_dataset
+from ..data.layout import DatasetError, load_training_dataset
 from ..dsp.voice_config import VoiceConfig
 from ..dsp.voice_torch import synthesize_voices
+from ..interrupt import stop_like_interrupt
 from ..resources import resolve_path
 from .checkpoint import atomic_torch_save, atomic_write_bytes, load_model, read_model_config, save_model
 from .errors import ModelError
 from .config import TrainConfig, add_arguments
+from .folder_lock import FolderLock, prepare_output_folder
 from .loss import spectral_loss
 from .network import NetworkConfig, ParamNet, split_parameters
 
@@ -74,15 +77,8 @@ class Segments:
 
 def load_segments(dataset_dir: Path, config: TrainConfig, voice_config) -> tuple[Segments, Segments, tuple[str, ...]]:
     """Training and validation segments from a dataset folder (mixtures and F0 only)."""
-    dataset = load_dataset(dataset_dir, sample_rate=voice_config.sample_rate, use_stems=False)
+    dataset = load_training_dataset(dataset_dir, config.validation_items)
     voices = dataset.voices
-    incomplete = [item.name for item in dataset if item.voices != voices]
-    if incomplete:
-        raise DatasetError([f"every item needs F0 for all voices {', '.join(voices)}; not: {', '.join(incomplete)}"],
-                           context=str(dataset_dir))
-    if len(dataset) <= config.validation_items:
-        raise DatasetError([f"{len(dataset)} item(s); training needs more than the {config.validation_items} held "
-                            "out for validation (--validation-items)"], context=str(dataset_dir))
     segment = int(round(config.segment_seconds * voice_config.sample_rate / voice_config.hop)) * voice_config.hop
     mixes = [item.load_mix() for item in dataset]
     f0s = [item.f0_on_frames(voice_config.hop) for item in dataset]
@@ -153,11 +149,23 @@ def check_initial_model(model: str, start: ParamNet, network: ParamNet) -> None:
 
 def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool = False,
           device: str = "auto", progress: bool = True, keep_rank_weights: bool = False,
-          init: str | None = None) -> dict:
+          init: str | None = None, force: bool = False) -> dict:
     """Train (or resume) and return a summary; writes the model folder as it goes.
 
     ``init``: a trained model folder to start a new run from (fine-tuning) instead of
-    random weights; a resumed run continues from its checkpoint, so it takes no ``init``."""
+    random weights; a resumed run continues from its checkpoint, so it takes no ``init``.
+    The model folder is locked while training (a second run into it fails at once) and
+    must be empty unless ``resume`` or ``force`` (which removes the earlier run's files)."""
+    config.check()
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    with FolderLock(model_dir) if main_process else contextlib.nullcontext():
+        if main_process:
+            prepare_output_folder(model_dir, resume, force)
+        return _train(dataset_dir, model_dir, config, resume, device, progress, keep_rank_weights, init)
+
+
+def _train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool, device: str, progress: bool,
+           keep_rank_weights: bool, init: str | None) -> dict:
     if init is not None and resume:
         raise ModelError("--init starts a new run and --resume continues one from its checkpoint: give one of them")
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -311,7 +319,8 @@ def run(args) -> int:
     fields = TrainConfig.__dataclass_fields__
     config = TrainConfig(**{name: getattr(args, name) for name in fields})
     summary = train(Path(args.dataset), Path(args.output), config, resume=args.resume, device=args.device,
-                    progress=not args.quiet, keep_rank_weights=args.keep_rank_weights, init=args.init)
+                    progress=not args.quiet, keep_rank_weights=args.keep_rank_weights, init=args.init,
+                    force=args.force)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"trained {summary['steps']} steps in {summary['seconds'] / 60:.1f} min "
               f"(stopped by {summary['stopped_by']}); best validation loss {summary['best_validation_loss']:.4f}; "
@@ -324,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sfgraph.train", description=__doc__.splitlines()[0])
     add_arguments(parser)
     try:
-        return run(parser.parse_args(argv))
+        with stop_like_interrupt():  # SIGTERM too lets atomic writes delete their temporaries
+            return run(parser.parse_args(argv))
     except (ModelError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
