@@ -1,8 +1,10 @@
 """The block pump: runs a built graph one block at a time, offline or live.
 
-Each tick, every source emits the items that fall due in one block of the graph's
-``block_size`` samples (at its own rate), and every other node, in topological
-order, consumes as many whole steps as all its inputs hold. Edges are FIFOs; an
+Each tick, every source emits the items that fall due in one block of
+``block_size`` samples at the graph rate (the graph's own ``block_size``, the
+device's block, unless the driver chooses another: offline renders use large
+blocks), and every other node, in topological order, consumes as many whole
+steps as all its inputs hold. Edges are FIFOs; an
 edge into a port that needs another audio rate resamples on the way; delay
 compensation pre-fills the faster branch with zeros.
 
@@ -30,17 +32,21 @@ class Scheduler:
     ``align_outputs`` (offline): sinks receive their input with the graph latency
     removed and cut to the sources' duration, so output files line up with input files.
     ``on_error``: ``"raise"`` (offline) or ``"silence"`` (live, see the module docstring).
+    ``block_size``: samples per tick at the graph rate; the graph's ``block_size`` if None.
     """
 
-    def __init__(self, graph: BuiltGraph, align_outputs: bool = False, on_error: str = "raise"):
+    def __init__(self, graph: BuiltGraph, align_outputs: bool = False, on_error: str = "raise",
+                 block_size: int | None = None):
         if on_error not in ("raise", "silence"):
             raise ValueError(f"on_error must be 'raise' or 'silence', got {on_error!r}")
+        if block_size is not None and block_size < 1:
+            raise ValueError(f"block_size must be a positive number of samples, got {block_size}")
         self.graph = graph
         self.align_outputs = align_outputs
         self.on_error = on_error
         self.errors: list[tuple[int, NodeError]] = []  # (tick, error) under on_error="silence"
         self.sample_rate = graph.context.sample_rate
-        self.block_size = graph.context.block_size
+        self.block_size = block_size or graph.context.block_size
         self.ticks = 0
         self.fifos: dict[tuple[str, str], Fifo] = {}
         # pedalboard's StreamResampler keeps the timeline (an impulse at input time t
