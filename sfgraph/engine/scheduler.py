@@ -69,6 +69,12 @@ class Scheduler:
                                for p, port in graph.nodes[n].input_ports.items() if (n, p) in self.fifos]
                            for n in graph.order}
         self._emitted = {n: 0 for n in graph.sources()}
+        # per source: items due after t ticks = t * block_size * rate / sample_rate,
+        # kept as whole numbers (numerator, denominator) so a tick does no Fraction work
+        self._due_ratio = {}
+        for n in graph.sources():
+            ratio = Fraction(self.block_size) * next(iter(graph.nodes[n].output_specs.values())).rate / self.sample_rate
+            self._due_ratio[n] = (ratio.numerator, ratio.denominator)
         # Audio sources time the graph (F0 and control tracks follow the audio);
         # a graph without audio sources is timed by all its sources.
         audio_sources = [n for n in graph.sources()
@@ -182,7 +188,8 @@ class Scheduler:
     def _run_source(self, node_id: str) -> dict[str, np.ndarray]:
         node = self.graph.nodes[node_id]
         first = next(iter(node.output_specs.values()))
-        due = math.floor(self.ticks * self.block_size * first.rate / self.sample_rate) - self._emitted[node_id]
+        numerator, denominator = self._due_ratio[node_id]
+        due = self.ticks * numerator // denominator - self._emitted[node_id]
         outputs = {}
         if not node.done:
             try:
