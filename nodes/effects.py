@@ -22,10 +22,11 @@ BUILTIN_EFFECTS = {
 _PLUGIN_SUFFIXES = (".vst3", ".component")
 # How much silence to push through a plugin to measure its latency.
 _LATENCY_PROBE_SECONDS = 2.0
-# Samples per plugin call. pedalboard re-prepares (and so clears) a plugin when its
-# buffer_size exceeds that of its first call since a reset; every stream therefore
-# opens with one call of this many samples of silence, and every call passes it as
-# buffer_size (pedalboard then cuts longer blocks into calls of this many itself).
+# pedalboard's buffer size. pedalboard re-prepares (and so clears) a plugin when a
+# call's block (the shorter of its length and buffer_size) is longer than that of
+# its first call since a reset; every stream therefore opens with one call of this
+# many samples of silence, and every call passes it as buffer_size, so a block of
+# any length is one call (pedalboard cuts it into pieces of this many itself).
 _CALL_SAMPLES = 512
 
 
