@@ -4,9 +4,9 @@ Each tick, every source emits the items that fall due in one block of
 ``block_size`` samples at the graph rate (the graph's own ``block_size``, the
 device's block, unless the driver chooses another: offline renders use large
 blocks), and every other node, in topological order, consumes as many whole
-steps as all its inputs hold. Edges are FIFOs; an
-edge into a port that needs another audio rate resamples on the way; delay
-compensation pre-fills the faster branch with zeros.
+steps as all its inputs hold. Edges are FIFOs; an edge into a port that needs
+another audio rate resamples on the way; delay compensation pre-fills the faster
+branch with zeros.
 
 A node that fails (raises, returns a wrong shape, or returns NaN or infinity)
 stops an offline run with a ``NodeError``. Live (``on_error="silence"``) its
