@@ -1,23 +1,46 @@
-"""Engine overhead: 20 gain nodes in series on 48 kHz stereo, against plain numpy.
+"""Offline rendering speed: the shipped graphs on a minute of mixture, and the
+engine's own overhead (20 gain nodes in series on 48 kHz stereo) against plain numpy.
 
-    python benchmarks/bench_engine.py [--minutes 10] [--block-sizes 256 1024]
+    python benchmarks/bench_engine.py [--seconds 60] [--graphs separate choir_fx effects_chain]
+                                      [--block-sizes 0 256] [--minutes 10] [--overhead-block-sizes 256 4096]
 
-Prints the real-time factor (audio seconds per wall second) of the scheduler
-running the graph, of a numpy loop doing the same multiplications block by block,
-and their ratio (how many times slower the engine is than the bare operations).
+Shipped graphs: the bundled 10-s demo quartet and its F0s, looped to ``--seconds``,
+rendered by ``sfgraph render`` in a fresh process (block size 0: the offline
+default), timed whole (start-up included, the real-time factor a user sees) and,
+again in this process, per node: the separation nodes (param_net, sf_synth, mask)
+apart from everything else (file and device I/O, resampling edges, effects,
+mixing, the scheduler itself).
+
+Overhead: the real-time factor (audio seconds per wall second) of the scheduler
+running the gain graph, of a numpy loop doing the same multiplications block by
+block, and their ratio (how many times slower the engine is than the bare operations).
 """
 from __future__ import annotations
 
 import argparse
+import collections
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from pedalboard.io import AudioFile
 
+from sfgraph.data.layout import read_f0_csv, write_f0_csv
 from sfgraph.engine.offline import render
 from sfgraph.graph.build import build_graph
 from sfgraph.graph.model import load_graph_decl
+from sfgraph.resources import resolve_resource
+
+# Each shipped graph's overrides that point it at the looped mixture and F0s.
+SHIPPED = {
+    "separate": ["mix.path={mix}", "f0.dir={f0}", "net.device=cpu"],
+    "choir_fx": ["mic.file={mix}", "f0.dir={f0}"],
+    "effects_chain": ["in.path={mix}"],
+}
+SEPARATION_TYPES = {"param_net", "sf_synth", "mask"}
 
 NODES = '''
 import numpy as np
@@ -77,26 +100,95 @@ def numpy_baseline(seconds: float, block_size: int, n_nodes: int) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--nodes", type=int, default=20)
-    parser.add_argument("--block-sizes", type=int, nargs="+", default=[256, 1024, 4096])
-    args = parser.parse_args()
+def looped_demo(folder: Path, seconds: float) -> Path:
+    """The demo quartet's mixture and F0s repeated to ``seconds``, in ``folder``."""
+    demo = resolve_resource("sfgraph:assets/demo/quartet")
+    with AudioFile(str(demo / "mix.wav")) as f:
+        rate, mix = f.samplerate, f.read(f.frames)
+    repeats = int(np.ceil(seconds * rate / mix.shape[-1]))
+    with AudioFile(str(folder / "mix.wav"), "w", rate, 1, bit_depth=32) as f:
+        f.write(np.tile(mix, repeats)[:, :round(seconds * rate)])
+    (folder / "f0").mkdir()
+    for csv in sorted((demo / "f0").glob("*.csv")):
+        times, f0 = read_f0_csv(csv)
+        step = times[1] - times[0]
+        one_loop = f0[:round(mix.shape[-1] / rate / step)]
+        looped = np.tile(one_loop, repeats)
+        write_f0_csv(folder / "f0" / csv.name, np.arange(looped.size) * step, looped)
+    return folder
+
+
+def bench_shipped(args) -> None:
+    print(f"shipped graphs, {args.seconds:.0f} s of the demo quartet looped; real-time factor = audio s / wall s")
+    print(f"{'graph':>14} {'block':>6} {'whole process':>14} {'RTF':>6} {'in-process render':>18} "
+          f"{'separation nodes':>17} {'other nodes + engine':>21}  largest other nodes (s)")
+    with tempfile.TemporaryDirectory() as scratch:
+        item = looped_demo(Path(scratch), args.seconds)
+        for name in args.graphs:
+            overrides = [o.format(mix=item / "mix.wav", f0=item / "f0") for o in SHIPPED[name]]
+            for block_size in args.block_sizes:
+                command = [sys.executable, "-m", "sfgraph", "render", name, "-q", "-o", f"{scratch}/out"]
+                command += [arg for o in overrides for arg in ("-p", o)]
+                command += ["--block-size", str(block_size)] if block_size else []
+                start = time.perf_counter()
+                subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+                whole = time.perf_counter() - start
+                graph = build_graph(load_graph_decl(name, overrides), output_dir=f"{scratch}/out")
+                per_node = time_nodes(graph)
+                start = time.perf_counter()
+                result = render(graph, progress=False, block_size=block_size or None)
+                rendering = time.perf_counter() - start
+                separation = sum(t for n, t in per_node.items() if graph.nodes[n].type_name in SEPARATION_TYPES)
+                others = [f"{n} {t:.2f}" for n, t in per_node.most_common()
+                          if graph.nodes[n].type_name not in SEPARATION_TYPES][:3]
+                print(f"{name:>14} {result.block_size:>6} {whole:>13.2f}s {args.seconds / whole:>5.1f}x "
+                      f"{rendering:>17.2f}s {separation:>16.2f}s {rendering - separation:>20.2f}s  "
+                      + ", ".join(others))
+
+
+def time_nodes(graph) -> collections.Counter:
+    """Wrap every node's ``process`` to add its wall time to the returned counter."""
+    seconds = collections.Counter()
+    for node_id, node in graph.nodes.items():
+        def timed(*args, _process=node.process, _id=node_id, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _process(*args, **kwargs)
+            finally:
+                seconds[_id] += time.perf_counter() - start
+        node.process = timed
+    return seconds
+
+
+def bench_overhead(args) -> None:
     seconds = args.minutes * 60
-    print(f"{args.nodes} gain nodes, {seconds:.0f} s of 48 kHz stereo")
+    print(f"engine overhead: {args.nodes} gain nodes, {seconds:.0f} s of 48 kHz stereo")
     print(f"{'block':>6} {'engine RTF':>11} {'numpy RTF':>10} {'engine/numpy time':>18}")
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "bench_nodes.py").write_text(NODES)
-        for block_size in args.block_sizes:
+        for block_size in args.overhead_block_sizes:
             path = Path(folder) / f"bench_{block_size}.yaml"
             path.write_text(graph_yaml(seconds, block_size, args.nodes))
             graph = build_graph(load_graph_decl(str(path)))
             start = time.perf_counter()
-            render(graph, progress=False)
+            render(graph, progress=False, block_size=block_size)
             engine = time.perf_counter() - start
             baseline = numpy_baseline(seconds, block_size, args.nodes)
             print(f"{block_size:>6} {seconds / engine:>10.1f}x {seconds / baseline:>9.1f}x {engine / baseline:>17.1f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60.0, help="mixture length for the shipped graphs")
+    parser.add_argument("--graphs", nargs="*", default=list(SHIPPED), choices=list(SHIPPED))
+    parser.add_argument("--block-sizes", type=int, nargs="+", default=[0],
+                        help="shipped graphs' block sizes (0: the offline default)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="audio for the overhead graph")
+    parser.add_argument("--nodes", type=int, default=20)
+    parser.add_argument("--overhead-block-sizes", type=int, nargs="*", default=[256, 4096, 16384])
+    args = parser.parse_args()
+    bench_shipped(args)
+    bench_overhead(args)
 
 
 if __name__ == "__main__":

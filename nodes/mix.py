@@ -32,14 +32,19 @@ class Gain(Node):
     outputs = {"audio": Port("audio")}
     params = {"db": Param("float", 0.0, "gain", unit="dB", range=(-120.0, 24.0), live=True)}
 
+    def set_param(self, name, value):
+        super().set_param(name, value)
+        self.target = np.float32(db_to_linear(self.p.db))  # once per change, not per block
+
     def prepare(self):
         self.reset()
 
     def reset(self):
         self.current = None
+        self.target = np.float32(db_to_linear(self.p.db))
 
     def process(self, audio):
-        target = np.float32(db_to_linear(self.p.db))
+        target = self.target
         previous = target if self.current is None else self.current
         self.current = target
         if previous == target:
@@ -85,11 +90,16 @@ class Mixer(Node):
         self.in_channels = [inputs[f"in{i}"].channels for i in range(n)]
         return {"audio": audio_spec(self.p.channels, next(iter(rates)))}
 
+    def set_param(self, name, value):
+        super().set_param(name, value)
+        self.target = self._matrix()  # once per change, not per block
+
     def prepare(self):
         self.reset()
 
     def reset(self):
         self.current = None
+        self.target = self._matrix()
 
     def _matrix(self) -> np.ndarray:
         """(out_channels, total_input_channels) gains for the current params."""
@@ -119,11 +129,11 @@ class Mixer(Node):
 
     def process(self, **streams):
         stacked = np.concatenate([streams[f"in{i}"] for i in range(self.p.inputs)], axis=0)
-        target = self._matrix()
+        target = self.target
         previous = target if self.current is None else self.current
         self.current = target
         target_mix = (target @ stacked).astype(np.float32)
-        if np.array_equal(previous, target):
+        if previous is target or np.array_equal(previous, target):
             return {"audio": target_mix}
         return {"audio": crossfade((previous @ stacked).astype(np.float32), target_mix)}
 

@@ -39,9 +39,9 @@ def cmd_render(args) -> int:
 
     output = _output_folder(args.output)
     graph = build_graph(load_graph_decl(args.graph, args.param), output_dir=output)
-    result = render(graph, progress=not args.quiet)
+    result = render(graph, progress=not args.quiet, block_size=args.block_size)
     written = _written_files(graph)
-    print(f"rendered {result.seconds:.2f} s of audio in {result.blocks} blocks "
+    print(f"rendered {result.seconds:.2f} s of audio in {result.blocks} blocks of {result.block_size} "
           f"(graph latency {float(result.latency) * 1000:.1f} ms, removed from outputs)")
     for path in written:
         print(f"  wrote {path}")
@@ -211,10 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sfgraph", description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from .data.cli import _positive_int
+
     p = commands.add_parser("render", help="render a graph offline, faster than real time")
     _add_graph_argument(p)
     p.add_argument("-o", "--output", default=".", help="folder for relative output paths (default: current folder)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--block-size", type=_positive_int, metavar="N",
+                   help="samples per block at the graph rate (default: 16384, or the graph's block_size if larger; "
+                        "the result does not depend on it)")
     p.set_defaults(func=cmd_render)
 
     p = commands.add_parser("validate", help="check a graph and print every problem at once")

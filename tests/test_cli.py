@@ -35,6 +35,19 @@ def test_render_with_override_and_output_folder(graph_file, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_render_block_size(graph_file, tmp_path, capsys):
+    audio = np.random.default_rng(1).uniform(-0.5, 0.5, (2, 8000)).astype(np.float32)
+    write_wav(tmp_path / "in.wav", audio, 16000)
+    path = graph_file(CHAIN)
+    assert main(["render", str(path), "-o", str(tmp_path), "-q"]) == 0
+    assert "in 1 blocks of 16384 " in capsys.readouterr().out  # offline: large blocks, whatever the graph says
+    assert main(["render", str(path), "-o", str(tmp_path / "small"), "-q", "--block-size", "100"]) == 0
+    assert "in 81 blocks of 100 " in capsys.readouterr().out  # the 81st finds the end
+    for label in ("ch0", "ch1"):
+        np.testing.assert_array_equal(read_wav(tmp_path / "small" / "voices" / f"{label}.wav")[0],
+                                      read_wav(tmp_path / "voices" / f"{label}.wav")[0])
+
+
 def test_render_missing_input_file_names_it(graph_file, capsys):
     assert main(["render", str(graph_file(CHAIN)), "-q"]) == 2
     err = capsys.readouterr().err

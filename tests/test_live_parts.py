@@ -115,7 +115,8 @@ def test_live_policy_silences_the_failing_block_and_goes_on(graph_file):
 def test_offline_still_fails_loudly(graph_file, tmp_path, failure, message):
     text = GLITCH.replace("raise_at: 5, nan_at: 9", f"{failure}: 3")
     with pytest.raises(NodeError, match=message):
-        render(build_graph(load_graph_decl(str(graph_file(text))), output_dir=tmp_path), progress=False)
+        render(build_graph(load_graph_decl(str(graph_file(text))), output_dir=tmp_path), progress=False,
+               block_size=100)  # the failure comes after some good blocks
     assert not (tmp_path / "out.wav").exists()
 
 

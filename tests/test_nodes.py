@@ -26,6 +26,8 @@ PROCESSORS = {
     "split": ({"names": ["left", "right"]}, {"audio": 2}),
     "merge": ({"names": ["a", "b"]}, {"a": 1, "b": 2}),
     "pedalboard": ({"plugin": "Reverb", "params": {"room_size": 0.7}}, {"audio": 2}),
+    "chain": ({"effects": {"comp": {"plugin": "Compressor"}, "verb": {"plugin": "Reverb"}},
+               "channels": {"ch1": {"verb": {"room_size": 0.9}}}}, {"audio": 2}),
     "mask": ({"n_fft": 1024, "hop": 128}, {"mix": 1, "voices": 3}),
     "param_net": ({"model": "{model}"}, {"mix": 1, "f0": F0_SPEC}),
     "sf_synth": ({}, {"f0": F0_SPEC, "params": StreamSpec("tensor", (4, 63), 62.5, VOICES)}),
@@ -169,6 +171,66 @@ def test_pedalboard_errors_name_the_problem():
         make("pedalboard", {"plugin": "Reverb", "params": {"room": 1}}, {"audio": 1})
     with pytest.raises(ValueError, match="plugin file not found"):
         make("pedalboard", {"plugin": "/nowhere/x.vst3"}, {"audio": 1})
+
+
+CHOIR_EFFECTS = {
+    "eq": {"plugin": "PeakFilter", "params": {"cutoff_frequency_hz": 3000.0, "gain_db": 2.0, "q": 0.7}},
+    "comp": {"plugin": "Compressor", "params": {"threshold_db": -24.0, "ratio": 3.0, "release_ms": 120.0}},
+    "verb": {"plugin": "Reverb", "params": {"room_size": 0.6, "wet_level": 0.25, "dry_level": 0.8}},
+}
+
+
+def test_chain_equals_one_pedalboard_node_per_effect_and_channel():
+    rng = np.random.default_rng(5)
+    audio = (0.3 * rng.standard_normal((2, 16000))).astype(np.float32)
+    voices = audio_spec(2, 16000, ["soprano", "bass"])
+    chain = make("chain", {"effects": CHOIR_EFFECTS, "channels": {"bass": {"verb": {"wet_level": 0.1}}}},
+                 {"audio": voices})
+    ours = run_in_blocks(chain, {"audio": audio}, [1, 17, 700, 5])["audio"]
+    assert chain.output_specs["audio"].labels == ("soprano", "bass")
+    for channel, wet_level in enumerate([0.25, 0.1]):
+        expected = audio[channel:channel + 1]
+        for name, settings in CHOIR_EFFECTS.items():
+            settings = {**settings, "params": {**settings["params"], **({"wet_level": wet_level} if name == "verb"
+                                                                        else {})}}
+            expected = run_in_blocks(make("pedalboard", settings, {"audio": 1}), {"audio": expected}, [256])["audio"]
+        np.testing.assert_allclose(ours[channel:channel + 1], expected, atol=1e-6, err_msg=f"channel {channel}")
+
+
+def test_chain_channel_params_change_while_running():
+    node = make("chain", {"effects": {"amp": {"plugin": "Gain", "params": {"gain_db": 0.0}}},
+                          "channels": {"ch0": {"amp": {"gain_db": -6.0}}}}, {"audio": 2})
+    ones = np.ones((2, 64), dtype=np.float32)
+    np.testing.assert_allclose(node.process(audio=ones)["audio"][:, -1], [10 ** (-6 / 20), 1.0], rtol=1e-5)
+    node.set_param("channels", {"ch1": {"amp": {"gain_db": -20.0}}})
+    np.testing.assert_allclose(node.process(audio=ones)["audio"][:, -1], [10 ** (-6 / 20), 0.1], rtol=1e-5)
+    assert node.p.channels == {"ch0": {"amp": {"gain_db": -6.0}}, "ch1": {"amp": {"gain_db": -20.0}}}
+    with pytest.raises(ParamError, match="no channel 'soprano'; channels: ch0, ch1"):
+        node.set_param("channels", {"soprano": {"amp": {"gain_db": 0.0}}})
+
+
+def test_chain_latency_is_the_effects_delay():
+    node = make("chain", {"effects": {"down": {"plugin": "Resample", "params": {"target_sample_rate": 8000.0}},
+                                      "verb": {"plugin": "Reverb"}}}, {"audio": 2})
+    single = make("pedalboard", {"plugin": "Resample", "params": {"target_sample_rate": 8000.0}}, {"audio": 1})
+    assert node.latency == single.latency > 0
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"effects": {}}, "param 'effects': name at least one effect"),
+    ({"effects": {"verb": "Reverb"}}, "'verb' must be a mapping such as {plugin: Reverb"),
+    ({"effects": {"verb": {"plugin": "Reverbb"}}}, "unknown pedalboard effect 'Reverbb'; did you mean Reverb"),
+    ({"effects": {"verb": {"plugin": "Reverb", "room": 1}}}, "param 'effects': 'verb': unknown param 'room'"),
+    ({"effects": {"verb": {"plugin": "Reverb", "params": {"room": 1}}}},
+     "effect 'verb' \\(Reverb\\) has no parameter 'room'; did you mean room_size"),
+    ({"effects": {"verb": {"plugin": "Reverb"}}, "channels": {"bas": {"verb": {}}}},
+     "no channel 'bas'; did you mean bass"),
+    ({"effects": {"verb": {"plugin": "Reverb"}}, "channels": {"bass": {"delay": {}}}},
+     "'bass': no effect 'delay' in the chain \\(verb\\)"),
+])
+def test_chain_errors_name_the_effect_channel_or_parameter(params, message):
+    with pytest.raises(ValueError, match=message):
+        make("chain", params, {"audio": audio_spec(2, 16000, ["tenor", "bass"])})
 
 
 def test_split_labels_follow_names():

@@ -1,16 +1,16 @@
-"""The offline scheduler: delay compensation, resampling, block sizes, atomic outputs."""
+"""The offline scheduler: delay compensation, resampling, block sizes (the shipped graphs' too), atomic outputs."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sfgraph.engine.offline import render
+from sfgraph.engine.offline import OFFLINE_BLOCK_SIZE, offline_block_size, render
 from sfgraph.engine.scheduler import Scheduler
 from sfgraph.graph.build import build_graph
-from sfgraph.graph.errors import NodeError
+from sfgraph.graph.errors import GraphError, NodeError
 from sfgraph.graph.model import load_graph_decl
 
-from helpers import read_wav, write_wav
+from helpers import FIXTURES, read_wav, write_wav
 
 BRANCHES = """\
 imports: ["{custom}"]
@@ -113,7 +113,7 @@ connections:
 
 
 def test_interrupted_render_leaves_no_output(graph_file, noise, tmp_path):
-    text = BRANCHES.replace("type: gain}", "type: test_fail_after, params: {after: 20}}")
+    text = BRANCHES.replace("type: gain}", "type: test_fail_after, params: {after: 1}}")
     path = graph_file(text)
     with pytest.raises(NodeError, match="node 'direct' \\(test_fail_after\\): RuntimeError: deliberate failure"):
         render(build(path), progress=False)
@@ -124,8 +124,44 @@ def test_output_replaced_atomically(graph_file, noise, tmp_path):
     path = graph_file(BRANCHES)
     (tmp_path / "sum.wav").write_bytes(b"previous result")
     with pytest.raises(NodeError):
-        failing = BRANCHES.replace("type: gain}", "type: test_fail_after, params: {after: 5}}")
+        failing = BRANCHES.replace("type: gain}", "type: test_fail_after, params: {after: 1}}")
         render(build(graph_file(failing, "failing.yaml")), progress=False)
     assert (tmp_path / "sum.wav").read_bytes() == b"previous result"
     render(build(path), progress=False)
     assert read_wav(tmp_path / "sum.wav")[0].shape == noise.shape
+
+
+def test_offline_blocks_are_large_unless_a_node_is_not_block_exact(graph_file, noise):
+    graph = build(graph_file(BRANCHES))
+    assert offline_block_size(graph) == OFFLINE_BLOCK_SIZE and offline_block_size(graph, 64) == 64
+    graph.nodes["direct"].block_exact = False
+    assert offline_block_size(graph) == 100
+    with pytest.raises(GraphError, match=r"g.yaml:7: node 'direct': gain gives a result that depends on the block "
+                                         r"size: this graph renders only in its own blocks of 100, not 64"):
+        offline_block_size(graph, 64)
+    assert render(graph, progress=False).block_size == 100
+
+
+# Shipped graphs on the 3-s fixture item with a small random model: what CI can run.
+ITEM = FIXTURES / "bach_tiny" / "0000_bwv159.5_0"
+SHIPPED = {
+    "effects_chain": ["in.path={mix}"],
+    "separate": ["mix.path={mix}", "f0.dir={f0}", "net.model={model}", "net.device=cpu"],
+    "choir_fx": ["mic.file={mix}", "f0.dir={f0}", "net.model={model}"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_graph_renders_the_same_in_live_and_large_blocks(name, tiny_model, tmp_path):
+    overrides = [o.format(mix=ITEM / "mix.wav", f0=ITEM / "f0", model=tiny_model) for o in SHIPPED[name]]
+    outputs = {}
+    for block_size in (256, None):
+        folder = tmp_path / str(block_size)
+        graph = build_graph(load_graph_decl(name, overrides), output_dir=folder)
+        result = render(graph, progress=False, block_size=block_size)
+        assert result.block_size == (256 if block_size else max(OFFLINE_BLOCK_SIZE, graph.context.block_size))
+        outputs[block_size] = {p.name: read_wav(p)[0] for p in sorted(folder.iterdir())}
+    assert len(outputs[256]) >= 1 and outputs[256].keys() == outputs[None].keys()
+    for file, audio in outputs[256].items():
+        assert audio.shape == outputs[None][file].shape and np.abs(audio).max() > 0.01
+        np.testing.assert_allclose(outputs[None][file], audio, atol=1e-5, err_msg=file)

@@ -14,15 +14,12 @@ class Fifo:
     def __init__(self, lead_shape: tuple[int, ...], capacity: int = 4096):
         self.lead_shape = tuple(lead_shape)
         self._data = np.zeros(self.lead_shape + (max(1, capacity),), dtype=np.float32)
+        self.capacity = self._data.shape[-1]
         self._start = 0
         self._size = 0
 
     def __len__(self) -> int:
         return self._size
-
-    @property
-    def capacity(self) -> int:
-        return self._data.shape[-1]
 
     def push(self, block: np.ndarray) -> None:
         n = block.shape[-1]
@@ -65,4 +62,4 @@ class Fifo:
             capacity *= 2
         data = np.zeros(self.lead_shape + (capacity,), dtype=np.float32)
         data[..., :self._size] = self.peek(self._size)
-        self._data, self._start = data, 0
+        self._data, self._start, self.capacity = data, 0, capacity

@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..graph.build import BuiltGraph, build_graph
-from ..graph.errors import InputWarning
+from ..graph.errors import GraphError, InputWarning
 from ..graph.model import load_graph_decl
 from .scheduler import Scheduler
 
@@ -22,6 +22,11 @@ _TAIL_SLACK_SECONDS = 10
 # often a frame or two short of the audio; missing seconds are a mistake).
 _COVERAGE_SLACK_SECONDS = 0.5
 _COVERAGE_SLACK_FRACTION = 0.02
+# Samples per offline block at the graph rate. A graph's block_size is the live
+# device's block (256 at 48 kHz); offline, every block costs a Python pass over
+# every node and edge, so larger blocks render faster, and block-exact nodes give
+# the same result for any block size.
+OFFLINE_BLOCK_SIZE = 16384
 
 
 @dataclass
@@ -29,22 +34,24 @@ class RenderResult:
     seconds: float        # audio duration rendered
     latency: Fraction     # graph latency removed from the outputs, seconds
     blocks: int
+    block_size: int       # samples per block at the graph rate
 
 
-def render(graph: BuiltGraph, progress: bool = True) -> RenderResult:
+def render(graph: BuiltGraph, progress: bool = True, block_size: int | None = None) -> RenderResult:
     """Run ``graph`` until every source has ended and every sink holds the whole
     duration; sinks get outputs aligned with the inputs (latency removed).
 
+    ``block_size``: samples per block at the graph rate (see ``offline_block_size``).
     Outputs are committed only if the whole render succeeds.
     """
     for message in coverage_warnings(graph):
         warnings.warn(message, InputWarning, stacklevel=2)
-    scheduler = Scheduler(graph, align_outputs=True)
+    scheduler = Scheduler(graph, align_outputs=True, block_size=offline_block_size(graph, block_size))
     total = _expected_seconds(graph)
     bar = tqdm(total=round(total, 1) if total else None, unit="s", desc=graph.decl.name, delay=2.0,
                disable=not progress, file=sys.stderr, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s "
                "[{elapsed}<{remaining}, {rate_fmt}]")
-    block_seconds = graph.context.block_size / graph.context.sample_rate
+    block_seconds = scheduler.block_size / graph.context.sample_rate
     ok = False
     try:
         scheduler.prepare()
@@ -63,14 +70,29 @@ def render(graph: BuiltGraph, progress: bool = True) -> RenderResult:
         bar.close()
         scheduler.close(ok)
     seconds = float(scheduler.duration())
-    return RenderResult(seconds, graph.total_latency(), scheduler.ticks)
+    return RenderResult(seconds, graph.total_latency(), scheduler.ticks, scheduler.block_size)
+
+
+def offline_block_size(graph: BuiltGraph, requested: int | None = None) -> int:
+    """The block size an offline render uses: ``requested`` if given, else the
+    larger of the graph's ``block_size`` and ``OFFLINE_BLOCK_SIZE``. A graph with
+    a node that is not block-exact keeps its own ``block_size``."""
+    fixed = next((n for n in graph.order if not graph.nodes[n].block_exact), None)
+    if fixed is None:
+        return requested or max(graph.context.block_size, OFFLINE_BLOCK_SIZE)
+    if requested is not None and requested != graph.context.block_size:
+        node = graph.nodes[fixed]
+        raise GraphError(graph.decl.problem(
+            f"{node.type_name} gives a result that depends on the block size: this graph renders only in its "
+            f"own blocks of {graph.context.block_size}, not {requested}", graph.decl.node(fixed).line, fixed))
+    return graph.context.block_size
 
 
 def render_file(graph_file: str, overrides: list[str] = (), output_dir: Path | None = None,
-                progress: bool = True) -> RenderResult:
+                progress: bool = True, block_size: int | None = None) -> RenderResult:
     """Load, build and render a graph file (or shipped graph name)."""
     decl = load_graph_decl(graph_file, overrides)
-    return render(build_graph(decl, output_dir=output_dir), progress=progress)
+    return render(build_graph(decl, output_dir=output_dir), progress=progress, block_size=block_size)
 
 
 def coverage_warnings(graph: BuiltGraph) -> list[str]:

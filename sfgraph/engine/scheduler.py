@@ -1,10 +1,12 @@
 """The block pump: runs a built graph one block at a time, offline or live.
 
-Each tick, every source emits the items that fall due in one block of the graph's
-``block_size`` samples (at its own rate), and every other node, in topological
-order, consumes as many whole steps as all its inputs hold. Edges are FIFOs; an
-edge into a port that needs another audio rate resamples on the way; delay
-compensation pre-fills the faster branch with zeros.
+Each tick, every source emits the items that fall due in one block of
+``block_size`` samples at the graph rate (the graph's own ``block_size``, the
+device's block, unless the driver chooses another: offline renders use large
+blocks), and every other node, in topological order, consumes as many whole
+steps as all its inputs hold. Edges are FIFOs; an edge into a port that needs
+another audio rate resamples on the way; delay compensation pre-fills the faster
+branch with zeros.
 
 A node that fails (raises, returns a wrong shape, or returns NaN or infinity)
 stops an offline run with a ``NodeError``. Live (``on_error="silence"``) its
@@ -31,17 +33,21 @@ class Scheduler:
     ``align_outputs`` (offline): sinks receive their input with the graph latency
     removed and cut to the sources' duration, so output files line up with input files.
     ``on_error``: ``"raise"`` (offline) or ``"silence"`` (live, see the module docstring).
+    ``block_size``: samples per tick at the graph rate; the graph's ``block_size`` if None.
     """
 
-    def __init__(self, graph: BuiltGraph, align_outputs: bool = False, on_error: str = "raise"):
+    def __init__(self, graph: BuiltGraph, align_outputs: bool = False, on_error: str = "raise",
+                 block_size: int | None = None):
         if on_error not in ("raise", "silence"):
             raise ValueError(f"on_error must be 'raise' or 'silence', got {on_error!r}")
+        if block_size is not None and block_size < 1:
+            raise ValueError(f"block_size must be a positive number of samples, got {block_size}")
         self.graph = graph
         self.align_outputs = align_outputs
         self.on_error = on_error
         self.errors: list[tuple[int, NodeError]] = []  # (tick, error) under on_error="silence"
         self.sample_rate = graph.context.sample_rate
-        self.block_size = graph.context.block_size
+        self.block_size = block_size or graph.context.block_size
         self.ticks = 0
         self.fifos: dict[tuple[str, str], Fifo] = {}
         # pedalboard's StreamResampler keeps the timeline (an impulse at input time t
@@ -64,6 +70,12 @@ class Scheduler:
                                for p, port in graph.nodes[n].input_ports.items() if (n, p) in self.fifos]
                            for n in graph.order}
         self._emitted = {n: 0 for n in graph.sources()}
+        # per source: items due after t ticks = t * block_size * rate / sample_rate,
+        # kept as whole numbers (numerator, denominator) so a tick does no Fraction work
+        self._due_ratio = {}
+        for n in graph.sources():
+            ratio = Fraction(self.block_size) * next(iter(graph.nodes[n].output_specs.values())).rate / self.sample_rate
+            self._due_ratio[n] = (ratio.numerator, ratio.denominator)
         # Audio sources time the graph (F0 and control tracks follow the audio);
         # a graph without audio sources is timed by all its sources.
         audio_sources = [n for n in graph.sources()
@@ -187,7 +199,8 @@ class Scheduler:
     def _run_source(self, node_id: str) -> dict[str, np.ndarray]:
         node = self.graph.nodes[node_id]
         first = next(iter(node.output_specs.values()))
-        due = math.floor(self.ticks * self.block_size * first.rate / self.sample_rate) - self._emitted[node_id]
+        numerator, denominator = self._due_ratio[node_id]
+        due = self.ticks * numerator // denominator - self._emitted[node_id]
         outputs = {}
         if not node.done:
             try:
