@@ -203,3 +203,21 @@ def test_separate_reports_voice_mismatch_and_bad_model(tmp_path, capsys):
                  "-o", str(tmp_path / "out"), "-q"])
     assert code == 2 and "not an sfgraph model folder" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_init_takes_the_starting_models_width_and_frames_unless_given(dataset_without_stems, tmp_path, capsys):
+    base = tmp_path / "base"
+    save_model(base, ParamNet(NetworkConfig(hidden=12, causal_frames=False)))
+    small = ["--steps", "1", "--eval-every", "1", "--segment-seconds", "1", "--batch-size", "2", "--threads", "1", "-q"]
+    tuned = tmp_path / "tuned"
+    assert main(["train", str(dataset_without_stems), "-o", str(tuned), *small, "--init", str(base)]) == 0
+    config = load_model(tuned).config
+    assert (config.hidden, config.causal_frames) == (12, False)
+    # given flags still win (and are checked against the model)
+    assert main(["train", str(dataset_without_stems), "-o", str(tmp_path / "other"), *small, "--init", str(base),
+                 "--hidden", "16"]) == 2
+    assert "that model has hidden 12 (now 16): pass --hidden 12" in capsys.readouterr().err
+    # without --init, the defaults
+    fresh = tmp_path / "fresh"
+    assert main(["train", str(dataset_without_stems), "-o", str(fresh), *small]) == 0
+    assert (load_model(fresh).config.hidden, load_model(fresh).config.causal_frames) == (256, True)

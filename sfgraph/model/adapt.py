@@ -34,9 +34,9 @@ VALIDATION_EVERY = 5  # every fifth chunk of the recording is held back
 class AdaptOptions:
     minutes: float                  # wall-clock budget for training and validation, in minutes
     max_steps: int | None = None    # stop earlier after this many steps (None: the budget decides)
-    learning_rate: float = 3e-4     # Adam, after a linear warm-up over ``warmup_steps``
+    learning_rate: float = 1e-3     # Adam, after a linear warm-up over ``warmup_steps``
     warmup_steps: int = 10
-    batch_size: int = 4
+    batch_size: int = 8
     segment_seconds: float = 4.0    # at most: shorter on recordings whose chunks are shorter
     eval_every: int = 10            # steps between validations
     seed: int = 0

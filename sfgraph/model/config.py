@@ -22,6 +22,9 @@ class TrainConfig:
     causal_frames: bool = True          # frames from the window ending at their time (see NetworkConfig)
     seed: int = 0
 
+    # Network settings that a run started with --init takes from that model unless given.
+    FROM_INIT = ("hidden", "causal_frames")
+
     def check(self) -> None:
         """Refuse settings that cannot train (each named by its flag)."""
         positive = ("segment_seconds", "batch_size", "steps", "learning_rate", "final_learning_rate",
@@ -45,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace the model in a non-empty output folder (its earlier run's files are removed)")
     parser.add_argument("--init", metavar="MODEL",
                         help="start from a trained model's weights (fine-tuning; e.g. sfgraph:models/default): "
-                             "its voices, --hidden and causal frames must match")
+                             "its voices must match; its --hidden and causal frames are taken unless given")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 …")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -53,12 +56,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write each process's final weights (to check distributed runs)")
     for name, value in asdict(defaults).items():
         flag = "--" + name.replace("_", "-")
+        from_init = name in TrainConfig.FROM_INIT  # None when not given: see resolve_network_settings
         if isinstance(value, bool):  # a switch: --NAME when off by default, --no-NAME when on
             if value:
                 parser.add_argument("--no-" + flag[2:], dest=name, action="store_false",
-                                    help=f"turn off {name.replace('_', ' ')} (on by default)")
+                                    default=None if from_init else value,
+                                    help=f"turn off {name.replace('_', ' ')} (on by default"
+                                         + (", or as the --init model)" if from_init else ")"))
             else:
                 parser.add_argument(flag, action="store_true", help="off by default")
             continue
         kind = float if isinstance(value, float) or value is None else type(value)
-        parser.add_argument(flag, type=kind, default=value, help=f"default {value}")
+        parser.add_argument(flag, type=kind, default=None if from_init else value,
+                            help=f"default {value}" + (", or the --init model's" if from_init else ""))
+
+
+def resolve_network_settings(settings: dict, init_config) -> dict:
+    """``settings`` with the ``FROM_INIT`` ones that were not given (None) filled in: from
+    ``init_config`` (the --init model's NetworkConfig) when there is one, else the defaults."""
+    defaults = TrainConfig()
+    return {**settings, **{name: getattr(init_config if init_config is not None else defaults, name)
+                           for name in TrainConfig.FROM_INIT if settings[name] is None}}

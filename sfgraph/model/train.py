@@ -32,7 +32,7 @@ from ..interrupt import stop_like_interrupt
 from ..resources import resolve_path
 from .checkpoint import atomic_torch_save, atomic_write_bytes, load_model, read_model_config, save_model
 from .errors import ModelError
-from .config import TrainConfig, add_arguments
+from .config import TrainConfig, add_arguments, resolve_network_settings
 from .folder_lock import FolderLock, prepare_output_folder
 from .loss import spectral_loss
 from .network import NetworkConfig, ParamNet, split_parameters
@@ -316,8 +316,14 @@ def plot_loss_curve(model_dir: Path) -> None:
 def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    fields = TrainConfig.__dataclass_fields__
-    config = TrainConfig(**{name: getattr(args, name) for name in fields})
+    init_config = None
+    if args.init is not None:
+        try:
+            init_config = read_model_config(resolve_path(args.init))[0]
+        except (FileNotFoundError, ModelError) as exc:
+            raise ModelError(f"--init {args.init}: {exc}") from None
+    settings = {name: getattr(args, name) for name in TrainConfig.__dataclass_fields__}
+    config = TrainConfig(**resolve_network_settings(settings, init_config))
     summary = train(Path(args.dataset), Path(args.output), config, resume=args.resume, device=args.device,
                     progress=not args.quiet, keep_rank_weights=args.keep_rank_weights, init=args.init,
                     force=args.force)
