@@ -144,3 +144,13 @@ def test_ctrl_c_during_adaptation_leaves_no_outputs_and_no_model(short_recording
     assert process.returncode == 130, seen + err
     assert "interrupted" in err
     assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))
+
+
+def test_adapt_with_f0_from_the_mixture(short_recording, tmp_path, capsys):
+    """--f0 auto: the adaptation learns from the F0s estimated from the mixture, the same
+    frames the separation graph streams."""
+    out = tmp_path / "out"
+    assert main(["separate", str(short_recording / "mix.wav"), "--f0", "auto", "--adapt", "1", "--adapt-steps", "2",
+                 "-q", "-o", str(out)]) == 0
+    assert "2 steps" in capsys.readouterr().out
+    assert (out / "model" / "weights.pt").is_file() and (out / "bass.wav").is_file()
