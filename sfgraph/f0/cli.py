@@ -67,8 +67,8 @@ def read_voices(path: Path, voices: list[str] | None) -> tuple[tuple[str, ...], 
     return names, audio
 
 
-def f0_from_audio(args) -> tuple[tuple[str, ...], np.ndarray, int]:
-    """``(voices, f0 (voices, frames) Hz, samples)`` for the chosen method."""
+def f0_from_audio(args) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """``(voices, f0 (voices, frames) Hz, the mono recording (samples,))`` for the chosen method."""
     voices = [v.strip() for v in args.voices.split(",") if v.strip()] if args.voices else None
     if args.method == "crepe":
         from sfgraph.f0.crepe import TrackerOptions, track_f0
@@ -76,7 +76,7 @@ def f0_from_audio(args) -> tuple[tuple[str, ...], np.ndarray, int]:
         names, audio = read_voices(Path(args.audio), voices)
         options = TrackerOptions(capacity=args.model, decoder=args.decoder, threshold=args.threshold,
                                  device=args.device, threads=args.threads)
-        return names, track_f0(audio, options).f0_hz, audio.shape[1]
+        return names, track_f0(audio, options).f0_hz, audio.sum(axis=0)
     if args.method == "multif0":
         from sfgraph.f0.multif0 import MultiF0Options, estimate_f0, parse_ranges
         from sfgraph.resources import resolve_path
@@ -85,7 +85,7 @@ def f0_from_audio(args) -> tuple[tuple[str, ...], np.ndarray, int]:
         options = MultiF0Options(model=resolve_path(args.multif0_model), voices=tuple(voices or DEFAULT_VOICES),
                                  ranges=parse_ranges(args.ranges) if args.ranges else None,
                                  threads=args.threads)
-        return options.voices, estimate_f0(mixture, options), mixture.size
+        return options.voices, estimate_f0(mixture, options), mixture
     from sfgraph.f0.align import align_score
     from sfgraph.f0.score import read_score
 
@@ -95,18 +95,22 @@ def f0_from_audio(args) -> tuple[tuple[str, ...], np.ndarray, int]:
     score = read_score(Path(args.score), voices).placed(args.offset, args.tempo_scale)
     if args.align:
         score = align_score(score, recording, SAMPLE_RATE)
-    return score.voices, score.f0_at(frame_times(recording.size, SAMPLE_RATE, HOP_LENGTH)), recording.size
+    return score.voices, score.f0_at(frame_times(recording.size, SAMPLE_RATE, HOP_LENGTH)), recording
 
 
 def run_f0(args: argparse.Namespace) -> int:
     from sfgraph.f0.score import ScoreError
 
     started = time.perf_counter()
+    if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg"):
+        print(f"sfgraph f0: error: --plot {args.plot}: write a .png or .svg file", file=sys.stderr)
+        return EXIT_USER_ERROR
     try:
-        voices, f0, samples = f0_from_audio(args)
+        voices, f0, recording = f0_from_audio(args)
     except (ScoreError, ValueError, OSError) as exc:  # multi-F0 model errors are ValueErrors
         print(f"sfgraph f0: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    samples = recording.size
     times = frame_times(samples, SAMPLE_RATE, HOP_LENGTH)
     output = Path(args.output)
     for name, track in zip(voices, f0):
@@ -115,6 +119,11 @@ def run_f0(args: argparse.Namespace) -> int:
     voiced = ", ".join(f"{name} {np.mean(track > 0):.0%}" for name, track in zip(voices, f0))
     print(f"wrote {len(voices)} F0 files of {times.size} frames ({samples / SAMPLE_RATE:.1f} s) to {output} "
           f"in {seconds:.1f} s; voiced: {voiced}")
+    if args.plot:
+        from .plot import plot_f0
+
+        plot_f0(Path(args.plot), recording, f0, voices, SAMPLE_RATE, HOP_LENGTH)
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -137,6 +146,8 @@ def add_commands(subparsers) -> None:
                                  "score: the recording (its length sets the frames; --align aligns to it); "
                                  "multif0: the mixture (channels are averaged)")
     p.add_argument("-o", "--output", required=True, help="folder for <voice>.csv (time_s,f0_hz; 62.5 frames/s)")
+    p.add_argument("--plot", metavar="F0.png", help="also draw the F0 tracks over the recording's spectrogram, one "
+                                                   "colour per voice (.png or .svg), to check them")
     p.add_argument("--method", choices=METHODS, default="crepe", help="crepe (default), score or multif0")
     p.add_argument("--score", help="MIDI file or MusicXML score, one part or track per voice (--method score)")
     p.add_argument("--align", action="store_true", help="align the score to the recording (DTW on chroma)")
