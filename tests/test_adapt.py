@@ -15,6 +15,7 @@ import torch
 
 from sfgraph.cli import main
 from sfgraph.data.layout import load_item, write_f0_csv
+from sfgraph.dsp.voice_config import VoiceConfig
 from sfgraph.model.adapt import AdaptOptions, adapt, recording_spans, split_recording
 from sfgraph.model.train import evaluate
 from sfgraph.model.checkpoint import load_model
@@ -60,7 +61,7 @@ def test_the_recording_is_split_into_training_and_held_back_spans_that_tile_it(s
 def test_too_short_a_recording_is_refused():
     mix, f0 = demo_inputs(1.0)
     with pytest.raises(ValueError, match="at least 2 s"):
-        split_recording(mix, f0, 256, 16000, 4.0)
+        split_recording(mix, f0, VoiceConfig(), 4.0)
 
 
 def test_adaptation_lowers_the_loss_on_the_held_back_part_and_is_deterministic(tiny_model):
@@ -71,7 +72,7 @@ def test_adaptation_lowers_the_loss_on_the_held_back_part_and_is_deterministic(t
     adapted, result = adapt(start, mix, f0, options, progress=False)
     assert result.steps == 12 and result.best_step > 0
     assert result.best_loss < 0.9 * result.initial_loss
-    _, held = split_recording(mix, f0, 256, 16000, options.segment_seconds)
+    _, held = split_recording(mix, f0, VoiceConfig(), options.segment_seconds)
     assert evaluate(adapted, held, 4, "cpu") == pytest.approx(result.best_loss, rel=1e-5)
     assert evaluate(start, held, 4, "cpu") == pytest.approx(result.initial_loss, rel=1e-5)  # start untouched
     again, _ = adapt(start, mix, f0, options, progress=False)

@@ -12,7 +12,7 @@ import torch
 from sfgraph.dsp.lsf import lsf_increments_to_lpc_numpy
 from sfgraph.dsp.voice_config import VoiceConfig
 from sfgraph.dsp.voice_numba import StreamingVoiceSynth, synthesize_voices_numba
-from sfgraph.dsp.voice_torch import synthesize_voice_parts, synthesize_voices
+from sfgraph.dsp.voice_torch import synthesize_voice_parts, synthesize_voices, unit_harmonic_sines
 
 CONFIG = VoiceConfig()
 HOP = CONFIG.hop
@@ -287,3 +287,18 @@ def test_cuda_matches_cpu():
     cpu = synthesize_voices(*inputs, shape, white_noise=white)
     cuda = synthesize_voices(*(x.cuda() for x in inputs), shape.cuda(), white_noise=white.cuda())
     torch.testing.assert_close(cuda.cpu(), cpu, rtol=1e-6, atol=1e-9)
+
+
+def test_precomputed_harmonic_sines_give_the_same_voices():
+    """Training computes each item's F0-only harmonic sines once and passes them in: the
+    same voices as computing them in the call."""
+    tracks = _realistic_tracks(60, seed=4)
+    inputs = [torch.tensor(tracks[name], dtype=torch.float32)[None]
+              for name in ("f0_hz", "amplitude", "noise_gain", "lsf_increments")]
+    shape = torch.tensor(tracks["noise_shape"], dtype=torch.float32)
+    white = torch.tensor(tracks["white_noise"], dtype=torch.float32)[None]
+    sines = unit_harmonic_sines(inputs[0], CONFIG)
+    assert sines.shape == (1, 4, 60, HOP)
+    plain = synthesize_voices(*inputs, shape, white_noise=white)
+    given = synthesize_voices(*inputs, shape, white_noise=white, harmonic_sines=sines)
+    assert torch.equal(plain, given)

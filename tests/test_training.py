@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -221,3 +222,18 @@ def test_init_takes_the_starting_models_width_and_frames_unless_given(dataset_wi
     fresh = tmp_path / "fresh"
     assert main(["train", str(dataset_without_stems), "-o", str(fresh), *small]) == 0
     assert (load_model(fresh).config.hidden, load_model(fresh).config.causal_frames) == (256, True)
+
+
+def test_segments_cut_the_items_harmonic_sines_with_their_f0():
+    """The F0-only harmonic sines are made once per item and cut with the F0 (zero past the end)."""
+    from sfgraph.dsp.voice_config import VoiceConfig
+    from sfgraph.dsp.voice_torch import unit_harmonic_sines
+    from sfgraph.model.train import Segments
+
+    config = VoiceConfig()
+    f0 = np.linspace(100.0, 300.0, 4 * 40, dtype=np.float32).reshape(4, 40)
+    segments = Segments([np.zeros(40 * config.hop, np.float32)], [f0], 16 * config.hop, config)
+    item = unit_harmonic_sines(torch.from_numpy(f0)[None], config)[0]
+    mix, f0_cut, sines = segments.cut(0, 30)
+    assert mix.shape == (16 * config.hop,) and f0_cut.shape == (4, 16) and sines.shape == (4, 16, config.hop)
+    assert torch.equal(sines[:, :10], item[:, 30:]) and not sines[:, 10:].any()

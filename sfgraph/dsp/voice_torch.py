@@ -81,6 +81,7 @@ def synthesize_voices(
     white_noise: torch.Tensor | None = None,
     config: VoiceConfig = DEFAULT_CONFIG,
     generator: torch.Generator | None = None,
+    harmonic_sines: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Synthesize ``B x V`` voices; see the module docstring for shapes and units.
 
@@ -92,11 +93,13 @@ def synthesize_voices(
             ``generator`` when omitted.
         config: model constants.
         generator: random generator on the parameters' device (optional).
+        harmonic_sines: ``unit_harmonic_sines(f0_hz, config, amplitude.dtype)`` when already
+            computed (training computes it once per item: it holds no parameter).
 
     Returns:
         ``(B, V, T*hop)`` audio in the dtype of ``amplitude``.
     """
-    excitation = harmonic_excitation(f0_hz, amplitude, config) + noise_excitation(
+    excitation = harmonic_excitation(f0_hz, amplitude, config, harmonic_sines) + noise_excitation(
         noise_gain, noise_shape, white_noise, config, generator
     )
     return vocal_tract_filter(excitation, lsf_increments, config)
@@ -125,29 +128,46 @@ def synthesize_voice_parts(
     )
 
 
-def harmonic_excitation(f0_hz: torch.Tensor, amplitude: torch.Tensor, config: VoiceConfig = DEFAULT_CONFIG) -> torch.Tensor:
+def harmonic_excitation(f0_hz: torch.Tensor, amplitude: torch.Tensor, config: VoiceConfig = DEFAULT_CONFIG,
+                        harmonic_sines: torch.Tensor | None = None) -> torch.Tensor:
     """Harmonic excitation before the vocal tract.
 
     Args:
         f0_hz: ``(B, V, T)`` Hz, ``<= 0`` unvoiced.
         amplitude: ``(B, V, T)`` linear.
+        harmonic_sines: ``unit_harmonic_sines(f0_hz, config, amplitude.dtype)`` when already
+            computed; computed here when omitted.
 
     Returns:
         ``(B, V, T*hop)`` in the dtype of ``amplitude``.
     """
-    dtype = amplitude.dtype
+    f0_frames = f0_hz.to(torch.float64).clamp(min=0.0)
+    gain_frames = amplitude * harmonic_normalisation(f0_frames, config).to(amplitude.dtype)
+    gain_track = _interpolate_segments(gain_frames, _next_frame(gain_frames), config.hop)
+    if harmonic_sines is None:
+        harmonic_sines = unit_harmonic_sines(f0_hz, config, amplitude.dtype)
+    return (gain_track * harmonic_sines).flatten(-2)
+
+
+def unit_harmonic_sines(f0_hz: torch.Tensor, config: VoiceConfig = DEFAULT_CONFIG,
+                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The factor of the harmonic excitation that depends on F0 alone, ``sum_k w_k sin(2 pi k phi)``.
+
+    Args:
+        f0_hz: ``(B, V, T)`` Hz, ``<= 0`` unvoiced.
+
+    Returns:
+        ``(B, V, T, hop)`` in ``dtype``: segment ``t`` of every voice, the phase starting
+        at 0 at the first sample.
+    """
     f0_frames = f0_hz.to(torch.float64).clamp(min=0.0)
     voiced = f0_frames > 0
-    gain_frames = amplitude * harmonic_normalisation(f0_frames, config).to(dtype)
     f0_next = _next_frame(f0_frames)
-    voiced_next = _next_frame(voiced)
     f0_start = torch.where(voiced, f0_frames, f0_next)
-    f0_end = torch.where(voiced_next, f0_next, f0_frames)
+    f0_end = torch.where(_next_frame(voiced), f0_next, f0_frames)
     phase = _segment_phase(f0_start, f0_end, config).to(dtype)
     f0_track = _interpolate_segments(f0_start, f0_end, config.hop).to(dtype)
-    gain_track = _interpolate_segments(gain_frames, _next_frame(gain_frames), config.hop)
-    harmonic_sum = _HarmonicSum.apply(phase, f0_track, config)
-    return (gain_track * harmonic_sum).flatten(-2)
+    return _HarmonicSum.apply(phase, f0_track, config)
 
 
 def harmonic_normalisation(f0_frames: torch.Tensor, config: VoiceConfig = DEFAULT_CONFIG) -> torch.Tensor:

@@ -13,20 +13,4 @@
 The nodes ``f0_crepe``, ``f0_score``, ``f0_multi`` and ``f0_midi`` (``nodes/f0.py``) wrap these.
 """
 
-import contextlib
-
 MULTIF0_MODEL = "sfgraph:models/multif0"  # the bundled multi-F0 salience model
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """Run torch's CPU ops on ``threads`` threads inside the block (restored after): one thread
-    keeps a live block of a few frames cheap, where OpenMP's team costs more than it saves."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

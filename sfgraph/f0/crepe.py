@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sfgraph.data.layout import HOP_LENGTH, SAMPLE_RATE, frame_times
-from sfgraph.f0 import torch_threads
+from sfgraph.threads import torch_threads
 
 CREPE_RATE = 16000  # Hz: the networks' input rate (equal to the separator's SAMPLE_RATE)
 WINDOW = 1024  # samples per analysed frame

@@ -40,7 +40,7 @@ from torch import nn
 
 from sfgraph.data.layout import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE
 from sfgraph.data.midi import midi_to_hz
-from sfgraph.f0 import torch_threads
+from sfgraph.threads import torch_threads
 
 N_FFT = 2048  # samples (128 ms at 16 kHz): resolves the bass's low harmonics
 FMIN_HZ = 55.0  # A1, bin 0

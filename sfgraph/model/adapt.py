@@ -22,10 +22,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..dsp.voice_config import VoiceConfig
 from .checkpoint import save_model
 from .loss import spectral_loss
 from .network import ParamNet
-from .train import Segments, evaluate, synthesize
+from ..threads import CpuShare, use_threads
+from .train import THREAD_CHECK_STEPS, Segments, evaluate, synthesize
 
 VALIDATION_EVERY = 5  # every fifth chunk of the recording is held back
 
@@ -82,11 +84,12 @@ def recording_spans(frames: int, frames_per_second: float, segment_seconds: floa
     return train_spans, held_spans
 
 
-def split_recording(mix: np.ndarray, f0: np.ndarray, hop: int, sample_rate: int, segment_seconds: float
+def split_recording(mix: np.ndarray, f0: np.ndarray, voice: VoiceConfig, segment_seconds: float
                     ) -> tuple[Segments, Segments]:
     """Training and held-back segments of one recording, ``mix`` (samples,) and ``f0``
-    (V, frames) on the ``hop`` grid (see ``recording_spans``): training segments are at
-    most ``segment_seconds`` and never cross into a held-back chunk."""
+    (V, frames) on the ``voice.hop`` grid (see ``recording_spans``): training segments are
+    at most ``segment_seconds`` and never cross into a held-back chunk."""
+    hop, sample_rate = voice.hop, voice.sample_rate
     frames = min(mix.shape[-1] // hop, f0.shape[-1])
     if frames * hop < 2 * sample_rate:
         raise ValueError(f"the recording is {mix.shape[-1] / sample_rate:.2f} s long; adaptation needs at least 2 s")
@@ -97,8 +100,8 @@ def split_recording(mix: np.ndarray, f0: np.ndarray, hop: int, sample_rate: int,
                 [np.ascontiguousarray(f0[:, a:b], dtype=np.float32) for a, b in spans])
 
     segment_frames = min(max(b - a for a, b in train_spans), int(segment_seconds * sample_rate / hop))
-    return (Segments(*pieces(train_spans), segment_frames * hop, hop),
-            Segments(*pieces(held_spans), max(b - a for a, b in held_spans) * hop, hop))
+    return (Segments(*pieces(train_spans), segment_frames * hop, voice),
+            Segments(*pieces(held_spans), max(b - a for a, b in held_spans) * hop, voice))
 
 
 def adapt(network: ParamNet, mix: np.ndarray, f0: np.ndarray, options: AdaptOptions,
@@ -110,8 +113,10 @@ def adapt(network: ParamNet, mix: np.ndarray, f0: np.ndarray, options: AdaptOpti
     voice = network.config.voice
     if f0.shape[0] != len(network.config.voices):
         raise ValueError(f"F0 has {f0.shape[0]} voices; the model separates {len(network.config.voices)}")
-    train_set, validation_set = split_recording(mix, f0, voice.hop, voice.sample_rate, options.segment_seconds)
+    train_set, validation_set = split_recording(mix, f0, voice, options.segment_seconds)
     device = next(network.parameters()).device
+    use_threads()  # the cores other processes leave idle, checked again every THREAD_CHECK_STEPS steps
+    cpu_share = CpuShare()
     model = copy.deepcopy(network).to(device)
     torch.manual_seed(options.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
@@ -132,16 +137,18 @@ def adapt(network: ParamNet, mix: np.ndarray, f0: np.ndarray, options: AdaptOpti
             break
         step_started = time.perf_counter()
         generator = torch.Generator().manual_seed(options.seed * 1_000_003 + step)
-        batch_mix, batch_f0 = train_set.batch(options.batch_size, generator)
+        batch_mix, batch_f0, batch_sines = (part.to(device) for part in train_set.batch(options.batch_size, generator))
         model.train()
-        loss = spectral_loss(synthesize(model, model.config, batch_mix.to(device), batch_f0.to(device),
-                                        generator).sum(dim=1), batch_mix.to(device))
+        loss = spectral_loss(synthesize(model, model.config, batch_mix, batch_f0, batch_sines, generator).sum(dim=1),
+                             batch_mix)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         warmup.step()
         step += 1
+        if step % THREAD_CHECK_STEPS == 0:
+            torch.set_num_threads(cpu_share.threads())
         step_seconds = time.perf_counter() - step_started
         last = options.max_steps is not None and step >= options.max_steps
         if step % options.eval_every == 0 or last or \

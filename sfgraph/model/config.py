@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start from a trained model's weights (fine-tuning; e.g. sfgraph:models/default): "
                              "its voices must match; its --hidden and causal frames are taken unless given")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 …")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: the cores idle at the start; see sfgraph.threads)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--keep-rank-weights", action="store_true",
                         help="also write each process's final weights (to check distributed runs)")

@@ -27,9 +27,10 @@ from tqdm import tqdm
 
 from ..data.layout import DatasetError, load_training_dataset
 from ..dsp.voice_config import VoiceConfig
-from ..dsp.voice_torch import synthesize_voices
+from ..dsp.voice_torch import synthesize_voices, unit_harmonic_sines
 from ..interrupt import stop_like_interrupt
 from ..resources import resolve_path
+from ..threads import use_threads
 from .checkpoint import atomic_torch_save, atomic_write_bytes, load_model, read_model_config, save_model
 from .errors import ModelError
 from .config import TrainConfig, add_arguments, resolve_network_settings
@@ -39,31 +40,38 @@ from .network import NetworkConfig, ParamNet, split_parameters
 
 
 class Segments:
-    """Mixtures and F0 tracks in memory, cut into training segments."""
+    """Mixtures and F0 tracks in memory, cut into training segments (mixture, F0 and the
+    voices' unit harmonic sines: see ``synthesize``)."""
 
-    def __init__(self, mixes: list[np.ndarray], f0s: list[np.ndarray], segment: int, hop: int):
+    def __init__(self, mixes: list[np.ndarray], f0s: list[np.ndarray], segment: int, voice_config: VoiceConfig):
         self.mixes = [torch.from_numpy(m) for m in mixes]
         self.f0s = [torch.from_numpy(f.astype(np.float32)) for f in f0s]
-        self.segment, self.hop = segment, hop
+        self.segment, self.hop = segment, voice_config.hop
+        # F0 alone fixes the harmonic sines: made once per item (64 kB per voice and second of
+        # audio), not at every step, where they took a third of a CPU step (issue 16); a cut's
+        # phase so continues from the item's start instead of restarting at 0
+        self.sines = [unit_harmonic_sines(f[None], voice_config)[0] for f in self.f0s]
         lengths = torch.tensor([max(1, m.shape[-1] - segment) for m in mixes], dtype=torch.float64)
         self.weights = lengths / lengths.sum()
 
-    def cut(self, index: int, start_frame: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def cut(self, index: int, start_frame: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         frames = self.segment // self.hop
         mix = self.mixes[index][start_frame * self.hop:start_frame * self.hop + self.segment]
         f0 = self.f0s[index][:, start_frame:start_frame + frames]
+        sines = self.sines[index][:, start_frame:start_frame + frames]
         mix = torch.nn.functional.pad(mix, (0, self.segment - mix.shape[-1]))
         f0 = torch.nn.functional.pad(f0, (0, frames - f0.shape[-1]))
-        return mix, f0
+        sines = torch.nn.functional.pad(sines, (0, 0, 0, frames - sines.shape[-2]))
+        return mix, f0, sines
 
-    def batch(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         items = torch.multinomial(self.weights, size, replacement=True, generator=generator)
-        pairs = []
+        cuts = []
         for index in items.tolist():
             last_start = max(0, (self.mixes[index].shape[-1] - self.segment) // self.hop)
             start = int(torch.randint(0, last_start + 1, (1,), generator=generator))
-            pairs.append(self.cut(index, start))
-        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+            cuts.append(self.cut(index, start))
+        return tuple(torch.stack(parts) for parts in zip(*cuts))
 
     def fixed_batches(self, size: int):
         """Every whole segment of every item, in order (for validation)."""
@@ -71,8 +79,7 @@ class Segments:
         cuts = [self.cut(i, start) for i, m in enumerate(self.mixes)
                 for start in range(0, max(1, (m.shape[-1] - self.segment) // self.hop + 1), frames)]
         for i in range(0, len(cuts), size):
-            chunk = cuts[i:i + size]
-            yield torch.stack([c[0] for c in chunk]), torch.stack([c[1] for c in chunk])
+            yield tuple(torch.stack(parts) for parts in zip(*cuts[i:i + size]))
 
 
 def load_segments(dataset_dir: Path, config: TrainConfig, voice_config) -> tuple[Segments, Segments, tuple[str, ...]]:
@@ -83,18 +90,19 @@ def load_segments(dataset_dir: Path, config: TrainConfig, voice_config) -> tuple
     mixes = [item.load_mix() for item in dataset]
     f0s = [item.f0_on_frames(voice_config.hop) for item in dataset]
     split = len(dataset) - config.validation_items
-    return (Segments(mixes[:split], f0s[:split], segment, voice_config.hop),
-            Segments(mixes[split:], f0s[split:], segment, voice_config.hop), voices)
+    return (Segments(mixes[:split], f0s[:split], segment, voice_config),
+            Segments(mixes[split:], f0s[split:], segment, voice_config), voices)
 
 
-def synthesize(network, config: NetworkConfig, mix: torch.Tensor, f0: torch.Tensor,
+def synthesize(network, config: NetworkConfig, mix: torch.Tensor, f0: torch.Tensor, sines: torch.Tensor,
                generator: torch.Generator) -> torch.Tensor:
-    """Voices (B, V, samples) that the network's parameters make for this mixture
-    (``network`` may be wrapped in DistributedDataParallel, hence the explicit config)."""
+    """Voices (B, V, samples) that the network's parameters make for this mixture; ``sines``
+    (B, V, frames, hop): the F0s' ``unit_harmonic_sines`` (``network`` may be wrapped in
+    DistributedDataParallel, hence the explicit config)."""
     params = network(mix, f0)
     amplitude, noise_gain, increments, bands = split_parameters(params, config)
     return synthesize_voices(f0, amplitude, noise_gain, increments, bands[:, :, 0], generator=generator,
-                             config=config.voice)
+                             config=config.voice, harmonic_sines=sines)
 
 
 def learning_rate_factor(config: TrainConfig):
@@ -219,10 +227,9 @@ def _train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool
     while state["step"] < config.steps:
         step = state["step"]
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step * world + rank)
-        mix, f0 = train_set.batch(config.batch_size, generator)
-        mix, f0 = mix.to(device), f0.to(device)
+        mix, f0, sines = (part.to(device) for part in train_set.batch(config.batch_size, generator))
         trained.train()
-        loss = spectral_loss(synthesize(trained, network.config, mix, f0, generator).sum(dim=1), mix)
+        loss = spectral_loss(synthesize(trained, network.config, mix, f0, sines, generator).sum(dim=1), mix)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
@@ -281,9 +288,11 @@ def evaluate(network: ParamNet, segments: Segments, batch_size: int, device) -> 
     """Mean validation loss over fixed segments, with fixed synthesizer noise."""
     network.eval()
     generator = torch.Generator().manual_seed(12345)
-    losses = [float(spectral_loss(synthesize(network, network.config, mix.to(device), f0.to(device), generator).sum(dim=1),
-                                  mix.to(device)))
-              for mix, f0 in segments.fixed_batches(batch_size)]
+    losses = []
+    for batch in segments.fixed_batches(batch_size):
+        mix, f0, sines = (part.to(device) for part in batch)
+        losses.append(float(spectral_loss(synthesize(network, network.config, mix, f0, sines, generator).sum(dim=1),
+                                          mix)))
     return float(np.mean(losses))
 
 
@@ -314,8 +323,7 @@ def plot_loss_curve(model_dir: Path) -> None:
 
 
 def run(args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     init_config = None
     if args.init is not None:
         try:

@@ -1,0 +1,34 @@
+"""The thread policy: OpenMP threads wait passively unless the user says otherwise."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from sfgraph.threads import available_cores, idle_cores, use_threads
+
+PROBE = "import os, sfgraph, torch; print(os.environ['OMP_WAIT_POLICY'])"
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_importing_sfgraph_sets_passive_waiting_unless_set(given, expected):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    result = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == expected
+
+
+def test_use_threads_defaults_to_the_idle_cores_it_may_use():
+    idle = idle_cores(0.05)
+    assert 0.0 <= idle <= os.cpu_count() + 1e-9
+    before = torch.get_num_threads()
+    try:
+        assert use_threads(1) == 1 and torch.get_num_threads() == 1
+        chosen = use_threads()
+        assert 1 <= chosen <= available_cores() and torch.get_num_threads() == chosen
+    finally:
+        torch.set_num_threads(before)
