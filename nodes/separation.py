@@ -129,9 +129,11 @@ class ParamNetNode(Node):
         import torch
 
         from sfgraph.model.network import log_magnitude_frames
+        from sfgraph.threads import torch_threads
 
         config = self.network.config
-        with torch.no_grad():
+        # one thread: ops on a few frames gain nothing from a team, and a team stalls on a busy CPU
+        with torch_threads(1), torch.no_grad():
             audio = torch.from_numpy(mix).to(self.device)
             f0_frames = torch.from_numpy(f0).to(self.device)[None]
             if config.causal_frames and not self.started:

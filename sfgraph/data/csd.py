@@ -35,7 +35,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from sfgraph.data.audio import audio_info, read_mono
 from sfgraph.data.layout import (
@@ -182,6 +181,8 @@ def convert_csd(
     names = []
     audio_cache: dict[Path, np.ndarray] = {}  # resampled recordings of the current piece only
     cached_piece = None
+    from scipy.signal import resample_poly  # here: scipy.signal takes a second to import (sfgraph --help)
+
     for piece, combo in tqdm(plan, desc="CSD items", unit="item", disable=not progress):
         if piece != cached_piece:
             audio_cache.clear()

@@ -133,9 +133,8 @@ class StreamingMaskSeparator:
         self.reset()
 
     def reset(self) -> None:
-        history = self.n_fft - self.hop
-        self.mix_history = np.zeros(history)
-        self.voice_history = np.zeros((self.n_voices, history))
+        # the mixture (row 0) and the voices' last n_fft - hop samples: the next frames' starts
+        self.history = np.zeros((1 + self.n_voices, self.n_fft - self.hop))
         self.overlap = np.zeros((self.n_voices, self.latency))
 
     def process(self, mix: np.ndarray, voices: np.ndarray) -> np.ndarray:
@@ -145,19 +144,21 @@ class StreamingMaskSeparator:
         frames = n // self.hop
         if frames == 0:
             return np.zeros((self.n_voices, 0), dtype=np.float32)
-        mix_all = np.concatenate([self.mix_history, mix])
-        voices_all = np.concatenate([self.voice_history, voices], axis=-1)
-        index = (np.arange(frames) * self.hop)[:, None] + np.arange(self.n_fft)[None, :]
-        mix_spec = np.fft.rfft(mix_all[index] * self.analysis, axis=-1)
-        voice_spec = np.fft.rfft(voices_all[:, index] * self.analysis, axis=-1)
-        pieces = np.fft.irfft(ratio_masks(voice_spec, self.power) * mix_spec[None], n=self.n_fft,
+        keep = self.history.shape[-1]
+        signals = np.empty((1 + self.n_voices, keep + n))
+        signals[:, :keep] = self.history
+        signals[0, keep:] = mix
+        signals[1:, keep:] = voices
+        self.history = signals[:, n:]
+        # frame t: samples [t*hop, t*hop + n_fft) of the history and the block, as a view
+        segments = np.lib.stride_tricks.sliding_window_view(signals, self.n_fft, axis=-1)[:, ::self.hop]
+        spectra = np.fft.rfft(segments * self.analysis, axis=-1)
+        pieces = np.fft.irfft(ratio_masks(spectra[1:], self.power) * spectra[0], n=self.n_fft,
                               axis=-1)[..., self.n_fft - self.span:] * self.synthesis
-        keep = self.n_fft - self.hop
-        self.mix_history = mix_all[-keep:]
-        self.voice_history = voices_all[:, -keep:]
-        out = np.zeros((self.n_voices, self.latency + n))
+        out = np.empty((self.n_voices, self.latency + n))
         out[:, :self.latency] = self.overlap
-        for t in range(frames):
-            out[:, t * self.hop:t * self.hop + self.span] += pieces[:, t]
+        out[:, self.latency:] = 0.0
+        for i in range(self.span // self.hop):  # overlap-add one hop-aligned slice of every frame at a time
+            out[:, i * self.hop:i * self.hop + n] += pieces[..., i * self.hop:(i + 1) * self.hop].reshape(-1, n)
         self.overlap = out[:, n:].copy()
         return out[:, :n].astype(np.float32)
