@@ -1,0 +1,156 @@
+"""Whole-process speed of ``sfgraph separate`` and ``sfgraph train``, alone and beside a CPU hog.
+
+    python benchmarks/bench_separate.py [--lengths 1 60 600] [--hogs N] [--train-steps 4]
+                                        [--python PYTHON] [--json results.json]
+
+Mixtures are the bundled demo quartet (10 s, with its F0 files) tiled to each length.
+Each ``sfgraph separate`` runs as its own process (start-up, model load and Numba's
+cached kernels included) after one warm-up run; the table gives wall seconds, the
+real-time factor (audio seconds per wall second) and the process's peak memory. Then the
+60-s mixture and a few training steps of the bundled recipe (width 192, batches of 8
+four-second segments, on three 20-s items tiled from the demo clip) run again beside
+``--hogs`` busy processes (default: one per available core), and the table gives the
+slowdown as a ratio to the same job alone in this run. ``--python`` runs another
+interpreter or checkout (e.g. ``PYTHONPATH=old_checkout``) for before/after numbers.
+The load the machine already had is printed first: other processes shift every number,
+the ratios least.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sfgraph.data.audio import read_mono, write_wav
+from sfgraph.data.layout import read_f0_csv, write_f0_csv
+from sfgraph.resources import resolve_resource
+from sfgraph.threads import available_cores, idle_cores
+
+DEMO = "sfgraph:assets/demo/quartet"
+
+
+def tiled_item(seconds: float, folder: Path, offset: float = 0.0) -> Path:
+    """The demo clip from ``offset`` s, repeated to ``seconds``: ``folder/mix.wav`` and ``folder/f0/``."""
+    demo = resolve_resource(DEMO)
+    mix, rate = read_mono(demo / "mix.wav")
+    period = mix.size / rate
+    start = int(offset * rate) % mix.size
+    mix = np.roll(mix, -start)
+    repeats = int(np.ceil(seconds / period))
+    (folder / "f0").mkdir(parents=True, exist_ok=True)
+    write_wav(folder / "mix.wav", np.tile(mix, repeats)[:int(round(seconds * rate))], rate)
+    for path in sorted((demo / "f0").glob("*.csv")):
+        times, f0 = read_f0_csv(path)
+        inside = times < period
+        times, f0 = times[inside], f0[inside]
+        times = (times - start / rate) % period
+        order = np.argsort(times)
+        times, f0 = times[order], f0[order]
+        all_times = np.concatenate([times + k * period for k in range(repeats)])
+        keep = all_times < seconds
+        write_f0_csv(folder / "f0" / path.name, all_times[keep], np.tile(f0, repeats)[keep])
+    return folder
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """Run ``command``; (wall seconds, peak resident memory in MB) of that process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{process.stderr.read().decode()}")
+    process.stderr.close()
+    return wall, usage.ru_maxrss / 1024
+
+
+def separate(python: list[str], item: Path, output: Path) -> tuple[float, float]:
+    return timed([*python, "-m", "sfgraph", "separate", str(item / "mix.wav"), "--f0", str(item / "f0"),
+                  "-o", str(output), "-q"])
+
+
+def train_seconds_per_step(python: list[str], dataset: Path, output: Path, steps: int) -> float:
+    """Seconds per step of the bundled recipe's training (the log's clock, loading and validation excluded)."""
+    timed([*python, "-m", "sfgraph", "train", str(dataset), "-o", str(output), "--steps", str(steps),
+           "--eval-every", str(steps), "--hidden", "192", "--batch-size", "8", "-q"])
+    last = (output / "log.csv").read_text().splitlines()[-1].split(",")
+    return float(last[4]) / steps
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+class Hogs:
+    """``count`` processes spinning on the CPU while inside the block."""
+
+    def __init__(self, count: int):
+        self.count = count
+
+    def __enter__(self):
+        self.processes = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(self.count)]
+        for process in self.processes:
+            process.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=float, nargs="+", default=[1, 60, 600], help="mixture seconds")
+    parser.add_argument("--hogs", type=int, default=available_cores(), help="busy processes beside the loaded runs")
+    parser.add_argument("--train-steps", type=int, default=4, help="training steps per measurement (0: none)")
+    parser.add_argument("--python", default=sys.executable, help="interpreter that runs sfgraph (split on spaces)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    python = args.python.split()
+    results: dict = {"idle_cores_before": idle_cores(1.0), "cores": os.cpu_count(), "load_average": os.getloadavg()}
+    print(f"machine: {results['cores']} cores, {results['idle_cores_before']:.2f} idle over 1 s before the run, "
+          f"load average {results['load_average'][0]:.2f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        items = {seconds: tiled_item(seconds, tmp / f"mix_{seconds:g}s") for seconds in args.lengths}
+        separate(python, items[min(args.lengths)], tmp / "warm-up")
+        print(f"{'separate':>12} {'wall s':>8} {'x real time':>12} {'peak MB':>8}")
+        results["separate"] = {}
+        for seconds, item in items.items():
+            wall, peak = separate(python, item, tmp / "out")
+            results["separate"][seconds] = {"wall_s": wall, "real_time_factor": seconds / wall, "peak_mb": peak}
+            print(f"{seconds:>11g}s {wall:8.2f} {seconds / wall:12.1f} {peak:8.0f}")
+        loaded = 60.0 if 60.0 in items else max(items)
+        jobs = {f"separate {loaded:g} s": lambda: separate(python, items[loaded], tmp / "out")[0]}
+        if args.train_steps:
+            dataset = tmp / "train"
+            for index in range(3):
+                tiled_item(20.0, dataset / f"item{index}", offset=3.0 * index)
+            jobs["train, s/step"] = lambda: train_seconds_per_step(python, dataset, tmp / "model", args.train_steps)
+        print(f"\nbeside {args.hogs} busy process(es): {'job':>16} {'alone':>8} {'loaded':>8} {'ratio':>6}")
+        results["under_load"] = {"hogs": args.hogs}
+        for name, job in jobs.items():
+            alone = job()
+            with Hogs(args.hogs):
+                loaded_time = job()
+            results["under_load"][name] = {"alone": alone, "loaded": loaded_time, "ratio": loaded_time / alone}
+            print(f"{'':>28} {name:>16} {alone:8.2f} {loaded_time:8.2f} {loaded_time / alone:6.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
