@@ -32,7 +32,7 @@ import numpy as np
 from sfgraph.data.audio import read_mono, write_wav
 from sfgraph.data.layout import read_f0_csv, write_f0_csv
 from sfgraph.resources import resolve_resource
-from sfgraph.threads import idle_cores
+from sfgraph.threads import CpuShare
 
 DEMO = "sfgraph:assets/demo/quartet"
 
@@ -121,8 +121,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     python = args.python.split()
-    results: dict = {"idle_cores_before": idle_cores(1.0), "cores": os.cpu_count(), "load_average": os.getloadavg()}
-    print(f"machine: {results['cores']} cores, {results['idle_cores_before']:.2f} idle over 1 s before the run, "
+    share = CpuShare()
+    time.sleep(1.0)
+    results: dict = {"others_busy_cores": share.others_busy(), "cores": os.cpu_count(),
+                     "load_average": os.getloadavg()}
+    print(f"machine: {results['cores']} cores, {results['others_busy_cores']:.2f} kept busy by other processes "
+          "over 1 s before the run, "
           f"load average {results['load_average'][0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -35,28 +35,46 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def idle_cores(seconds: float = 0.2) -> float | None:
-    """Cores of the machine left idle over the next ``seconds`` (from /proc/stat); None where unknown."""
-    def cpu_times():
+def _cpu_sample() -> tuple[float, float, float] | None:
+    """(busy core-seconds of the whole machine, wall seconds, this process's CPU seconds); None where unknown."""
+    try:
         with open("/proc/stat") as stat:
             values = [int(v) for v in stat.readline().split()[1:]]
-        return values[3] + values[4], sum(values)  # idle + iowait, all
-
-    try:
-        idle_before, total_before = cpu_times()
-        time.sleep(seconds)
-        idle_after, total_after = cpu_times()
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError):
         return None
-    busy_share = 1.0 - (idle_after - idle_before) / max(1, total_after - total_before)
-    return (os.cpu_count() or 1) * (1.0 - busy_share)
+    times = os.times()
+    busy_ticks = sum(values[:8]) - values[3] - values[4]  # user … steal, less idle and iowait
+    return busy_ticks / os.sysconf("SC_CLK_TCK"), time.monotonic(), times.user + times.system
+
+
+class CpuShare:
+    """How many cores other processes keep busy, between calls (this process's own use left out)."""
+
+    def __init__(self):
+        self.last = _cpu_sample()
+
+    def others_busy(self) -> float | None:
+        """Cores other processes kept busy since the last call (or creation); None where unknown."""
+        now = _cpu_sample()
+        if now is None or self.last is None or now[1] <= self.last[1]:
+            return None
+        (busy, wall, own), (busy_before, wall_before, own_before) = now, self.last
+        self.last = now
+        return max(0.0, (busy - busy_before) - (own - own_before)) / (wall - wall_before)
+
+    def threads(self) -> int:
+        """Threads for the next stretch of work: the cores others left idle that this process
+        may use, at least one (every available core when unknown)."""
+        others = self.others_busy()
+        cores = available_cores()
+        return cores if others is None else max(1, min(cores, int((os.cpu_count() or 1) - others + 0.5)))
 
 
 def default_threads() -> int:
-    """Threads for a torch job starting now: the idle cores it may use, at least one."""
-    idle = idle_cores()
-    cores = available_cores()
-    return cores if idle is None else max(1, min(cores, int(idle + 0.5)))
+    """Threads for a torch job starting now: the cores others leave idle (over 0.2 s), at least one."""
+    share = CpuShare()
+    time.sleep(0.2)
+    return share.threads()
 
 
 def use_threads(threads: int | None = None) -> int:

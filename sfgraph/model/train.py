@@ -30,13 +30,17 @@ from ..dsp.voice_config import VoiceConfig
 from ..dsp.voice_torch import synthesize_voices, unit_harmonic_sines
 from ..interrupt import stop_like_interrupt
 from ..resources import resolve_path
-from ..threads import use_threads
+from ..threads import CpuShare, use_threads
 from .checkpoint import atomic_torch_save, atomic_write_bytes, load_model, read_model_config, save_model
 from .errors import ModelError
 from .config import TrainConfig, add_arguments, resolve_network_settings
 from .folder_lock import FolderLock, prepare_output_folder
 from .loss import spectral_loss
 from .network import NetworkConfig, ParamNet, split_parameters
+
+
+# steps between checks of how many cores other processes leave idle (when --threads is not given)
+THREAD_CHECK_STEPS = 10
 
 
 class Segments:
@@ -157,23 +161,27 @@ def check_initial_model(model: str, start: ParamNet, network: ParamNet) -> None:
 
 def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool = False,
           device: str = "auto", progress: bool = True, keep_rank_weights: bool = False,
-          init: str | None = None, force: bool = False) -> dict:
+          init: str | None = None, force: bool = False, threads: int | None = None) -> dict:
     """Train (or resume) and return a summary; writes the model folder as it goes.
 
     ``init``: a trained model folder to start a new run from (fine-tuning) instead of
     random weights; a resumed run continues from its checkpoint, so it takes no ``init``.
     The model folder is locked while training (a second run into it fails at once) and
-    must be empty unless ``resume`` or ``force`` (which removes the earlier run's files)."""
+    must be empty unless ``resume`` or ``force`` (which removes the earlier run's files).
+    ``threads``: torch's CPU threads; None: the cores other processes leave idle, checked
+    again every ``THREAD_CHECK_STEPS`` steps (see ``sfgraph.threads``)."""
     config.check()
     main_process = int(os.environ.get("RANK", "0")) == 0
     with FolderLock(model_dir) if main_process else contextlib.nullcontext():
         if main_process:
             prepare_output_folder(model_dir, resume, force)
-        return _train(dataset_dir, model_dir, config, resume, device, progress, keep_rank_weights, init)
+        return _train(dataset_dir, model_dir, config, resume, device, progress, keep_rank_weights, init, threads)
 
 
 def _train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool, device: str, progress: bool,
-           keep_rank_weights: bool, init: str | None) -> dict:
+           keep_rank_weights: bool, init: str | None, threads: int | None) -> dict:
+    use_threads(threads)
+    cpu_share = CpuShare() if threads is None else None
     if init is not None and resume:
         raise ModelError("--init starts a new run and --resume continues one from its checkpoint: give one of them")
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -236,6 +244,8 @@ def _train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool
         optimizer.step()
         schedule.step()
         state["step"] += 1
+        if cpu_share is not None and state["step"] % THREAD_CHECK_STEPS == 0:
+            torch.set_num_threads(cpu_share.threads())
         loss_value = loss.item()
         running += loss_value
         running_count += 1
@@ -323,7 +333,6 @@ def plot_loss_curve(model_dir: Path) -> None:
 
 
 def run(args) -> int:
-    use_threads(args.threads)
     init_config = None
     if args.init is not None:
         try:
@@ -334,7 +343,7 @@ def run(args) -> int:
     config = TrainConfig(**resolve_network_settings(settings, init_config))
     summary = train(Path(args.dataset), Path(args.output), config, resume=args.resume, device=args.device,
                     progress=not args.quiet, keep_rank_weights=args.keep_rank_weights, init=args.init,
-                    force=args.force)
+                    force=args.force, threads=args.threads)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"trained {summary['steps']} steps in {summary['seconds'] / 60:.1f} min "
               f"(stopped by {summary['stopped_by']}); best validation loss {summary['best_validation_loss']:.4f}; "
