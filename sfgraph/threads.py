@@ -10,8 +10,9 @@ ones, and 2-3 s with one. So:
 - ``wait_passively``: idle OpenMP threads sleep. libgomp reads ``OMP_WAIT_POLICY`` once,
   when torch loads it, so this runs on ``import sfgraph``, before any sfgraph module
   imports torch; a value the user set is kept.
-- ``use_threads``: as many threads as cores are idle when the job starts (at least one),
-  unless the user gives a count.
+- ``use_threads``: as many threads as cores other processes leave idle when the job
+  starts (at least one), unless the user gives a count; ``CpuShare`` measures that share
+  again while a job runs (training checks every 10 steps).
 - ``torch_threads``: one thread for the small ops of a network run a few frames at a time
   (the parameter network, CREPE, the multi-F0 network), where a team costs more than it
   saves.
