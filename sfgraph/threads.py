@@ -93,6 +93,9 @@ def torch_threads(threads: int):
     import torch
 
     before = torch.get_num_threads()
+    if before == threads:  # setting it, even unchanged, every block made the live worker late
+        yield
+        return
     torch.set_num_threads(threads)
     try:
         yield
