@@ -1,6 +1,7 @@
 """Separation: soft masks from synthesized voices applied to the mixture."""
 from __future__ import annotations
 
+import contextlib
 from fractions import Fraction
 
 import numpy as np
@@ -112,6 +113,9 @@ class ParamNetNode(Node):
         if f0.channels != len(voices) or (f0.labels is not None and tuple(f0.labels) != tuple(voices)):
             given = ", ".join(f0.labels) if f0.labels else f"{f0.channels} unnamed voices"
             raise PortError("f0", f"the model separates {', '.join(voices)}; the F0 input has {given}")
+        # offline on one torch thread: ops on a few frames gain nothing from a team, and a team
+        # stalls on a busy CPU (live, the engine already runs the graph on one)
+        self.threads = 1 if context.mode == "offline" else None
         return {"params": StreamSpec("tensor", (len(voices), config.n_features), f0.rate, voices)}
 
     def prepare(self):
@@ -132,8 +136,7 @@ class ParamNetNode(Node):
         from sfgraph.threads import torch_threads
 
         config = self.network.config
-        # one thread: ops on a few frames gain nothing from a team, and a team stalls on a busy CPU
-        with torch_threads(1), torch.no_grad():
+        with torch_threads(self.threads) if self.threads else contextlib.nullcontext(), torch.no_grad():
             audio = torch.from_numpy(mix).to(self.device)
             f0_frames = torch.from_numpy(f0).to(self.device)[None]
             if config.causal_frames and not self.started:
