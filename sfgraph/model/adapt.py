@@ -24,10 +24,9 @@ from tqdm import tqdm
 
 from ..dsp.voice_config import VoiceConfig
 from .checkpoint import save_model
-from .loss import spectral_loss
 from .network import ParamNet
 from ..threads import CpuShare, use_threads
-from .train import THREAD_CHECK_STEPS, Segments, evaluate, synthesize
+from .train import THREAD_CHECK_STEPS, Segments, evaluate, training_step
 
 VALIDATION_EVERY = 5  # every fifth chunk of the recording is held back
 
@@ -137,14 +136,7 @@ def adapt(network: ParamNet, mix: np.ndarray, f0: np.ndarray, options: AdaptOpti
             break
         step_started = time.perf_counter()
         generator = torch.Generator().manual_seed(options.seed * 1_000_003 + step)
-        batch_mix, batch_f0, batch_sines = (part.to(device) for part in train_set.batch(options.batch_size, generator))
-        model.train()
-        loss = spectral_loss(synthesize(model, model.config, batch_mix, batch_f0, batch_sines, generator).sum(dim=1),
-                             batch_mix)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        loss = training_step(model, model.config, optimizer, train_set, options.batch_size, generator, device)
         warmup.step()
         step += 1
         if step % THREAD_CHECK_STEPS == 0:
@@ -159,7 +151,7 @@ def adapt(network: ParamNet, mix: np.ndarray, f0: np.ndarray, options: AdaptOpti
             if current < best:
                 best, best_step, best_state = current, step, copy.deepcopy(model.state_dict())
         bar.n = min(bar.total, time.perf_counter() - started)
-        bar.set_postfix_str(f"steps {step}, loss {loss.item():.3f}, held-back loss {best:.3f} "
+        bar.set_postfix_str(f"steps {step}, loss {loss:.3f}, held-back loss {best:.3f} "
                             f"(from {initial:.3f})")
         bar.refresh()
     bar.close()

@@ -109,6 +109,21 @@ def synthesize(network, config: NetworkConfig, mix: torch.Tensor, f0: torch.Tens
                              config=config.voice, harmonic_sines=sines)
 
 
+def training_step(trained, config: NetworkConfig, optimizer, segments: Segments, batch_size: int,
+                  generator: torch.Generator, device) -> float:
+    """One optimisation step on a batch drawn from ``segments``: the loss of the sum of the
+    voices against the mixture, gradients clipped to norm 1; returns the loss. ``trained``
+    may be wrapped in DistributedDataParallel, hence the explicit config."""
+    mix, f0, sines = (part.to(device) for part in segments.batch(batch_size, generator))
+    trained.train()
+    loss = spectral_loss(synthesize(trained, config, mix, f0, sines, generator).sum(dim=1), mix)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
+    optimizer.step()
+    return loss.item()
+
+
 def learning_rate_factor(config: TrainConfig):
     floor = config.final_learning_rate / config.learning_rate
 
@@ -235,18 +250,11 @@ def _train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool
     while state["step"] < config.steps:
         step = state["step"]
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step * world + rank)
-        mix, f0, sines = (part.to(device) for part in train_set.batch(config.batch_size, generator))
-        trained.train()
-        loss = spectral_loss(synthesize(trained, network.config, mix, f0, sines, generator).sum(dim=1), mix)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-        optimizer.step()
+        loss_value = training_step(trained, network.config, optimizer, train_set, config.batch_size, generator, device)
         schedule.step()
         state["step"] += 1
         if cpu_share is not None and state["step"] % THREAD_CHECK_STEPS == 0:
             torch.set_num_threads(cpu_share.threads())
-        loss_value = loss.item()
         running += loss_value
         running_count += 1
         bar.update(1)
