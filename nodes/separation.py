@@ -1,7 +1,6 @@
 """Separation: soft masks from synthesized voices applied to the mixture."""
 from __future__ import annotations
 
-import contextlib
 from fractions import Fraction
 
 import numpy as np
@@ -136,7 +135,7 @@ class ParamNetNode(Node):
         from sfgraph.threads import torch_threads
 
         config = self.network.config
-        with torch_threads(self.threads) if self.threads else contextlib.nullcontext(), torch.no_grad():
+        with torch_threads(self.threads), torch.no_grad():
             audio = torch.from_numpy(mix).to(self.device)
             f0_frames = torch.from_numpy(f0).to(self.device)[None]
             if config.causal_frames and not self.started:

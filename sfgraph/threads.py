@@ -88,12 +88,13 @@ def use_threads(threads: int | None = None) -> int:
 
 
 @contextlib.contextmanager
-def torch_threads(threads: int):
-    """Run torch's CPU ops on ``threads`` threads inside the block (restored after)."""
+def torch_threads(threads: int | None):
+    """Run torch's CPU ops on ``threads`` threads inside the block (restored after);
+    None leaves the count as it is."""
     import torch
 
     before = torch.get_num_threads()
-    if before == threads:  # setting it, even unchanged, every block made the live worker late
+    if threads is None or before == threads:  # setting it, even unchanged, every block made the live worker late
         yield
         return
     torch.set_num_threads(threads)
