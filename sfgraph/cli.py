@@ -165,10 +165,9 @@ def cmd_separate(args) -> int:
         line = decl.node("out").line
         decl.nodes.append(NodeDecl("synth_out", "file_out", {"path": "synth/{label}.wav"}, line))
         decl.connections.append(Connection("synth", "voices", "synth_out", "audio", line))
-    if args.adapt is not None:
-        model_folder = adapt_to_recording(build_graph(decl, output_dir=output), args)
-        decl.node("net").set_param("model", str(model_folder.resolve()))
     graph = build_graph(decl, output_dir=output)
+    if args.adapt is not None:
+        adapt_to_recording(graph, args)
     result = render(graph, progress=not args.quiet)
     written = _written_files(graph)
     print(f"separated {result.seconds:.1f} s into {', '.join(graph.nodes['mask'].output_specs['voices'].labels)}:")
@@ -177,9 +176,11 @@ def cmd_separate(args) -> int:
     return 0
 
 
-def adapt_to_recording(graph, args) -> Path:
-    """Fine-tune the separate graph's model on its own mixture and F0 (``--adapt``) and
-    write it to OUTPUT/model/; returns that folder."""
+def adapt_to_recording(graph, args) -> None:
+    """Fine-tune the separate graph's model on its own mixture and F0 (``--adapt``), write
+    it to OUTPUT/model/ and give its weights to the graph's ``param_net``, which then
+    separates with them (the graph is built once: model, score alignment and F0 files
+    are read once)."""
     from .model.adapt import AdaptOptions, adapt, save_adapted_model
 
     mix = graph.nodes["mix"].read_whole().mean(axis=0)
@@ -196,9 +197,9 @@ def adapt_to_recording(graph, args) -> Path:
     change = (f"held-back loss {result.initial_loss:.3f} -> {result.best_loss:.3f} (step {result.best_step})"
               if result.best_step else
               f"no step beat the starting model on the held-back part (loss {result.initial_loss:.3f}): kept it")
+    network.load_state_dict(model.state_dict())
     print(f"adapted on {result.training_seconds:.1f} s of the recording ({result.validation_seconds:.1f} s held back), "
           f"{result.steps} steps in {result.seconds / 60:.1f} min: {change}; model in {folder}")
-    return folder
 
 
 def cmd_train(args) -> int:
