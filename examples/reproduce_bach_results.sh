@@ -28,13 +28,15 @@ for item in "$work"/test/*/; do
   $bin/sfgraph separate "$item/mix.wav" --f0 "$item/f0" --model "$work/model" -o "$work/estimates/ours/$name" -q
   $bin/sfgraph separate "$item/mix.wav" --f0 "$item/f0" --model "$work/model" -o "$work/estimates/ours_power/$name" -q \
     --power 2
+  $bin/sfgraph separate "$item/mix.wav" --f0 "$item/f0" --model "$work/model" -o "$work/estimates/ours_plain/$name" -q \
+    --mask-fit 0
 done
 $bin/sfgraph baseline nmf "$work/test" -o "$work/estimates/nmf" --quiet
 $bin/sfgraph baseline nmf "$work/test" -o "$work/estimates/nmf_power" --mask power --quiet
 $bin/sfgraph baseline oracle "$work/test" -o "$work/estimates/oracle" --quiet
 $bin/sfgraph baseline oracle "$work/test" -o "$work/estimates/oracle_power" --mask power --quiet
 $bin/sfgraph baseline mixture "$work/test" -o "$work/estimates/mixture" --quiet
-methods=(ours ours_power nmf nmf_power oracle oracle_power mixture)
+methods=(ours ours_power ours_plain nmf nmf_power oracle oracle_power mixture)
 if [[ "${CEILING:-0}" == 1 ]]; then  # 1000 fitting steps: about 16 minutes per item
   $bin/sfgraph baseline fitted "$work/test" -o "$work/estimates/fitted_power" --model "$work/model" --mask power \
     --steps 1000 --quiet

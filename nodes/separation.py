@@ -5,6 +5,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from sfgraph.dsp.mask_fit import MixtureFit
 from sfgraph.dsp.stft import StreamingMaskSeparator, window_pair
 from sfgraph.graph.errors import PortError
 from sfgraph.graph.node import Node
@@ -23,6 +24,11 @@ class Mask(Node):
     the same node runs live); ``synthesis`` below ``n_fft`` switches to the
     asymmetric low-delay window pair of ``sfgraph.dsp.stft`` (frequency resolution
     of ``n_fft``, latency ``synthesis - hop``), for live use.
+
+    With ``fit_seconds`` > 0 (the default) the voice estimates are first fitted to the
+    mixture (``sfgraph.dsp.mask_fit``): a per-voice timbre correction across frequency,
+    learned causally over about ``fit_seconds`` s and smoothed over ``fit_smoothing_hz``,
+    and a gain per voice and frame (``fit_iterations`` updates). It adds no latency.
     """
 
     type_name = "mask"
@@ -33,6 +39,11 @@ class Mask(Node):
         "synthesis": Param("int", None, "samples of each frame written back (default n_fft); fewer: "
                                         "asymmetric low-delay windows, latency synthesis - hop",
                            unit="samples", range=(8, 16384)),
+        "fit_seconds": Param("float", 2.0, "memory of the timbre correction fitted to the mixture; "
+                                           "0: masks straight from the voice estimates", unit="s", range=(0.0, 600.0)),
+        "fit_iterations": Param("int", 3, "gain updates per frame of the mixture fit", range=(0, 50)),
+        "fit_smoothing_hz": Param("float", 125.0, "smoothing of the timbre correction across frequency "
+                                                  "(half-width)", unit="Hz", range=(0.0, 4000.0)),
     }
 
     @classmethod
@@ -55,8 +66,11 @@ class Mask(Node):
         return {"voices": audio_spec(voices.channels, voices.rate, voices.labels)}
 
     def prepare(self):
+        fit = (MixtureFit(self.p.fit_seconds, self.p.fit_iterations, self.p.fit_smoothing_hz)
+               if self.p.fit_seconds > 0 else None)
         self.separator = StreamingMaskSeparator(self.output_specs["voices"].channels, self.p.n_fft, self.p.hop,
-                                                self.p.power, self.p.synthesis)
+                                                self.p.power, self.p.synthesis, fit,
+                                                float(self.output_specs["voices"].rate))
 
     def reset(self):
         self.separator.reset()

@@ -161,6 +161,7 @@ def cmd_separate(args) -> int:
         decl.node("net").set_param("model", args.model)
     decl.node("mask").set_param("power", args.power)
     decl.node("mask").set_param("n_fft", args.n_fft)
+    decl.node("mask").set_param("fit_seconds", args.mask_fit)
     if args.synth:
         line = decl.node("out").line
         decl.nodes.append(NodeDecl("synth_out", "file_out", {"path": "synth/{label}.wav"}, line))
@@ -254,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synth", action="store_true", help="also write the synthesized voices to synth/<voice>.wav")
     p.add_argument("--power", type=float, default=1.0, help="mask exponent: 1 magnitude ratio (default), 2 power")
     p.add_argument("--n-fft", type=int, default=2048, help="mask STFT size in samples (hop 256)")
+    p.add_argument("--mask-fit", type=float, default=2.0, metavar="SECONDS",
+                   help="fit the voices to the mixture before masking, with this memory in seconds "
+                        "(default 2; 0: masks straight from the synthesized voices)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     p.add_argument("--adapt", type=float, metavar="MINUTES",
                    help="first fine-tune the model on this recording itself (its mixture and F0s, no stems) for at "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sfgraph.dsp.mask_fit import MixtureFit
 from sfgraph.dsp.stft import StreamingMaskSeparator, hann, istft, mask_separate, stft, window_pair
 
 CONFIGS = [(2048, 256, None), (1024, 256, None), (2048, 256, 512), (1536, 192, 384), (2048, 128, 384)]
@@ -19,12 +20,13 @@ def test_analysis_then_synthesis_reconstructs_the_signal(n_fft, hop, synthesis):
         assert not synthesis_window[:n_fft - synthesis].any() and synthesis_window[n_fft - synthesis + 1:].all()
 
 
+@pytest.mark.parametrize("fit", [None, MixtureFit(seconds=0.1)])
 @pytest.mark.parametrize("n_fft, hop, synthesis", CONFIGS)
-def test_streaming_separator_equals_the_whole_signal_after_its_latency(n_fft, hop, synthesis):
+def test_streaming_separator_equals_the_whole_signal_after_its_latency(n_fft, hop, synthesis, fit):
     rng = np.random.default_rng(1)
     mix, voices = rng.standard_normal(6000), rng.random((3, 6000))
-    whole = mask_separate(mix, voices, n_fft, hop, synthesis=synthesis)
-    separator = StreamingMaskSeparator(3, n_fft, hop, synthesis=synthesis)
+    whole = mask_separate(mix, voices, n_fft, hop, synthesis=synthesis, fit=fit, sample_rate=16000)
+    separator = StreamingMaskSeparator(3, n_fft, hop, synthesis=synthesis, fit=fit, sample_rate=16000)
     assert separator.latency == (synthesis or n_fft) - hop
     pad = separator.latency + 4 * hop
     mix_in = np.concatenate([mix, np.zeros(pad)])

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from sfgraph.data.layout import write_f0_csv
+from sfgraph.dsp.mask_fit import MixtureFit
 from sfgraph.dsp.stft import mask_separate
 from sfgraph.engine.offline import render
 from sfgraph.graph.build import build_graph
@@ -18,7 +19,7 @@ block_size: 300
 nodes:
   - {id: mix, type: file_in, params: {path: mix.wav}}
   - {id: stems, type: file_in, params: {path: stems.wav}}
-  - {id: mask, type: mask, params: {n_fft: 2048, hop: 256, power: 1, synthesis: SYNTHESIS}}
+  - {id: mask, type: mask, params: {n_fft: 2048, hop: 256, power: 1, synthesis: SYNTHESIS, fit_seconds: FIT}}
   - {id: out, type: file_out, params: {path: "sep/{label}.wav"}}
 connections:
   - mix.audio -> mask.mix
@@ -27,8 +28,9 @@ connections:
 """
 
 
+@pytest.mark.parametrize("fit_seconds", [0.0, 2.0])
 @pytest.mark.parametrize("synthesis", [None, 512])
-def test_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path, synthesis):
+def test_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path, synthesis, fit_seconds):
     rng = np.random.default_rng(0)
     t = np.arange(16000 * 2 + 77) / 16000
     stems = np.stack([0.3 * np.sin(2 * np.pi * f * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.7 * t))
@@ -36,11 +38,13 @@ def test_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path, synthes
     mix = stems.sum(axis=0)
     write_wav(tmp_path / "mix.wav", mix, 16000)
     write_wav(tmp_path / "stems.wav", stems, 16000)
-    path = graph_file(ORACLE.replace("SYNTHESIS", "null" if synthesis is None else str(synthesis)))
+    path = graph_file(ORACLE.replace("SYNTHESIS", "null" if synthesis is None else str(synthesis))
+                      .replace("FIT", str(fit_seconds)))
     graph = build_graph(load_graph_decl(str(path)), output_dir=tmp_path)
     assert graph.total_latency() * 16000 == (synthesis or 2048) - 256
     render(graph, progress=False)
-    expected = mask_separate(mix.astype(np.float32), stems.astype(np.float32), 2048, 256, 1.0, synthesis)
+    fit = MixtureFit(seconds=fit_seconds) if fit_seconds else None
+    expected = mask_separate(mix.astype(np.float32), stems.astype(np.float32), 2048, 256, 1.0, synthesis, fit, 16000)
     for j in range(3):
         out, _ = read_wav(tmp_path / "sep" / f"ch{j}.wav")
         assert out.shape[-1] == mix.size
@@ -114,7 +118,8 @@ def test_param_net_node_streams_the_networks_frames(tmp_path, causal):
 
 def test_separate_on_the_demo_clip_equals_the_whole_signal_mask(tmp_path):
     """``sfgraph separate`` streams the mask STFT block by block (framing by views, overlap-add
-    by hop slices); on the bundled demo clip its voices equal ``mask_separate`` applied at once
+    by hop slices, the mixture fit frame by frame); on the bundled demo clip its voices equal
+    ``mask_separate`` applied at once
     to the mixture and the synthesized voices it wrote (but for the last window, where the
     stream sees the voices the synthesizer goes on making past the end, and the files hold zeros)."""
     from sfgraph.cli import main
@@ -126,7 +131,7 @@ def test_separate_on_the_demo_clip_equals_the_whole_signal_mask(tmp_path):
     mix, _ = read_wav(demo / "mix.wav")
     voices = ("soprano", "alto", "tenor", "bass")
     synth = np.concatenate([read_wav(tmp_path / "synth" / f"{voice}.wav")[0] for voice in voices])
-    expected = mask_separate(mix[0], synth, 2048, 256, 1.0)
+    expected = mask_separate(mix[0], synth, 2048, 256, 1.0, fit=MixtureFit(), sample_rate=16000)
     for j, voice in enumerate(voices):
         out, _ = read_wav(tmp_path / f"{voice}.wav")
         np.testing.assert_allclose(out[0, :-2048], expected[j, :-2048], atol=1e-4)

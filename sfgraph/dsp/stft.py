@@ -15,10 +15,15 @@ non-zero on the last ``synthesis`` samples only, their product a Hann of
 ``synthesis`` samples. Each frame then only writes its last ``synthesis`` samples,
 so the latency is ``synthesis - hop``. The whole-signal and streaming versions give
 the same output, the streaming one shifted by its latency.
+
+Masks come straight from the voice estimates (``ratio_masks``) or, with a
+``MixtureFit``, from the voices first corrected by the mixture (``sfgraph.dsp.mask_fit``).
 """
 from __future__ import annotations
 
 import numpy as np
+
+from sfgraph.dsp.mask_fit import MixtureFit, StreamingMixtureFit, fit_masks
 
 
 def hann(n: int) -> np.ndarray:
@@ -102,17 +107,29 @@ def ratio_masks(voice_spectra: np.ndarray, power: float = 1.0, eps: float = 1e-8
 
 
 def mask_separate(mix: np.ndarray, voices: np.ndarray, n_fft: int = 2048, hop: int = 256,
-                  power: float = 1.0, synthesis: int | None = None) -> np.ndarray:
+                  power: float = 1.0, synthesis: int | None = None, fit: MixtureFit | None = None,
+                  sample_rate: float | None = None) -> np.ndarray:
     """Separate ``mix`` (samples,) with masks from estimated ``voices`` (V, samples).
 
     Returns (V, samples) float32: voice j is the mixture's STFT times
     |S_j|^p / Σ_k |S_k|^p, inverted. With the true stems as ``voices`` this is the
-    oracle ratio mask. ``synthesis``: see ``window_pair``.
+    oracle ratio mask. ``synthesis``: see ``window_pair``. ``fit``: first correct the
+    voices by the mixture (``sfgraph.dsp.mask_fit``; needs ``sample_rate`` in Hz).
     """
     analysis, synthesis_window = window_pair(n_fft, hop, synthesis)
     mix_spec = stft(np.asarray(mix, dtype=np.float64), n_fft, hop, window=analysis)
-    masks = ratio_masks(stft(np.asarray(voices, dtype=np.float64), n_fft, hop, window=analysis), power)
+    voice_spec = stft(np.asarray(voices, dtype=np.float64), n_fft, hop, window=analysis)
+    if fit is None:
+        masks = ratio_masks(voice_spec, power)
+    else:
+        masks = fit_masks(np.abs(mix_spec), np.abs(voice_spec), n_fft, hop, _fit_rate(sample_rate), fit, power)
     return istft(masks * mix_spec[None], n_fft, hop, mix.shape[-1], window=synthesis_window).astype(np.float32)
+
+
+def _fit_rate(sample_rate: float | None) -> float:
+    if sample_rate is None:
+        raise ValueError("a mixture fit needs the sample rate (its memory is in seconds, its smoothing in Hz)")
+    return sample_rate
 
 
 class StreamingMaskSeparator:
@@ -124,8 +141,9 @@ class StreamingMaskSeparator:
     """
 
     def __init__(self, n_voices: int, n_fft: int = 2048, hop: int = 256, power: float = 1.0,
-                 synthesis: int | None = None):
+                 synthesis: int | None = None, fit: MixtureFit | None = None, sample_rate: float | None = None):
         self.n_voices, self.n_fft, self.hop, self.power = n_voices, n_fft, hop, power
+        self.fit = None if fit is None else StreamingMixtureFit(n_voices, n_fft, hop, _fit_rate(sample_rate), fit)
         self.span = n_fft if synthesis is None else synthesis  # samples each frame writes, at its end
         self.latency = self.span - hop
         self.analysis, synthesis_window = window_pair(n_fft, hop, synthesis)
@@ -136,6 +154,8 @@ class StreamingMaskSeparator:
         # the mixture (row 0) and the voices' last n_fft - hop samples: the next frames' starts
         self.history = np.zeros((1 + self.n_voices, self.n_fft - self.hop))
         self.overlap = np.zeros((self.n_voices, self.latency))
+        if self.fit is not None:
+            self.fit.reset()
 
     def process(self, mix: np.ndarray, voices: np.ndarray) -> np.ndarray:
         n = mix.shape[-1]
@@ -153,8 +173,11 @@ class StreamingMaskSeparator:
         # frame t: samples [t*hop, t*hop + n_fft) of the history and the block, as a view
         segments = np.lib.stride_tricks.sliding_window_view(signals, self.n_fft, axis=-1)[:, ::self.hop]
         spectra = np.fft.rfft(segments * self.analysis, axis=-1)
-        pieces = np.fft.irfft(ratio_masks(spectra[1:], self.power) * spectra[0], n=self.n_fft,
-                              axis=-1)[..., self.n_fft - self.span:] * self.synthesis
+        if self.fit is None:
+            masks = ratio_masks(spectra[1:], self.power)
+        else:
+            masks = self.fit.masks(np.abs(spectra[0]), np.abs(spectra[1:]), self.power)
+        pieces = np.fft.irfft(masks * spectra[0], n=self.n_fft, axis=-1)[..., self.n_fft - self.span:] * self.synthesis
         out = np.empty((self.n_voices, self.latency + n))
         out[:, :self.latency] = self.overlap
         out[:, self.latency:] = 0.0
