@@ -13,7 +13,7 @@ from fractions import Fraction
 import numpy as np
 from pedalboard.io import StreamResampler
 
-from sfgraph.engine.ringbuffer import FrameRing
+from sfgraph.buffers import FrameRing
 from sfgraph.graph.node import Node
 from sfgraph.graph.params import Param
 from sfgraph.graph.ports import Port, PortMap, audio_spec

@@ -7,12 +7,12 @@ import argparse
 import numpy as np
 import pytest
 
+from sfgraph.buffers import FrameRing
 from sfgraph.engine.control import (ControlError, ParamControl, bind_target, midi_section_yaml, parse_assignment,
                                     parse_midi_map)
 from sfgraph.engine.live import build_live_graph
 from sfgraph.engine.live_cli import add_commands
 from sfgraph.engine.offline import render
-from sfgraph.engine.ringbuffer import FrameRing
 from sfgraph.engine.scheduler import Scheduler
 from sfgraph.graph.build import build_graph
 from sfgraph.graph.errors import GraphError, NodeError

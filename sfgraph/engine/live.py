@@ -3,7 +3,7 @@
 Three threads share the work:
 
 - the **audio callback** (PortAudio's thread) only moves frames between the device
-  buffers and lock-free rings (``ringbuffer.FrameRing``), one per ``device_in`` /
+  buffers and lock-free rings (``sfgraph.buffers.FrameRing``), one per ``device_in`` /
   ``device_out`` node, advances the frame clock ``frames_played`` and wakes the
   worker through a non-blocking pipe. It never waits, never takes a lock and
   never allocates a buffer, so the GIL is held only for a few copies;
@@ -54,10 +54,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sfgraph.buffers import FrameRing
+
 from ..graph.build import BuiltGraph, build_graph
 from ..graph.errors import GraphError
 from .control import ParamControl
-from .ringbuffer import FrameRing
 from .scheduler import Scheduler
 
 # Blocks the rehearsal runs beyond the graph's settling time and rate pattern,
