@@ -53,7 +53,7 @@ def cmd_validate(args) -> int:
     from .graph.model import load_graph_decl
 
     graph = build_graph(load_graph_decl(args.graph, args.param))
-    from .engine.control import parse_midi_map
+    from .engine.midi_map import parse_midi_map
 
     midi = parse_midi_map(graph)  # the midi: section too, against the built graph
     print(f"{graph.decl.file}: ok, {len(graph.nodes)} nodes, {len(graph.edges)} connections, "

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from sfgraph.buffers import FrameRing
-from sfgraph.engine.control import (ControlError, ParamControl, bind_target, midi_section_yaml, parse_assignment,
-                                    parse_midi_map)
 from sfgraph.engine.live import build_live_graph
 from sfgraph.engine.live_cli import add_commands
+from sfgraph.engine.midi_map import midi_section_yaml, parse_midi_map
 from sfgraph.engine.offline import render
+from sfgraph.engine.param_control import ControlError, ParamControl, bind_target, parse_assignment
 from sfgraph.engine.scheduler import Scheduler
 from sfgraph.graph.build import build_graph
 from sfgraph.graph.errors import GraphError, NodeError

@@ -58,7 +58,7 @@ from sfgraph.buffers import FrameRing
 
 from ..graph.build import BuiltGraph, build_graph
 from ..graph.errors import GraphError
-from .control import ParamControl
+from .param_control import ParamControl
 from .scheduler import Scheduler
 
 # Blocks the rehearsal runs beyond the graph's settling time and rate pattern,
