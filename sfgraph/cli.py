@@ -88,9 +88,9 @@ def cmd_describe(args) -> int:
     print("params:")
     for name, param in cls.params.items():
         print(f"  {name}: {param.describe()}  {param.doc}")
-    extra = getattr(cls, "describe_extra", None)
+    extra = cls.describe_extra()
     if extra:
-        print(extra())
+        print(extra)
     return 0
 
 

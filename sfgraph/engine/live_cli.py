@@ -76,8 +76,9 @@ class _PlainStatus:
 
 
 def cmd_live(args) -> int:
-    from sfgraph.engine.live import DeviceError, LiveEngine, TerminalView, build_live_graph
+    from sfgraph.engine.live import DeviceError, LiveEngine, build_live_graph
     from sfgraph.engine.midi_map import midi_receiver, parse_midi_map
+    from sfgraph.engine.terminal_view import TerminalView
     from sfgraph.graph.model import load_graph_decl
     from sfgraph.midi_io import MidiError, open_midi_input
 
@@ -135,7 +136,7 @@ def cmd_live(args) -> int:
 
 
 def cmd_devices(args) -> int:
-    from .live import list_devices
+    from sfgraph.engine.live import list_devices
 
     print(list_devices())
     return 0

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..graph.build import BuiltGraph, build_graph
-from ..graph.errors import GraphError, InputWarning
-from ..graph.model import load_graph_decl
-from .scheduler import Scheduler
+from sfgraph.engine.scheduler import Scheduler
+from sfgraph.graph.build import BuiltGraph, build_graph
+from sfgraph.graph.errors import GraphError, InputWarning
+from sfgraph.graph.model import load_graph_decl
 
 # After the sources end, how much more than the graph's latency to run before
 # declaring that a sink will never be filled (a node that swallows its input).
@@ -102,7 +102,7 @@ def coverage_warnings(graph: BuiltGraph) -> list[str]:
     for node_id in graph.sources():
         node = graph.nodes[node_id]
         (audio if next(iter(node.output_specs.values())).kind == "audio" else others).append(node)
-    seconds = [getattr(node, "duration_seconds", None) for node in audio]
+    seconds = [node.duration_seconds for node in audio]
     if not seconds or None in seconds:
         return []
     total = max(seconds)
@@ -113,6 +113,6 @@ def coverage_warnings(graph: BuiltGraph) -> list[str]:
 
 
 def _expected_seconds(graph: BuiltGraph) -> float | None:
-    durations = [getattr(graph.nodes[n], "duration_seconds", None) for n in graph.sources()]
+    durations = [graph.nodes[n].duration_seconds for n in graph.sources()]
     known = [d for d in durations if d is not None]
     return max(known) if known and len(known) == len(durations) else None
