@@ -180,7 +180,8 @@ class LiveEngine:
             rate = edge.resample_to or edge.spec.rate
             quantum = self.graph.nodes[edge.connection.dst].input_ports[edge.connection.dst_port].quantum
             period = math.lcm(period, (Fraction(self.block_size) * rate / (self.sample_rate * quantum)).denominator)
-        settle = math.ceil(self.graph.total_latency() * self.sample_rate / self.block_size)
+        settle = math.ceil((self.graph.total_latency() + self.graph.total_lookahead()) * self.sample_rate
+                           / self.block_size)
         return min(_REHEARSAL_MAX_BLOCKS, _REHEARSAL_EXTRA_BLOCKS + 2 * settle + 2 * period)
 
     def prepare(self) -> None:

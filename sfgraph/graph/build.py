@@ -61,6 +61,19 @@ class BuiltGraph:
         """Seconds of latency at the slowest sink (what a listener hears live)."""
         return max((self.arrival[s] for s in self.sinks()), default=Fraction(0))
 
+    def total_lookahead(self) -> Fraction:
+        """Seconds of look-ahead (``Node.lookahead``) along the path that has the most.
+        Output stays aligned to the timeline, so it is no part of ``total_latency``;
+        live, it holds output back that long."""
+        ahead: dict[str, Fraction] = {}
+        for node_id in self.order:
+            node = self.nodes[node_id]
+            upstream = max((ahead[e.connection.src] for e in self.incoming(node_id)), default=Fraction(0))
+            rate = next(iter(node.input_specs.values())).rate if node.input_specs else None
+            own = Fraction(node.lookahead) / rate if node.lookahead and rate else Fraction(0)
+            ahead[node_id] = upstream + own
+        return max(ahead.values(), default=Fraction(0))
+
 
 def build_graph(decl: GraphDecl, output_dir: Path | None = None, mode: str = "offline") -> BuiltGraph:
     """Instantiate, check and configure every node; raise GraphError with all problems."""
