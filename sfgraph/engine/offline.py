@@ -6,14 +6,12 @@ import sys
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 from tqdm import tqdm
 
 from sfgraph.engine.scheduler import Scheduler
-from sfgraph.graph.build import BuiltGraph, build_graph
+from sfgraph.graph.build import BuiltGraph
 from sfgraph.graph.errors import GraphError, InputWarning
-from sfgraph.graph.model import load_graph_decl
 
 # After the sources end, how much more than the graph's latency to run before
 # declaring that a sink will never be filled (a node that swallows its input).
@@ -86,13 +84,6 @@ def offline_block_size(graph: BuiltGraph, requested: int | None = None) -> int:
             f"{node.type_name} gives a result that depends on the block size: this graph renders only in its "
             f"own blocks of {graph.context.block_size}, not {requested}", graph.decl.node(fixed).line, fixed))
     return graph.context.block_size
-
-
-def render_file(graph_file: str, overrides: list[str] = (), output_dir: Path | None = None,
-                progress: bool = True, block_size: int | None = None) -> RenderResult:
-    """Load, build and render a graph file (or shipped graph name)."""
-    decl = load_graph_decl(graph_file, overrides)
-    return render(build_graph(decl, output_dir=output_dir), progress=progress, block_size=block_size)
 
 
 def coverage_warnings(graph: BuiltGraph) -> list[str]:

@@ -41,9 +41,6 @@ class BuiltGraph:
     def incoming(self, node_id: str) -> list[Edge]:
         return [e for e in self.edges if e.connection.dst == node_id]
 
-    def outgoing(self, node_id: str) -> list[Edge]:
-        return [e for e in self.edges if e.connection.src == node_id]
-
     def sources(self) -> list[str]:
         return [n for n in self.order if not self.nodes[n].input_ports]
 
