@@ -29,7 +29,7 @@ def _output_folder(value: str) -> Path:
 
 
 def _written_files(graph) -> list[str]:
-    return [str(p) for n in graph.nodes.values() for p in getattr(n, "written", [])]
+    return [str(p) for n in graph.nodes.values() for p in n.written]
 
 
 def cmd_render(args) -> int:

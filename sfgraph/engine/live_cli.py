@@ -130,7 +130,7 @@ def cmd_live(args) -> int:
         print(f"sfgraph live: error: {report.ended}; the graph's output files were discarded", file=sys.stderr)
         return EXIT_DEVICE
     for node in graph.nodes.values():
-        for path in getattr(node, "written", []):
+        for path in node.written:
             print(f"  wrote {path}")
     return 0
 
