@@ -1,8 +1,9 @@
 """Sound-device inputs and outputs for live graphs, and fixed-rate conversion.
 
-``device_in`` and ``device_out`` exchange audio with the live driver
-(``sfgraph live``, ``sfgraph.engine.live``) through lock-free rings that the
-driver attaches; the graph's ``sample_rate`` is the device's rate. Offline
+``device_in`` and ``device_out`` are the graph's device endpoints
+(``sfgraph.graph.node``): live (``sfgraph live``) they exchange audio with the
+engine through lock-free rings that it attaches; the graph's ``sample_rate`` is
+the device's rate. Offline
 (``sfgraph render``) they stand in for the device with files, so the same graph
 renders offline: ``device_in`` reads its ``file``, ``device_out`` writes its ``file``.
 """
@@ -13,16 +14,14 @@ from fractions import Fraction
 import numpy as np
 from pedalboard.io import StreamResampler
 
-from sfgraph.engine.ringbuffer import FrameRing
-from sfgraph.graph.node import Node
+from sfgraph.graph.node import DeviceInputEndpoint, DeviceOutputEndpoint, Node
 from sfgraph.graph.params import Param
 from sfgraph.graph.ports import Port, PortMap, audio_spec
+from sfgraph.nodes.io import FileIn, FileOut
+from sfgraph.nodes.meters import LevelMeter
 
-from .io import FileIn, FileOut
-from .meters import LevelMeter
 
-
-class DeviceIn(Node):
+class DeviceIn(DeviceInputEndpoint):
     """Audio from a sound device's inputs, one channel per microphone.
 
     Output ``audio``: (channels, samples) at the graph's sample rate, channel i =
@@ -40,7 +39,7 @@ class DeviceIn(Node):
     }
 
     def configure(self, inputs, context):
-        self.ring: FrameRing | None = None
+        self.ring = None
         self.stand_in = None
         if context.mode == "live":
             return {"audio": audio_spec(self.p.channels, context.sample_rate)}
@@ -54,17 +53,16 @@ class DeviceIn(Node):
         self.duration_seconds = self.stand_in.duration_seconds
         return {"audio": audio_spec(self.p.channels, context.sample_rate)}
 
-    def attach(self, ring: FrameRing) -> None:
-        """Live: read from ``ring`` (frames of exactly this node's channels) from position 0."""
-        self.ring = ring
+    @property
+    def device_channels(self) -> range:
+        return range(self.p.first_channel - 1, self.p.first_channel - 1 + self.p.channels)
 
     def prepare(self):
         self.reset()
 
     def reset(self):
-        self.position = 0      # frames read so far = ring position of the next frame
-        self.lost_frames = 0   # frames the callback overwrote before the worker read them
-        self.overruns = 0      # blocks in which that happened
+        self.position = 0   # frames read so far = ring position of the next frame
+        self.overruns = 0   # blocks in which the callback overwrote frames before they were read
         if self.stand_in is not None:
             self.stand_in.context = self.context
             self.stand_in.reset()
@@ -79,7 +77,6 @@ class DeviceIn(Node):
         if self.ring is not None:  # unattached (the driver's rehearsal): silence
             _, lost = self.ring.read_into(frames, self.position)
             if lost:
-                self.lost_frames += lost
                 self.overruns += 1
         self.position += n
         return {"audio": np.ascontiguousarray(frames.T)}
@@ -89,7 +86,7 @@ class DeviceIn(Node):
             self.stand_in.close(ok)
 
 
-class DeviceOut(Node):
+class DeviceOut(DeviceOutputEndpoint):
     """Plays audio on a sound device's outputs.
 
     Input ``audio``: (channels, samples) at any rate; channel i goes to device
@@ -113,16 +110,16 @@ class DeviceOut(Node):
         self.channels = spec.channels
         self.input_rate = spec.rate
         self.level_meter = LevelMeter(spec.channel_labels())
-        self.ring: FrameRing | None = None
+        self.ring = None
         self.stand_in = None
         if context.mode != "live":
             self.stand_in = FileOut(self.id, {"path": self.p.file or f"{self.id}.wav"})
             self.stand_in.configure({"audio": spec.with_rate(context.sample_rate)}, context)
         return {}
 
-    def attach(self, ring: FrameRing) -> None:
-        """Live: write to ``ring`` (frames of exactly this node's channels)."""
-        self.ring = ring
+    @property
+    def device_channels(self) -> range:
+        return range(self.p.first_channel - 1, self.p.first_channel - 1 + self.channels)
 
     @property
     def written(self):

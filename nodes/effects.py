@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pedalboard
 
-from sfgraph.engine.buffers import Fifo
+from sfgraph.buffers import Fifo
 from sfgraph.graph.node import Node
 from sfgraph.graph.params import Param, ParamError
 from sfgraph.graph.ports import Port

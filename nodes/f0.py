@@ -332,14 +332,14 @@ class F0Midi(Node):
                                  tuple(self.p.voices))}
 
     def prepare(self):
-        from sfgraph.engine.control import ControlError, MidiInput
         from sfgraph.f0.midi_live import NotesToF0
+        from sfgraph.midi_io import MidiError, MidiInput
 
         self.notes = NotesToF0(self.channels, self.p.bend_range)
         try:
             self.midi = MidiInput(self.notes.receive, api=self.p.api, client_name="sfgraph-f0",
                                   port_name=self.id, connect=self.p.port)
-        except ControlError as exc:
+        except MidiError as exc:
             hint = " (is a JACK server running?)" if self.p.api == "jack" else ""
             raise ValueError(f"{exc}{hint}") from None
 

@@ -168,7 +168,8 @@ class SourceFilterSynth(Node):
     ``param_net``, both at sample_rate / hop frames/s. Output ``voices``: (voices,
     samples) at 16 kHz, labelled by voice. Frame t holds at sample t·hop; a segment
     is rendered once the next frame is in, so the output runs ``hop`` samples
-    (16 ms) behind its input (``lookahead``) while staying aligned to the timeline.
+    (16 ms) behind its input (``lookahead``: one frame) while staying aligned to
+    the timeline.
     """
 
     type_name = "sf_synth"
@@ -188,7 +189,7 @@ class SourceFilterSynth(Node):
                                       f"got {params.shape}")
         if params.rate != f0.rate or f0.rate != Fraction(self.config.sample_rate, self.config.hop):
             raise PortError("f0", f"expects {self.config.sample_rate / self.config.hop:g} frames/s on both inputs")
-        self.lookahead = self.config.hop
+        self.lookahead = 1  # frame: Node.lookahead counts input items
         return {"voices": audio_spec(f0.channels, self.config.sample_rate, f0.labels)}
 
     def prepare(self):

@@ -29,7 +29,7 @@ def _output_folder(value: str) -> Path:
 
 
 def _written_files(graph) -> list[str]:
-    return [str(p) for n in graph.nodes.values() for p in getattr(n, "written", [])]
+    return [str(p) for n in graph.nodes.values() for p in n.written]
 
 
 def cmd_render(args) -> int:
@@ -53,7 +53,7 @@ def cmd_validate(args) -> int:
     from .graph.model import load_graph_decl
 
     graph = build_graph(load_graph_decl(args.graph, args.param))
-    from .engine.control import parse_midi_map
+    from .engine.midi_map import parse_midi_map
 
     midi = parse_midi_map(graph)  # the midi: section too, against the built graph
     print(f"{graph.decl.file}: ok, {len(graph.nodes)} nodes, {len(graph.edges)} connections, "
@@ -88,9 +88,9 @@ def cmd_describe(args) -> int:
     print("params:")
     for name, param in cls.params.items():
         print(f"  {name}: {param.describe()}  {param.doc}")
-    extra = getattr(cls, "describe_extra", None)
+    extra = cls.describe_extra()
     if extra:
-        print(extra())
+        print(extra)
     return 0
 
 

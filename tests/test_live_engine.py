@@ -15,12 +15,13 @@ import time
 import numpy as np
 import pytest
 
-from sfgraph.engine.control import midi_receiver, open_midi_input, parse_midi_map
-from sfgraph.engine.live import LiveEngine, build_live_graph
 from sfgraph.cli import main as live_main
+from sfgraph.engine.live import LiveEngine, build_live_graph
+from sfgraph.engine.midi_map import midi_receiver, parse_midi_map
 from sfgraph.engine.offline import render
 from sfgraph.graph.build import build_graph
 from sfgraph.graph.model import Connection, NodeDecl, load_graph_decl
+from sfgraph.midi_io import open_midi_input
 
 import test_live_parts  # noqa: F401  (registers the test_live_glitch node)
 from helpers import FIXTURES, read_wav, write_wav

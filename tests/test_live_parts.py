@@ -3,16 +3,17 @@ param control and MIDI mapping, device nodes offline, the shipped live graphs of
 from __future__ import annotations
 
 import argparse
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from sfgraph.engine.control import (ControlError, ParamControl, bind_target, midi_section_yaml, parse_assignment,
-                                    parse_midi_map)
-from sfgraph.engine.live import build_live_graph
+from sfgraph.buffers import FrameRing
+from sfgraph.engine.live import LiveEngine, build_live_graph
 from sfgraph.engine.live_cli import add_commands
+from sfgraph.engine.midi_map import midi_section_yaml, parse_midi_map
 from sfgraph.engine.offline import render
-from sfgraph.engine.ringbuffer import FrameRing
+from sfgraph.engine.param_control import ControlError, ParamControl, bind_target, parse_assignment
 from sfgraph.engine.scheduler import Scheduler
 from sfgraph.graph.build import build_graph
 from sfgraph.graph.errors import GraphError, NodeError
@@ -242,6 +243,31 @@ connections:
         build_graph(load_graph_decl(str(graph_file(text.replace("channels: 2", "channels: 3")))))
     live = build_live_graph(load_graph_decl(str(graph_file(text.replace(", file: rec.wav", "")))))
     assert live.nodes["mic"].output_specs["audio"].channels == 2
+
+
+def test_the_rehearsal_outlasts_a_lookahead_and_primes_for_it(graph_file):
+    """Half a second of look-ahead (as f0_multi's) holds output back for 94 blocks: the
+    rehearsal runs until output arrives, and the priming covers the wait."""
+    text = """\
+imports: ["{custom}"]
+sample_rate: 48000
+block_size: 256
+nodes:
+  - {id: tone, type: test_tone, params: {seconds: 2}}
+  - {id: ahead, type: test_hold_back, params: {samples: 24000}}
+  - {id: out, type: device_out}
+connections:
+  - tone.audio -> ahead.audio
+  - ahead.audio -> out.audio
+"""
+    graph = build_live_graph(load_graph_decl(str(graph_file(text))))
+    assert graph.total_lookahead() == Fraction(1, 2) and graph.total_latency() == 0
+    engine = LiveEngine(graph)
+    try:
+        engine.prepare()
+    finally:
+        engine.scheduler.close(ok=False)
+    assert engine.target_delay >= 24000 + engine.ahead_blocks * 256
 
 
 @pytest.mark.parametrize("name", ["separate_live", "choir_fx", "choir_fx_midi"])

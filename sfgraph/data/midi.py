@@ -73,10 +73,6 @@ class MidiTrack:
         """Program change; ``program_zero_based`` in 0..127 (GM 1-based minus one)."""
         self._add(tick, _ORDER_SETUP, bytes([0xC0 | self.channel, program_zero_based]))
 
-    def add_control(self, tick: int, controller: int, value: int) -> None:
-        """Control change (CC) ``controller`` = ``value`` (both 0..127)."""
-        self._add(tick, _ORDER_CONTROL, bytes([0xB0 | self.channel, controller, value]))
-
     def add_setup_control(self, tick: int, controller: int, value: int) -> None:
         """Control change sorted before everything else at its tick."""
         self._add(tick, _ORDER_SETUP, bytes([0xB0 | self.channel, controller, value]))

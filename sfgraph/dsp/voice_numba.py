@@ -461,11 +461,6 @@ class StreamingVoiceSynth:
         return self.config.hop
 
     @property
-    def samples_rendered(self) -> int:
-        """Number of samples per voice rendered so far."""
-        return self._position
-
-    @property
     def available(self) -> int:
         """Samples per voice that can be rendered now."""
         complete_frames = self._frame_base + self._f0.shape[1]

@@ -3,8 +3,9 @@
 Three threads share the work:
 
 - the **audio callback** (PortAudio's thread) only moves frames between the device
-  buffers and lock-free rings (``ringbuffer.FrameRing``), one per ``device_in`` /
-  ``device_out`` node, advances the frame clock ``frames_played`` and wakes the
+  buffers and lock-free rings (``sfgraph.buffers.FrameRing``), one per device
+  endpoint node (``DeviceInputEndpoint`` / ``DeviceOutputEndpoint`` of
+  ``sfgraph.graph.node``: ``device_in`` / ``device_out``), advances the frame clock ``frames_played`` and wakes the
   worker through a non-blocking pipe. It never waits, never takes a lock and
   never allocates a buffer, so the GIL is held only for a few copies;
 - the **worker** runs the graph's blocks (``Scheduler`` with
@@ -17,7 +18,7 @@ Timing: every output ring is primed with silence so that the worker's output for
 block reaches the ring ``ahead_blocks`` blocks before the callback plays it. The
 priming is measured, not guessed: before the stream opens, a rehearsal runs a
 second copy of the graph on silence (which also compiles and warms up its code)
-and records how many frames each ``device_out`` receives after every block;
+and records how many frames each device output receives after every block;
 nodes that consume in steps (a model's hop, an STFT hop), resample or look ahead
 deliver in bursts, and the priming covers the largest shortfall. The latency from
 a sound entering the device to its processed version leaving it is then fixed:
@@ -27,6 +28,8 @@ a sound entering the device to its processed version leaving it is then fixed:
     + ahead_blocks blocks (the worker's head start: its margin for slow blocks)
     + scheduling (bursts and look-ahead, measured by the rehearsal)
     + node latency (the graph's content delay: STFT windows, plugin look-ahead)
+
+(``live_report.Latency`` holds these parts; ``terminal_view`` shows a run.)
 
 A late worker costs a glitch, not a shift: the rings are addressed by absolute
 frame position, so output that comes too late is dropped and the latency stays
@@ -40,7 +43,6 @@ scheduling, ``jackd -R``, which these small periods need on a busy machine).
 from __future__ import annotations
 
 import atexit
-import json
 import math
 import os
 import select
@@ -48,17 +50,18 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from ..graph.build import BuiltGraph, build_graph
-from ..graph.errors import GraphError
-from .control import ParamControl
-from .ringbuffer import FrameRing
-from .scheduler import Scheduler
+from sfgraph.buffers import FrameRing
+from sfgraph.engine.live_report import XRUN_KINDS, Latency, LiveReport
+from sfgraph.engine.param_control import ParamControl
+from sfgraph.engine.scheduler import Scheduler
+from sfgraph.graph.build import BuiltGraph, build_graph
+from sfgraph.graph.errors import GraphError
+from sfgraph.graph.node import DeviceInputEndpoint, DeviceOutputEndpoint
 
 # Blocks the rehearsal runs beyond the graph's settling time and rate pattern,
 # and at most in all.
@@ -69,89 +72,12 @@ _REHEARSAL_MAX_BLOCKS = 4000
 _RING_SECONDS = 4.0
 # How many xrun events the callback logs in detail (it counts all of them).
 _EVENT_LOG_SIZE = 4096
-# Sources of xruns, in the callback's event log.
-XRUN_KINDS = {
-    0: ("under", "output underrun: the worker was late, silence played"),
-    1: ("under", "device output underflow"),
-    2: ("under", "device input underflow"),
-    3: ("over", "device input overflow"),
-    4: ("over", "device output overflow"),
-    5: ("over", "input overrun: the worker fell behind, input lost"),
-}
 # Node errors kept in detail for the report.
 _ERRORS_KEPT = 100
 
 
 class DeviceError(RuntimeError):
     """A sound device cannot be opened, or stopped working while running."""
-
-
-@dataclass
-class Latency:
-    """The parts of the live latency, in frames at the device rate (see the module docstring)."""
-
-    device_input: int
-    device_output: int
-    block: int
-    block_queue: int
-    scheduling: int
-    nodes: int
-
-    @property
-    def total(self) -> int:
-        return sum(asdict(self).values())
-
-    def milliseconds(self, sample_rate: int) -> dict[str, float]:
-        parts = {name: 1000 * frames / sample_rate for name, frames in asdict(self).items()}
-        return {"total": 1000 * self.total / sample_rate, **parts}
-
-    def describe(self, sample_rate: int) -> str:
-        ms = self.milliseconds(sample_rate)
-        return (f"latency {ms['total']:.1f} ms = device {ms['device_input'] + ms['device_output']:.1f}"
-                f" + block {ms['block']:.1f} + queue {ms['block_queue']:.1f}"
-                f" + scheduling {ms['scheduling']:.1f} + nodes {ms['nodes']:.1f} ms")
-
-
-@dataclass
-class LiveReport:
-    """What a live run did; ``to_json`` is what ``--report`` writes."""
-
-    graph: str
-    sample_rate: int
-    block_size: int
-    ahead_blocks: int
-    input_device: str | None
-    output_device: str | None
-    ended: str
-    seconds: float
-    blocks: int
-    callbacks: int
-    xruns: int
-    underruns: int
-    overruns: int
-    xrun_reasons: dict[str, int]
-    xrun_events: list[dict]
-    latency_ms: float
-    latency_parts_ms: dict[str, float]
-    cpu_load: float
-    cpu_load_peak: float
-    cpu_load_p99: float
-    node_errors: int
-    errors: list[dict]
-    callback_errors: int
-    control_changes: int
-    control_errors: list[str] = field(default_factory=list)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    def write(self, path: Path) -> None:
-        """Write the report so that a reader sees the whole file or none."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
-        temporary.write_text(self.to_json())
-        os.replace(temporary, path)
 
 
 def build_live_graph(decl, output_dir: Path | None = None) -> BuiltGraph:
@@ -170,8 +96,6 @@ class LiveEngine:
 
     def __init__(self, graph: BuiltGraph, input_device=None, output_device=None, ahead_blocks: int = 2,
                  watchdog_seconds: float = 2.0, smoothing_ms: float | None = None):
-        from sfgraph.nodes.device import DeviceIn, DeviceOut
-
         if graph.context.mode != "live":
             raise ValueError("build the graph with build_live_graph() to run it live")
         if ahead_blocks < 0:
@@ -183,8 +107,8 @@ class LiveEngine:
         self.input_device, self.output_device = input_device, output_device
         self.ahead_blocks = ahead_blocks
         self.watchdog_seconds = watchdog_seconds
-        self.inputs = [n for n in graph.nodes.values() if isinstance(n, DeviceIn)]
-        self.outputs = [n for n in graph.nodes.values() if isinstance(n, DeviceOut)]
+        self.inputs = [n for n in graph.nodes.values() if isinstance(n, DeviceInputEndpoint)]
+        self.outputs = [n for n in graph.nodes.values() if isinstance(n, DeviceOutputEndpoint)]
         if not self.inputs and not self.outputs:
             raise GraphError(f"{graph.decl.file}: a live graph needs a device_in or device_out node "
                              "(a graph of files runs with 'sfgraph render')")
@@ -193,7 +117,7 @@ class LiveEngine:
         control_options = {} if smoothing_ms is None else {"smoothing_ms": smoothing_ms}
         self.control = ParamControl(self.block_seconds, lambda: self.scheduler.ticks, **control_options)
         self.meters = [(node_id, node.level_meter) for node_id, node in graph.nodes.items()
-                       if hasattr(node, "level_meter")]
+                       if node.level_meter is not None]
         self.latency: Latency | None = None
         self._stream = None
         self._init_counters()
@@ -202,10 +126,9 @@ class LiveEngine:
         for kind, nodes in (("input", self.inputs), ("output", self.outputs)):
             used: dict[int, str] = {}
             for node in nodes:
-                channels = node.p.channels if kind == "input" else node.channels
-                for channel in range(node.p.first_channel, node.p.first_channel + channels):
+                for channel in node.device_channels:
                     if channel in used:
-                        raise GraphError(f"{self.graph.decl.file}: device {kind} {channel} is used by both "
+                        raise GraphError(f"{self.graph.decl.file}: device {kind} {channel + 1} is used by both "
                                          f"'{used[channel]}' and '{node.id}'")
                     used[channel] = node.id
 
@@ -225,19 +148,16 @@ class LiveEngine:
         self.new_node_errors: deque[str] = deque(maxlen=1000)  # for the main thread to print
         self.input_end_frame: int | None = None  # set once input files have ended and played out
         self.failure: BaseException | None = None
-        self.device_lost: str | None = None
         self._overruns_seen = 0
         self._worker_events: list[tuple[int, int]] = []  # (frame position, xrun kind) of input overruns
 
     # -- preparation ----------------------------------------------------------------
     def rehearse(self) -> dict[str, list[int]]:
-        """Run a second copy of the graph on silence; frames each device_out node has
+        """Run a second copy of the graph on silence; frames each device output node has
         received after every block (block 0: none), by node id."""
-        from sfgraph.nodes.device import DeviceOut
-
         copy = build_live_graph(self.graph.decl, self.graph.context.output_dir)
         scheduler = Scheduler(copy, on_error="raise")
-        outputs = {n.id: n for n in copy.nodes.values() if isinstance(n, DeviceOut)}
+        outputs = {n.id: n for n in copy.nodes.values() if isinstance(n, DeviceOutputEndpoint)}
         received = {node_id: [0] for node_id in outputs}
         try:
             scheduler.prepare()
@@ -260,7 +180,8 @@ class LiveEngine:
             rate = edge.resample_to or edge.spec.rate
             quantum = self.graph.nodes[edge.connection.dst].input_ports[edge.connection.dst_port].quantum
             period = math.lcm(period, (Fraction(self.block_size) * rate / (self.sample_rate * quantum)).denominator)
-        settle = math.ceil(self.graph.total_latency() * self.sample_rate / self.block_size)
+        settle = math.ceil((self.graph.total_latency() + self.graph.total_lookahead()) * self.sample_rate
+                           / self.block_size)
         return min(_REHEARSAL_MAX_BLOCKS, _REHEARSAL_EXTRA_BLOCKS + 2 * settle + 2 * period)
 
     def prepare(self) -> None:
@@ -276,9 +197,9 @@ class LiveEngine:
         self.target_delay = content_delay + self.ahead_blocks * self.block_size
         capacity = max(round(_RING_SECONDS * self.sample_rate), 4 * self.target_delay)
         for node in self.inputs:
-            node.attach(FrameRing(node.p.channels, capacity))
+            node.attach(FrameRing(len(node.device_channels), capacity))
         for node in self.outputs:
-            ring = FrameRing(node.channels, capacity)
+            ring = FrameRing(len(node.device_channels), capacity)
             ring.write_zeros(self.target_delay - node_latency[node.id])
             node.attach(ring)
         largest_node_latency = max(node_latency.values(), default=0)
@@ -436,11 +357,10 @@ class LiveEngine:
         return self._report(ended)
 
     def _open_stream(self, sd):
-        n_in = max((n.p.first_channel + n.p.channels - 1 for n in self.inputs), default=0)
-        n_out = max((n.p.first_channel + n.channels - 1 for n in self.outputs), default=0)
-        self._in_routes = [(node.ring, node.p.first_channel - 1, node.p.first_channel - 1 + node.p.channels)
-                           for node in self.inputs]
-        self._out_routes = [(node.ring, node.p.first_channel - 1, node.p.first_channel - 1 + node.channels)
+        n_in = max((n.device_channels.stop for n in self.inputs), default=0)
+        n_out = max((n.device_channels.stop for n in self.outputs), default=0)
+        self._in_routes = [(node.ring, node.device_channels.start, node.device_channels.stop) for node in self.inputs]
+        self._out_routes = [(node.ring, node.device_channels.start, node.device_channels.stop)
                             for node in self.outputs]
         covered = np.zeros(n_out, dtype=bool)
         for _, lo, hi in self._out_routes:
@@ -494,9 +414,9 @@ class LiveEngine:
                 last_frames, last_progress = self.frames_played, now
             lost_for = now - last_progress
             if not self._stream.active or lost_for > self.watchdog_seconds:
-                self.device_lost = ("the audio device stopped" if not self._stream.active else
-                                    f"no audio from the device for {lost_for:.1f} s")
-                return f"device lost: {self.device_lost}", False, True
+                why = ("the audio device stopped" if not self._stream.active else
+                       f"no audio from the device for {lost_for:.1f} s")
+                return f"device lost: {why}", False, True
 
     # -- status and report ----------------------------------------------------------
     def xrun_events(self) -> list[dict]:
@@ -567,59 +487,3 @@ def list_devices() -> str:
                      f"{device['max_input_channels']:>3} {device['max_output_channels']:>4} "
                      f"{device['default_samplerate']:>7.0f}" + (f"  ({', '.join(marks)})" if marks else ""))
     return "\n".join(lines)
-
-
-class TerminalView:
-    """A status block redrawn in place: time, latency, worker CPU, xruns, errors and a
-    level meter per channel. Plain ANSI (cursor up, clear line), so it works over SSH.
-
-    ``typed_lines()`` (optional) counts lines typed at the terminal, so the view
-    moves up past them and clears them.
-    """
-
-    METER_WIDTH = 40
-
-    def __init__(self, stream=sys.stdout, interval: float = 0.1, typed_lines=None):
-        self.stream = stream
-        self.interval = interval
-        self.typed_lines = typed_lines or (lambda: 0)
-        self._drawn_lines = 0
-        self._typed_seen = 0
-        self._last_draw = 0.0
-        self._last_cpu = (0.0, 0)
-        self.message = ""
-
-    def __call__(self, engine: LiveEngine) -> None:
-        now = time.monotonic()
-        if now - self._last_draw < self.interval:
-            return
-        self._last_draw = now
-        lines = self.render(engine)
-        typed = self.typed_lines()
-        up = self._drawn_lines + typed - self._typed_seen
-        self._typed_seen = typed
-        text = (f"\x1b[{up}F" if up else "") + "".join(f"\x1b[2K{line}\n" for line in lines) + "\x1b[J"
-        self.stream.write(text)
-        self.stream.flush()
-        self._drawn_lines = len(lines)
-
-    def render(self, engine: LiveEngine) -> list[str]:
-        rate = engine.sample_rate
-        cpu_seconds, blocks = engine.cpu_seconds, engine.scheduler.ticks
-        previous_cpu, previous_blocks = self._last_cpu
-        self._last_cpu = (cpu_seconds, blocks)
-        recent = ((cpu_seconds - previous_cpu) / ((blocks - previous_blocks) * engine.block_seconds)
-                  if blocks > previous_blocks else 0.0)
-        under, over, _ = engine.xrun_totals()
-        lines = [f"{engine.graph.decl.name}  {engine.frames_played / rate:7.1f} s  "
-                 f"{engine.latency.milliseconds(rate)['total']:.1f} ms latency  "
-                 f"CPU {100 * recent:3.0f}% (avg {100 * engine.cpu_load():.0f}%)  "
-                 f"xruns {under + over} (under {under}, over {over})  errors {engine.node_error_count}"]
-        for node_id, meter in engine.meters:
-            for label, db in zip(meter.labels, meter.take_db()):
-                filled = int(round(self.METER_WIDTH * (db + 60) / 60)) if db > -60 else 0
-                bar = "#" * max(0, min(filled, self.METER_WIDTH))
-                lines.append(f"  {node_id + '.' + label:24s} [{bar:{self.METER_WIDTH}s}] {db:6.1f} dB")
-        if self.message:
-            lines.append(self.message)
-        return lines

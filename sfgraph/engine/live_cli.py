@@ -44,7 +44,7 @@ class _TerminalInput:
         threading.Thread(target=self._read, name="sfgraph-terminal", daemon=True).start()
 
     def _read(self) -> None:
-        from .control import ControlError, parse_assignment
+        from sfgraph.engine.param_control import ControlError, parse_assignment
 
         for line in sys.stdin:
             self.lines += 1
@@ -76,9 +76,11 @@ class _PlainStatus:
 
 
 def cmd_live(args) -> int:
-    from ..graph.model import load_graph_decl
-    from .control import ControlError, midi_receiver, open_midi_input, parse_midi_map
-    from .live import DeviceError, LiveEngine, TerminalView, build_live_graph
+    from sfgraph.engine.live import DeviceError, LiveEngine, build_live_graph
+    from sfgraph.engine.midi_map import midi_receiver, parse_midi_map
+    from sfgraph.engine.terminal_view import TerminalView
+    from sfgraph.graph.model import load_graph_decl
+    from sfgraph.midi_io import MidiError, open_midi_input
 
     decl = load_graph_decl(args.graph, args.param)
     if args.samplerate:
@@ -96,7 +98,7 @@ def cmd_live(args) -> int:
     if (midi_map.rules or args.midi_port) and not args.no_midi:
         try:
             midi = open_midi_input(midi_receiver(midi_map, engine.control), args.midi_api, args.midi_port)
-        except ControlError as exc:
+        except MidiError as exc:
             print(f"sfgraph live: no MIDI control: {exc}", file=sys.stderr)
     terminal = _TerminalInput(graph, engine.control, show) if sys.stdin.isatty() else None
     if view and terminal:
@@ -128,22 +130,24 @@ def cmd_live(args) -> int:
         print(f"sfgraph live: error: {report.ended}; the graph's output files were discarded", file=sys.stderr)
         return EXIT_DEVICE
     for node in graph.nodes.values():
-        for path in getattr(node, "written", []):
+        for path in node.written:
             print(f"  wrote {path}")
     return 0
 
 
 def cmd_devices(args) -> int:
-    from .live import list_devices
+    from sfgraph.engine.live import list_devices
 
     print(list_devices())
     return 0
 
 
 def cmd_midi_learn(args) -> int:
-    from ..graph.model import load_graph_decl
-    from .control import ControlError, learn_rule, midi_section_yaml, open_midi_input, parse_midi_map
-    from .live import build_live_graph
+    from sfgraph.engine.live import build_live_graph
+    from sfgraph.engine.midi_map import learn_rule, midi_section_yaml, parse_midi_map
+    from sfgraph.engine.param_control import ControlError
+    from sfgraph.graph.model import load_graph_decl
+    from sfgraph.midi_io import MidiError, open_midi_input
 
     decl = load_graph_decl(args.graph, args.param)
     graph = build_live_graph(decl)
@@ -151,7 +155,7 @@ def cmd_midi_learn(args) -> int:
     messages: deque = deque()
     try:
         midi = open_midi_input(messages.append, args.midi_api, args.midi_port)
-    except ControlError as exc:
+    except MidiError as exc:
         print(f"sfgraph midi-learn: error: {exc}", file=sys.stderr)
         return EXIT_DEVICE
     print(f"listening on {midi.port}" + ("" if args.midi_port else " (connect your controller to it)"))

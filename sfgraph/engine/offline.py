@@ -6,14 +6,12 @@ import sys
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 from tqdm import tqdm
 
-from ..graph.build import BuiltGraph, build_graph
-from ..graph.errors import GraphError, InputWarning
-from ..graph.model import load_graph_decl
-from .scheduler import Scheduler
+from sfgraph.engine.scheduler import Scheduler
+from sfgraph.graph.build import BuiltGraph
+from sfgraph.graph.errors import GraphError, InputWarning
 
 # After the sources end, how much more than the graph's latency to run before
 # declaring that a sink will never be filled (a node that swallows its input).
@@ -88,13 +86,6 @@ def offline_block_size(graph: BuiltGraph, requested: int | None = None) -> int:
     return graph.context.block_size
 
 
-def render_file(graph_file: str, overrides: list[str] = (), output_dir: Path | None = None,
-                progress: bool = True, block_size: int | None = None) -> RenderResult:
-    """Load, build and render a graph file (or shipped graph name)."""
-    decl = load_graph_decl(graph_file, overrides)
-    return render(build_graph(decl, output_dir=output_dir), progress=progress, block_size=block_size)
-
-
 def coverage_warnings(graph: BuiltGraph) -> list[str]:
     """One line for each part of a non-audio source (an F0 file ...) that stops clearly
     before the audio sources do: the rest of the render gets zeros from it."""
@@ -102,7 +93,7 @@ def coverage_warnings(graph: BuiltGraph) -> list[str]:
     for node_id in graph.sources():
         node = graph.nodes[node_id]
         (audio if next(iter(node.output_specs.values())).kind == "audio" else others).append(node)
-    seconds = [getattr(node, "duration_seconds", None) for node in audio]
+    seconds = [node.duration_seconds for node in audio]
     if not seconds or None in seconds:
         return []
     total = max(seconds)
@@ -113,6 +104,6 @@ def coverage_warnings(graph: BuiltGraph) -> list[str]:
 
 
 def _expected_seconds(graph: BuiltGraph) -> float | None:
-    durations = [getattr(graph.nodes[n], "duration_seconds", None) for n in graph.sources()]
+    durations = [graph.nodes[n].duration_seconds for n in graph.sources()]
     known = [d for d in durations if d is not None]
     return max(known) if known and len(known) == len(durations) else None

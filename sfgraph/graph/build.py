@@ -41,9 +41,6 @@ class BuiltGraph:
     def incoming(self, node_id: str) -> list[Edge]:
         return [e for e in self.edges if e.connection.dst == node_id]
 
-    def outgoing(self, node_id: str) -> list[Edge]:
-        return [e for e in self.edges if e.connection.src == node_id]
-
     def sources(self) -> list[str]:
         return [n for n in self.order if not self.nodes[n].input_ports]
 
@@ -60,6 +57,19 @@ class BuiltGraph:
     def total_latency(self) -> Fraction:
         """Seconds of latency at the slowest sink (what a listener hears live)."""
         return max((self.arrival[s] for s in self.sinks()), default=Fraction(0))
+
+    def total_lookahead(self) -> Fraction:
+        """Seconds of look-ahead (``Node.lookahead``) along the path that has the most.
+        Output stays aligned to the timeline, so it is no part of ``total_latency``;
+        live, it holds output back that long."""
+        ahead: dict[str, Fraction] = {}
+        for node_id in self.order:
+            node = self.nodes[node_id]
+            upstream = max((ahead[e.connection.src] for e in self.incoming(node_id)), default=Fraction(0))
+            rate = next(iter(node.input_specs.values())).rate if node.input_specs else None
+            own = Fraction(node.lookahead) / rate if node.lookahead and rate else Fraction(0)
+            ahead[node_id] = upstream + own
+        return max(ahead.values(), default=Fraction(0))
 
 
 def build_graph(decl: GraphDecl, output_dir: Path | None = None, mode: str = "offline") -> BuiltGraph:
