@@ -16,7 +16,7 @@ from sfgraph.data.baselines import (
     oracle_mask_separate,
     stft_frame_times,
 )
-from sfgraph.data.cli import main
+from sfgraph.cli import main
 from sfgraph.data.evaluate import si_sdr_db
 from sfgraph.data.layout import load_dataset
 from sfgraph.dsp.stft import mask_separate, stft

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sfgraph.data.audio import write_wav
-from sfgraph.data.cli import main
+from sfgraph.cli import main
 from sfgraph.data.evaluate import (
     CLAMP_DB,
     evaluate,

@@ -206,7 +206,7 @@ def test_a_chorale_score_aligns_to_its_rendering():
 
 
 def test_f0_command_writes_the_dataset_layout(chorale_like, tmp_path):
-    from sfgraph.f0.cli import main
+    from sfgraph.cli import main
 
     path, _, _ = chorale_like
     truth = read_score(path).placed(0.25, 1.0)
@@ -230,7 +230,7 @@ def test_f0_command_writes_the_dataset_layout(chorale_like, tmp_path):
 
 
 def test_f0_command_reports_bad_input(tmp_path, capsys):
-    from sfgraph.f0.cli import main
+    from sfgraph.cli import main
 
     write_wav(tmp_path / "mix.wav", np.zeros(RATE), RATE)
     assert main(["f0", str(tmp_path / "mix.wav"), "-o", str(tmp_path / "f0"), "--method", "score"]) == 2

@@ -357,7 +357,7 @@ def track_f0(audio: np.ndarray, options: TrackerOptions = TrackerOptions()) -> F
 
     Frames ``t = 0 .. n // 256`` at ``t * 256 / 16000`` s (the dataset layout's
     grid); the same streaming tracker as the ``f0_crepe`` node, so both agree frame
-    for frame. Audio at another rate must be resampled first (``sfgraph.f0.cli``
+    for frame. Audio at another rate must be resampled first (``sfgraph.f0.recording``
     reads files resampled to 16 kHz).
     """
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))

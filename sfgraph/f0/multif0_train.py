@@ -11,8 +11,6 @@ written atomically (float16, about 0.1 MB).
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sfgraph.data.layout import DatasetError, load_dataset
+from sfgraph.data.layout import load_dataset
 
 from .multif0 import BINS, HOP_LENGTH, N_FFT, HarmonicSpectrum, SalienceConfig, SalienceNet, hz_to_bin, \
     save_salience_model
 
 TARGET_SIGMA_BINS = 0.6
-EXIT_USER_ERROR = 2
 
 
 @dataclass(frozen=True)
@@ -147,17 +144,3 @@ def train(roots: list[Path], output: Path, config: SalienceTrainConfig, progress
                          "loss was not finite")
     return {"steps": step, "best_step": best_step, "validation_bce": best,
             "minutes": (time.perf_counter() - started) / 60}
-
-
-def run_train_f0(args: argparse.Namespace) -> int:
-    config = SalienceTrainConfig(max_steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
-                                 learning_rate=args.lr, eval_every=args.eval_every, seed=args.seed,
-                                 threads=args.threads)
-    try:
-        summary = train([Path(d) for d in args.datasets], Path(args.output), config, progress=not args.quiet)
-    except (DatasetError, ValueError) as exc:
-        print(f"sfgraph train-f0: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    print(f"trained {summary['steps']} steps in {summary['minutes']:.1f} min; best validation BCE "
-          f"{summary['validation_bce']:.4f} at step {summary['best_step']}; model in {args.output}")
-    return 0

@@ -10,7 +10,6 @@ the uninterrupted run would have.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import math
@@ -25,15 +24,14 @@ import torch
 from torch import distributed as dist
 from tqdm import tqdm
 
-from ..data.layout import DatasetError, load_training_dataset
+from ..data.layout import load_training_dataset
 from ..dsp.voice_config import VoiceConfig
 from ..dsp.voice_torch import synthesize_voices, unit_harmonic_sines
-from ..interrupt import stop_like_interrupt
 from ..resources import resolve_path
 from ..threads import CpuShare, use_threads
 from .checkpoint import atomic_torch_save, atomic_write_bytes, load_model, read_model_config, save_model
 from .errors import ModelError
-from .config import TrainConfig, add_arguments, resolve_network_settings
+from .config import TrainConfig
 from .folder_lock import FolderLock, prepare_output_folder
 from .loss import spectral_loss
 from .network import NetworkConfig, ParamNet, split_parameters
@@ -338,34 +336,3 @@ def plot_loss_curve(model_dir: Path) -> None:
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
     atomic_write_bytes(model_dir / "loss_curve.png", buffer.getvalue())
-
-
-def run(args) -> int:
-    init_config = None
-    if args.init is not None:
-        try:
-            init_config = read_model_config(resolve_path(args.init))[0]
-        except (FileNotFoundError, ModelError) as exc:
-            raise ModelError(f"--init {args.init}: {exc}") from None
-    settings = {name: getattr(args, name) for name in TrainConfig.__dataclass_fields__}
-    config = TrainConfig(**resolve_network_settings(settings, init_config))
-    summary = train(Path(args.dataset), Path(args.output), config, resume=args.resume, device=args.device,
-                    progress=not args.quiet, keep_rank_weights=args.keep_rank_weights, init=args.init,
-                    force=args.force, threads=args.threads)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"trained {summary['steps']} steps in {summary['seconds'] / 60:.1f} min "
-              f"(stopped by {summary['stopped_by']}); best validation loss {summary['best_validation_loss']:.4f}; "
-              f"model in {args.output}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sfgraph.train`` (one process per rank under torchrun): user errors as one line, exit 2."""
-    parser = argparse.ArgumentParser(prog="sfgraph.train", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    try:
-        with stop_like_interrupt():  # SIGTERM too lets atomic writes delete their temporaries
-            return run(parser.parse_args(argv))
-    except (ModelError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
