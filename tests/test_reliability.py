@@ -15,7 +15,7 @@ import pytest
 
 from sfgraph.cli import main
 from sfgraph.graph.errors import InputWarning
-from sfgraph.graph.output_files import commit_together, partial_path
+from sfgraph.atomic import commit_together, partial_path
 from sfgraph.model.errors import ModelError
 from sfgraph.model.folder_lock import FolderLock
 

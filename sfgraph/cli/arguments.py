@@ -39,7 +39,7 @@ def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
 
 def output_folder(value: str) -> Path:
     """``-o FOLDER``, checked before anything slow runs."""
-    from sfgraph.graph.output_files import folder_problem
+    from sfgraph.atomic import folder_problem
 
     problem = folder_problem(Path(value))
     if problem:

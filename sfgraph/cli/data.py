@@ -171,7 +171,7 @@ def _bach_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _convert_csd_arguments(parser: argparse.ArgumentParser) -> None:
     from sfgraph.data.csd import COMBINATIONS
-    from sfgraph.data.layout import SAMPLE_RATE
+    from sfgraph.grid import SAMPLE_RATE
 
     parser.add_argument("csd_dir", type=Path, help="folder of the unpacked Choral Singing Dataset")
     parser.add_argument("outdir", type=Path, help="output dataset folder (must be empty unless --force)")

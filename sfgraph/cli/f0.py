@@ -20,7 +20,7 @@ METHODS = ("crepe", "score", "multif0")
 
 def f0_from_audio(args):
     """``(voices, f0 (voices, frames) Hz, the mono recording (samples,))`` for the chosen method."""
-    from sfgraph.data.layout import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE, frame_times
+    from sfgraph.grid import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE, frame_times
     from sfgraph.f0.recording import read_audio, read_voices
 
     voices = [v.strip() for v in args.voices.split(",") if v.strip()] if args.voices else None
@@ -55,7 +55,8 @@ def f0_from_audio(args):
 def run_f0(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from sfgraph.data.layout import HOP_LENGTH, SAMPLE_RATE, frame_times, write_f0_csv
+    from sfgraph.data.layout import write_f0_csv
+    from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE, frame_times
 
     started = time.perf_counter()
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg"):
@@ -101,7 +102,7 @@ def run_eval_f0(args: argparse.Namespace) -> int:
 
     from sfgraph.data.evaluate import parse_estimates
     from sfgraph.f0.evaluate import evaluate_f0, format_report
-    from sfgraph.model.checkpoint import atomic_write_bytes
+    from sfgraph.atomic import write_bytes
 
     try:
         results = evaluate_f0(Path(args.dataset), parse_estimates(args.estimates))
@@ -109,7 +110,7 @@ def run_eval_f0(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     print(format_report(results))
     if args.output:
-        atomic_write_bytes(Path(args.output), json.dumps(results, indent=2).encode())
+        write_bytes(Path(args.output), json.dumps(results, indent=2).encode())
         print(f"wrote {args.output}")
     return 0
 

@@ -30,10 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sfgraph.data.layout import HOP_LENGTH, SAMPLE_RATE, frame_times
+from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE, frame_times
 from sfgraph.threads import torch_threads
 
-CREPE_RATE = 16000  # Hz: the networks' input rate (equal to the separator's SAMPLE_RATE)
 WINDOW = 1024  # samples per analysed frame
 BINS = 360
 CENTS_PER_BIN = 20.0

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sfgraph.data.layout import HOP_LENGTH, DatasetError, frame_times, load_dataset, read_f0_csv, resample_f0
+from sfgraph.data.layout import DatasetError, load_dataset, read_f0_csv, resample_f0
+from sfgraph.grid import HOP_LENGTH, frame_times
 
 MULTIPITCH_KEYS = ("Precision", "Recall", "Accuracy", "Chroma Accuracy")
 VOICE_KEYS = ("Raw Pitch Accuracy", "Voicing Recall", "Voicing False Alarm", "Overall Accuracy")

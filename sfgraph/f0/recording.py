@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sfgraph.data.layout import DEFAULT_VOICES, SAMPLE_RATE, voice_order
+from sfgraph.grid import DEFAULT_VOICES, SAMPLE_RATE, voice_order
 
 
 def read_audio(path: Path) -> np.ndarray:

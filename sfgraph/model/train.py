@@ -27,9 +27,10 @@ from tqdm import tqdm
 from ..data.layout import load_training_dataset
 from ..dsp.voice_config import VoiceConfig
 from ..dsp.voice_torch import synthesize_voices, unit_harmonic_sines
+from ..atomic import write_bytes, write_torch
 from ..resources import resolve_path
 from ..threads import CpuShare, use_threads
-from .checkpoint import atomic_torch_save, atomic_write_bytes, load_model, read_model_config, save_model
+from .checkpoint import load_model, read_model_config, save_model
 from .errors import ModelError
 from .config import TrainConfig
 from .folder_lock import FolderLock, prepare_output_folder
@@ -277,8 +278,8 @@ def _train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool
             if improved:
                 training = {**asdict(config), "dataset": str(dataset_dir), "init": state["init"]}
                 save_model(model_dir, network, training)
-            atomic_torch_save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
-                               "schedule": schedule.state_dict(), "state": state}, checkpoint_path)
+            write_torch(checkpoint_path, {"network": network.state_dict(), "optimizer": optimizer.state_dict(),
+                                          "schedule": schedule.state_dict(), "state": state})
             plot_loss_curve(model_dir)
             if state["evals_since_best"] >= config.patience:
                 stop[0], stop_reason = 1, "early stopping"
@@ -291,7 +292,7 @@ def _train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool
             break
     bar.close()
     if keep_rank_weights:
-        atomic_torch_save(network.state_dict(), model_dir / f"final_weights_rank{rank}.pt")
+        write_torch(model_dir / f"final_weights_rank{rank}.pt", network.state_dict())
     if distributed:
         dist.barrier()
         dist.destroy_process_group()
@@ -335,4 +336,4 @@ def plot_loss_curve(model_dir: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    atomic_write_bytes(model_dir / "loss_curve.png", buffer.getvalue())
+    write_bytes(model_dir / "loss_curve.png", buffer.getvalue())
