@@ -11,7 +11,7 @@ import pytest
 
 from sfgraph.data.audio import write_wav
 from sfgraph.cli import main
-from sfgraph.data.evaluate import (
+from sfgraph.evaluation.scoring import (
     CLAMP_DB,
     evaluate,
     item_scores,

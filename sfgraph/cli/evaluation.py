@@ -9,7 +9,7 @@ from sfgraph.cli.arguments import HelpFormatter, add_command, positive_float, po
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from sfgraph.data.evaluate import evaluate, format_tables, parse_estimates, summarize, write_reports
+    from sfgraph.evaluation.scoring import evaluate, format_tables, parse_estimates, summarize, write_reports
     from sfgraph.data.layout import DatasetError, load_dataset
 
     try:
@@ -26,7 +26,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_baseline(args: argparse.Namespace) -> int:
-    from sfgraph.data.baselines import separate_dataset
+    from sfgraph.evaluation.baselines import separate_dataset
     from sfgraph.data.layout import load_dataset
 
     model = None
@@ -47,7 +47,7 @@ def run_baseline(args: argparse.Namespace) -> int:
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
-    from sfgraph.data.evaluate import DEFAULT_SILENCE_DB
+    from sfgraph.evaluation.scoring import DEFAULT_SILENCE_DB
 
     parser.add_argument("dataset", type=Path, help="dataset folder with stems")
     parser.add_argument(
@@ -76,7 +76,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _baseline_arguments(parser: argparse.ArgumentParser) -> None:
-    from sfgraph.data.baselines import BASELINES, FIT_STEPS, NMF_ITERATIONS
+    from sfgraph.evaluation.baselines import BASELINES, FIT_STEPS, NMF_ITERATIONS
 
     parser.add_argument("method", choices=BASELINES, help="which baseline")
     parser.add_argument("dataset", type=Path, help="dataset folder")

@@ -100,8 +100,8 @@ def run_train_f0(args: argparse.Namespace) -> int:
 def run_eval_f0(args: argparse.Namespace) -> int:
     import json
 
-    from sfgraph.data.evaluate import parse_estimates
-    from sfgraph.f0.evaluate import evaluate_f0, format_report
+    from sfgraph.evaluation.f0_scoring import evaluate_f0, format_report
+    from sfgraph.evaluation.scoring import parse_estimates
     from sfgraph.atomic import write_bytes
 
     try:

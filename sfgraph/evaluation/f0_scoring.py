@@ -1,4 +1,4 @@
-"""Scores of estimated F0s against a dataset's true F0 files (``sfgraph eval-f0``).
+"""Estimated F0s scored against a dataset's true F0 files (``sfgraph eval-f0``).
 
 Estimates are folders ``ROOT/<item>/<voice>.csv`` (what ``sfgraph f0`` writes).
 Per method it reports, with ``mir_eval``:
