@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 from pedalboard.io import AudioFile
 
+from sfgraph.atomic import destination_problem, discard, partial_path, remove_stale_partials
 from sfgraph.data.audio import mp3_padding
 from sfgraph.graph.errors import InputWarning
 from sfgraph.graph.node import Node
-from sfgraph.atomic import destination_problem, discard, partial_path, remove_stale_partials
 from sfgraph.graph.params import Param
 from sfgraph.graph.ports import Port, audio_spec
 

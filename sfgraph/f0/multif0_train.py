@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from sfgraph.data.layout import load_dataset
 
-from .multif0 import BINS, HOP_LENGTH, N_FFT, HarmonicSpectrum, SalienceConfig, SalienceNet, hz_to_bin, \
+from sfgraph.f0.multif0 import BINS, HOP_LENGTH, N_FFT, HarmonicSpectrum, SalienceConfig, SalienceNet, hz_to_bin, \
     save_salience_model
 
 TARGET_SIGMA_BINS = 0.6

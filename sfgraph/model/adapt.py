@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..atomic import staged_folder
-from ..dsp.voice_config import VoiceConfig
-from .checkpoint import save_model
-from .network import ParamNet
-from ..threads import CpuShare, use_threads
-from .train import THREAD_CHECK_STEPS, Segments, evaluate, training_step
+from sfgraph.atomic import staged_folder
+from sfgraph.dsp.voice_config import VoiceConfig
+from sfgraph.model.checkpoint import save_model
+from sfgraph.model.network import ParamNet
+from sfgraph.model.train import THREAD_CHECK_STEPS, Segments, evaluate, training_step
+from sfgraph.threads import CpuShare, use_threads
 
 VALIDATION_EVERY = 5  # every fifth chunk of the recording is held back
 

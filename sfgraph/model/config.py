@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ModelError
+from sfgraph.model.errors import ModelError
 
 
 @dataclass

@@ -24,18 +24,18 @@ import torch
 from torch import distributed as dist
 from tqdm import tqdm
 
-from ..data.layout import load_training_dataset
-from ..dsp.voice_config import VoiceConfig
-from ..dsp.voice_torch import synthesize_voices, unit_harmonic_sines
-from ..atomic import write_bytes, write_torch
-from ..resources import resolve_path
-from ..threads import CpuShare, use_threads
-from .checkpoint import load_model, read_model_config, save_model
-from .errors import ModelError
-from .config import TrainConfig
-from .folder_lock import FolderLock, prepare_output_folder
-from .loss import spectral_loss
-from .network import NetworkConfig, ParamNet, split_parameters
+from sfgraph.atomic import write_bytes, write_torch
+from sfgraph.data.layout import load_training_dataset
+from sfgraph.dsp.voice_config import VoiceConfig
+from sfgraph.dsp.voice_torch import synthesize_voices, unit_harmonic_sines
+from sfgraph.model.checkpoint import load_model, read_model_config, save_model
+from sfgraph.model.config import TrainConfig
+from sfgraph.model.errors import ModelError
+from sfgraph.model.folder_lock import FolderLock, prepare_output_folder
+from sfgraph.model.loss import spectral_loss
+from sfgraph.model.network import NetworkConfig, ParamNet, split_parameters
+from sfgraph.resources import resolve_path
+from sfgraph.threads import CpuShare, use_threads
 
 
 # steps between checks of how many cores other processes leave idle (when --threads is not given)
