@@ -83,13 +83,15 @@ def run_f0(args: argparse.Namespace) -> int:
 
 
 def run_train_f0(args: argparse.Namespace) -> int:
+    from sfgraph.data.layout import load_dataset
     from sfgraph.f0.multif0_train import SalienceTrainConfig, train
 
     config = SalienceTrainConfig(max_steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
                                  learning_rate=args.lr, eval_every=args.eval_every, seed=args.seed,
                                  threads=args.threads)
     try:
-        summary = train([Path(d) for d in args.datasets], Path(args.output), config, progress=not args.quiet)
+        summary = train([load_dataset(Path(d), use_stems=False) for d in args.datasets], Path(args.output), config,
+                        progress=not args.quiet)
     except ValueError as exc:  # datasets without the true F0 it needs, no validation step
         raise CliError(str(exc)) from None
     print(f"trained {summary['steps']} steps in {summary['minutes']:.1f} min; best validation BCE "

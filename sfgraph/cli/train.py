@@ -12,6 +12,7 @@ from sfgraph.model.config import TrainConfig
 
 
 def run_train(args) -> int:
+    from sfgraph.data.layout import load_training_dataset
     from sfgraph.model.checkpoint import read_model_config
     from sfgraph.model.config import resolve_network_settings
     from sfgraph.model.errors import ModelError
@@ -26,7 +27,8 @@ def run_train(args) -> int:
             raise ModelError(f"--init {args.init}: {exc}") from None
     settings = {name: getattr(args, name) for name in TrainConfig.__dataclass_fields__}
     config = TrainConfig(**resolve_network_settings(settings, init_config))
-    summary = train(Path(args.dataset), Path(args.output), config, resume=args.resume, device=args.device,
+    dataset = load_training_dataset(Path(args.dataset), config.validation_items)
+    summary = train(dataset, Path(args.output), config, resume=args.resume, device=args.device,
                     progress=not args.quiet, keep_rank_weights=args.keep_rank_weights, init=args.init,
                     force=args.force, threads=args.threads)
     if int(os.environ.get("RANK", "0")) == 0:
