@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sfgraph.data.cli import main as run
+from sfgraph.cli import main as run
 
 
 def timed(label: str, argv: list[str]) -> float:

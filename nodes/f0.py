@@ -13,25 +13,17 @@ from fractions import Fraction
 
 import numpy as np
 
-from sfgraph.data.layout import (
-    DEFAULT_VOICES,
-    HOP_LENGTH,
-    SAMPLE_RATE,
-    DatasetError,
-    f0_doubts,
-    read_f0_csv,
-    resample_f0,
-    voice_order,
-)
+from sfgraph.data.layout import DatasetError, f0_doubts, read_f0_csv, resample_f0
 from sfgraph.f0 import MULTIF0_MODEL
 from sfgraph.graph.errors import InputWarning, PortError
 from sfgraph.graph.node import Node
 from sfgraph.graph.params import Param
 from sfgraph.graph.ports import Port, StreamSpec
+from sfgraph.grid import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE, voice_order
 
 _FRAME_PARAMS = {
-    "sample_rate": Param("int", 16000, "rate the frames refer to", unit="Hz", range=(1000, 192000)),
-    "hop": Param("int", 256, "samples per frame", unit="samples", range=(1, 8192)),
+    "sample_rate": Param("int", SAMPLE_RATE, "rate the frames refer to", unit="Hz", range=(1000, 192000)),
+    "hop": Param("int", HOP_LENGTH, "samples per frame", unit="samples", range=(1, 8192)),
 }
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 from pedalboard.io import AudioFile
 
+from sfgraph.atomic import destination_problem, discard, partial_path, remove_stale_partials
 from sfgraph.data.audio import mp3_padding
 from sfgraph.graph.errors import InputWarning
 from sfgraph.graph.node import Node
-from sfgraph.graph.output_files import destination_problem, discard, partial_path, remove_stale_partials
 from sfgraph.graph.params import Param
 from sfgraph.graph.ports import Port, audio_spec
 
@@ -108,7 +108,7 @@ class FileOut(Node):
     Output is written to a hidden temporary file beside the final one; the engine
     moves every output of a render into place together, only when the whole render
     succeeded: never a half-written file under a final name, never new files beside
-    old ones of an earlier render (``sfgraph.graph.output_files``). A relative
+    old ones of an earlier render (``sfgraph.atomic``). A relative
     ``path`` must stay inside the output folder; an absolute one is used as it is.
     """
 

@@ -1,7 +1,7 @@
 """``python -m sfgraph.train`` (and ``torchrun … -m sfgraph.train``): the same as ``sfgraph train``."""
 import sys
 
-from .model.train import main
+from sfgraph.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -126,7 +126,7 @@ def test_bad_adapt_values_are_one_line_errors(short_recording, tmp_path, capsys,
     code = main(["separate", str(short_recording / "mix.wav"), "--f0", str(short_recording / "f0"), "-q",
                  "-o", str(out), *flags])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith("error: ") and message in err and "\n" not in err
+    assert code == 2 and err.startswith("sfgraph separate: error: ") and message in err and "\n" not in err
     assert not out.exists()
 
 

@@ -1,6 +1,7 @@
 """The sfgraph command line, as a user runs it."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,7 @@ import numpy as np
 from sfgraph.cli import main
 from sfgraph.graph import registry
 
-from helpers import read_wav, write_wav
+from helpers import FIXTURES, read_wav, write_wav
 
 CHAIN = """\
 sample_rate: 16000
@@ -76,7 +77,8 @@ def test_draw_writes_png_and_svg(graph_file, tmp_path):
 
 
 def test_every_command_has_help():
-    for command in ([], ["render"], ["validate"], ["describe"], ["list-nodes"], ["graphs"], ["draw"]):
+    for command in ([], ["render"], ["validate"], ["describe"], ["list-nodes"], ["graphs"], ["draw"], ["separate"],
+                    ["train"], ["data"], ["data", "bach"], ["eval"], ["baseline"], ["f0"], ["eval-f0"], ["live"]):
         result = subprocess.run([sys.executable, "-m", "sfgraph", *command, "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and "usage: sfgraph" in result.stdout
 
@@ -102,3 +104,53 @@ def test_node_type_from_an_entry_point(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     registry.load_entry_points()
     assert "test_entry_point_invert" in registry.node_types()
+
+
+def test_separate_graph_builds_every_variant_of_separate():
+    from sfgraph.cli.separate import separate_graph
+
+    def sources(decl):
+        return {n.id: (n.type, n.params) for n in decl.nodes}, [str(c) for c in decl.connections]
+
+    plain_nodes, plain_connections = sources(separate_graph("mix.wav", "f0_dir"))
+    assert plain_nodes["mix"][1]["path"] == "mix.wav"
+    assert plain_nodes["f0"] == ("f0_files", {"dir": "f0_dir"})
+    assert plain_nodes["net"][1] == {"model": "sfgraph:models/default", "device": "auto"}
+    assert plain_nodes["mask"][1]["n_fft"] == 2048 and plain_nodes["mask"][1]["power"] == 1.0
+    assert plain_nodes["mask"][1]["fit_seconds"] == 2.0
+    assert "synth_out" not in plain_nodes
+
+    nodes, connections = sources(separate_graph("mix.wav", "chorale.MID", model="mine/", synth=True, power=2,
+                                                n_fft=4096, mask_fit=0, device="cpu"))
+    assert nodes["f0"] == ("f0_score", {"path": "chorale.MID", "align_to": "mix.wav"})
+    assert nodes["net"][1] == {"model": "mine/", "device": "cpu"}
+    assert nodes["mask"][1] == {**plain_nodes["mask"][1], "n_fft": 4096, "power": 2, "fit_seconds": 0}
+    assert nodes["synth_out"] == ("file_out", {"path": "synth/{label}.wav"})
+    assert connections == plain_connections + ["synth.voices -> synth_out.audio"]
+
+    nodes, connections = sources(separate_graph("mix.wav", "auto", ranges=["C4-A5", "F3-D5", "C3-A4", "E2-E4"]))
+    assert nodes["f0"] == ("f0_multi", {"voices": ["soprano", "alto", "tenor", "bass"],
+                                        "ranges": ["C4-A5", "F3-D5", "C3-A4", "E2-E4"]})
+    assert connections == plain_connections + ["mix.audio -> f0.mix"]
+
+
+def test_errors_name_the_command_and_exit_by_the_policy(tmp_path, capsys):
+    """One policy for every command: ``sfgraph COMMAND: error: MESSAGE``, 2 for input to fix,
+    1 for a failure while running."""
+    assert main(["data", "check", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.startswith("sfgraph data check: error: 1 problem(s) in dataset")
+    assert main(["f0", str(tmp_path / "mix.wav"), "-o", str(tmp_path / "f0"), "--method", "score"]) == 2
+    assert capsys.readouterr().err == "sfgraph f0: error: --method score needs --score FILE (a MIDI file or a MusicXML score)\n"
+    for item in (FIXTURES / "bach_tiny").glob("*/f0"):
+        shutil.copytree(item, tmp_path / "truth" / item.parent.name)
+    (tmp_path / "report.json").mkdir()  # in the way of eval-f0's report
+    assert main(["eval-f0", str(FIXTURES / "bach_tiny"), "--estimates", f"truth={tmp_path / 'truth'}",
+                 "-o", str(tmp_path / "report.json")]) == 1
+    assert capsys.readouterr().err.startswith("sfgraph eval-f0: error: ")
+
+
+def test_building_the_parser_imports_nothing_heavy():
+    code = ("import sys; from sfgraph.cli import build_parser; build_parser(); "
+            "print(sorted({'numpy', 'torch', 'pedalboard', 'yaml'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -13,7 +13,7 @@ from test_data_layout import spectral_f0_errors_cents
 
 from sfgraph.data import bach
 from sfgraph.data.bach import BachOptions, GeneratorError, make_item_audio, perform, read_chorale, resolve_program
-from sfgraph.data.cli import main
+from sfgraph.cli import main
 from sfgraph.data.layout import load_dataset
 from sfgraph.data.midi import PITCH_BEND_CENTER, MidiTrack, _variable_length
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sfgraph.data.baselines import (
+from sfgraph.evaluation.baselines import (
     HOP_LENGTH,
     N_FFT,
     harmonic_combs,
@@ -16,8 +16,8 @@ from sfgraph.data.baselines import (
     oracle_mask_separate,
     stft_frame_times,
 )
-from sfgraph.data.cli import main
-from sfgraph.data.evaluate import si_sdr_db
+from sfgraph.cli import main
+from sfgraph.evaluation.scoring import si_sdr_db
 from sfgraph.data.layout import load_dataset
 from sfgraph.dsp.stft import mask_separate, stft
 
@@ -87,7 +87,7 @@ def test_fitted_voices_come_closer_to_the_stems_and_separate(item):
     import torch
 
     from sfgraph.model.checkpoint import load_model
-    from sfgraph.model.fit import fit_voices_to_stems
+    from sfgraph.evaluation.fit import fit_voices_to_stems
     from sfgraph.model.loss import spectral_loss
     from sfgraph.resources import resolve_resource
 

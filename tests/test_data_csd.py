@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sfgraph.data.audio import write_wav
-from sfgraph.data.cli import main
+from sfgraph.cli import main
 from sfgraph.data.csd import convert_csd, read_csd_f0
 from sfgraph.data.layout import DEFAULT_VOICES, DatasetError, load_dataset
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from sfgraph.data.audio import write_wav
-from sfgraph.data.cli import main
-from sfgraph.data.evaluate import (
+from sfgraph.cli import main
+from sfgraph.evaluation.scoring import (
     CLAMP_DB,
     evaluate,
     item_scores,

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sfgraph.data.audio import read_mono, write_text, write_wav
+from sfgraph.atomic import write_text
+from sfgraph.data.audio import read_mono, write_wav
 from sfgraph.data.layout import (
     DEFAULT_VOICES,
     HOP_LENGTH,

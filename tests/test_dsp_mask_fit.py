@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sfgraph.data.evaluate import si_sdr_db
+from sfgraph.evaluation.scoring import si_sdr_db
 from sfgraph.dsp.mask_fit import MixtureFit, fit_masks
 from sfgraph.dsp.stft import mask_separate
 

@@ -11,7 +11,7 @@ import pytest
 from helpers import FIXTURES
 from sfgraph.data.layout import DEFAULT_VOICES, frame_times, load_dataset, read_f0_csv
 from sfgraph.f0 import MULTIF0_MODEL
-from sfgraph.f0.evaluate import score_item
+from sfgraph.evaluation.f0_scoring import score_item
 from sfgraph.f0.multif0 import (
     CANDIDATES,
     HARMONICS,
@@ -237,7 +237,7 @@ def test_f0_cli_multif0_then_eval_f0(tmp_path):
 
 
 def test_separate_with_f0_auto_beats_the_mixture(tmp_path):
-    from sfgraph.data.evaluate import si_sdr_db
+    from sfgraph.evaluation.scoring import si_sdr_db
     from helpers import read_wav
 
     item = load_dataset(FIXTURES / "bach_tiny", require_stems=True)[2]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sfgraph.f0.cli import main
+from sfgraph.cli import main
 from sfgraph.f0.plot import plot_f0
 from sfgraph.resources import resolve_path
 

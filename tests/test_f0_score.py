@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import FIXTURES, write_wav
 
-from sfgraph.data.bach import BachOptions, perform, read_chorale
+from sfgraph.data.bach import BachOptions, perform, read_chorale, voice_track
 from sfgraph.data.layout import load_item, read_f0_csv
 from sfgraph.data.midi import TICKS_PER_SECOND, MidiTrack, seconds_to_tick
 from sfgraph.f0.align import align_score
@@ -90,7 +90,7 @@ def test_a_generated_performance_reads_back_as_its_own_f0(tmp_path):
     chorale = read_chorale(Path(corpus.getWork("bach/bwv159.5")))
     soprano = perform("bwv159.5", chorale, BachOptions()).voices[0]
     path = tmp_path / "soprano.mid"
-    soprano.to_midi(54).write(path, seconds_to_tick(float(soprano.note_off_s[-1]) + 1))
+    voice_track(soprano, 54).write(path, seconds_to_tick(float(soprano.note_off_s[-1]) + 1))
     times = np.arange(int(soprano.note_off_s[-1] / FRAME_S)) * FRAME_S
     np.testing.assert_allclose(read_score(path).f0_at(times)[0], soprano.f0_at(times), rtol=1e-9)
 
@@ -206,7 +206,7 @@ def test_a_chorale_score_aligns_to_its_rendering():
 
 
 def test_f0_command_writes_the_dataset_layout(chorale_like, tmp_path):
-    from sfgraph.f0.cli import main
+    from sfgraph.cli import main
 
     path, _, _ = chorale_like
     truth = read_score(path).placed(0.25, 1.0)
@@ -230,7 +230,7 @@ def test_f0_command_writes_the_dataset_layout(chorale_like, tmp_path):
 
 
 def test_f0_command_reports_bad_input(tmp_path, capsys):
-    from sfgraph.f0.cli import main
+    from sfgraph.cli import main
 
     write_wav(tmp_path / "mix.wav", np.zeros(RATE), RATE)
     assert main(["f0", str(tmp_path / "mix.wav"), "-o", str(tmp_path / "f0"), "--method", "score"]) == 2

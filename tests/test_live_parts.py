@@ -2,15 +2,14 @@
 param control and MIDI mapping, device nodes offline, the shipped live graphs offline."""
 from __future__ import annotations
 
-import argparse
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from sfgraph.buffers import FrameRing
+from sfgraph.cli import build_parser
 from sfgraph.engine.live import LiveEngine, build_live_graph
-from sfgraph.engine.live_cli import add_commands
 from sfgraph.engine.midi_map import midi_section_yaml, parse_midi_map
 from sfgraph.engine.offline import render
 from sfgraph.engine.param_control import ControlError, ParamControl, bind_target, parse_assignment
@@ -287,8 +286,7 @@ def test_shipped_live_graphs_render_offline(name, tiny_model, tmp_path):
 
 
 def test_live_commands_have_help():
-    parser = argparse.ArgumentParser(prog="sfgraph")
-    add_commands(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     for command in ("live", "devices", "midi-learn"):
         with pytest.raises(SystemExit) as info:
             parser.parse_args([command, "--help"])

@@ -15,7 +15,7 @@ import pytest
 
 from sfgraph.cli import main
 from sfgraph.graph.errors import InputWarning
-from sfgraph.graph.output_files import commit_together, partial_path
+from sfgraph.atomic import commit_together, partial_path
 from sfgraph.model.errors import ModelError
 from sfgraph.model.folder_lock import FolderLock
 
@@ -275,9 +275,9 @@ def test_an_output_folder_that_is_a_file_is_refused_before_the_model_loads(tmp_p
     code = main(["separate", str(ITEM / "mix.wav"), "--f0", str(ITEM / "f0"), "--model", str(tmp_path / "nowhere"),
                  "-o", str(existing), "-q"])
     assert code == 2
-    assert capsys.readouterr().err.strip() == f"error: -o {existing}: {existing} is a file, not a folder"
+    assert capsys.readouterr().err.strip() == f"sfgraph separate: error: -o {existing}: {existing} is a file, not a folder"
     assert main(train_args(existing, 1)) == 2
-    assert capsys.readouterr().err.strip() == f"error: {existing} is a file, not a folder"
+    assert capsys.readouterr().err.strip() == f"sfgraph train: error: {existing} is a file, not a folder"
     assert existing.read_text() == "a file"
 
 
@@ -300,7 +300,7 @@ def test_a_read_only_output_folder_is_named_with_the_reason(graph_file, capsys):
                 os.seteuid(0)
         assert code == 2
         assert capsys.readouterr().err.strip() == (
-            f"error: -o {read_only / 'voices'}: {read_only} is not writable (read-only folder or file system)")
+            f"sfgraph render: error: -o {read_only / 'voices'}: {read_only} is not writable (read-only folder or file system)")
         assert list(read_only.iterdir()) == []
     finally:
         shutil.rmtree(shared)

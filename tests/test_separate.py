@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from sfgraph.cli import main
-from sfgraph.data.evaluate import si_sdr_db
+from sfgraph.evaluation.scoring import si_sdr_db
 from sfgraph.data.layout import load_item
 
 from helpers import FIXTURES, read_wav

@@ -63,13 +63,15 @@ def test_the_training_loader_never_opens_stems(monkeypatch):
     import sfgraph.data.audio as audio
     from sfgraph.dsp.voice_config import VoiceConfig
     from sfgraph.model.config import TrainConfig
+    from sfgraph.data.layout import load_training_dataset
     from sfgraph.model.train import load_segments
 
     opened = []
     sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == "open" and args else None)
     real_audio_file = audio.AudioFile
     monkeypatch.setattr(audio, "AudioFile", lambda path, *a, **k: opened.append(str(path)) or real_audio_file(path, *a, **k))
-    train, validation, voices = load_segments(FIXTURES / "bach_tiny", TrainConfig(segment_seconds=1), VoiceConfig())
+    train, validation, voices = load_segments(load_training_dataset(FIXTURES / "bach_tiny"),
+                                              TrainConfig(segment_seconds=1), VoiceConfig())
     assert voices == ("soprano", "alto", "tenor", "bass") and len(train.mixes) == 2
     assert sum(p.endswith("mix.wav") for p in opened) >= 3 and any(p.endswith("soprano.csv") for p in opened)
     assert not [p for p in opened if "stems" in p]

@@ -1,28 +1,14 @@
-"""Mono WAV reading and atomic writing through ``pedalboard.io.AudioFile``.
-
-Every writer in ``sfgraph.data`` goes through ``write_wav`` / ``write_text``,
-which write to a temporary file in the destination folder and then
-``os.replace`` it, so an interrupted run never leaves a truncated file behind.
-"""
+"""Mono WAV reading and writing through ``pedalboard.io.AudioFile``; ``write_wav``
+writes whole files or none (``sfgraph.atomic``), as every writer of the data does."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from pedalboard.io import AudioFile
 
-
-def _atomic_target(path: Path, suffix: str) -> str:
-    """A fresh temporary file name next to ``path`` (same filesystem)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
-    # mkstemp creates the file private (0600); datasets are meant to be shared.
-    os.chmod(temp_name, 0o644)
-    return temp_name
+from sfgraph.atomic import replacing
 
 
 # Samples an MP3 decoder outputs before the first encoded sample (pedalboard's decoder
@@ -107,23 +93,6 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int, bit_depth: int = 
         bit_depth = 16
     else:
         samples = samples.astype(np.float32)
-    temp_name = _atomic_target(path, ".wav")
-    try:
-        with AudioFile(temp_name, "w", samplerate=sample_rate, num_channels=1, bit_depth=bit_depth) as audio_file:
-            audio_file.write(samples[None, :])
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a UTF-8 text file atomically."""
-    path = Path(path)
-    temp_name = _atomic_target(path, ".tmp")
-    try:
-        Path(temp_name).write_text(text, encoding="utf-8")
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with replacing(path, ".wav") as temporary, \
+            AudioFile(str(temporary), "w", samplerate=sample_rate, num_channels=1, bit_depth=bit_depth) as audio_file:
+        audio_file.write(samples[None, :])

@@ -32,15 +32,18 @@ from pathlib import Path
 
 import numpy as np
 
-from sfgraph.data.audio import read_wav, write_text
-from sfgraph.data.layout import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE, frame_times, write_item
-from sfgraph.data.midi import (
+from sfgraph.atomic import write_text
+from sfgraph.data.audio import read_wav
+from sfgraph.data.layout import write_item
+from sfgraph.data.midi import MidiTrack, seconds_to_tick, tick_to_seconds
+from sfgraph.grid import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE, frame_times
+from sfgraph.music import (
+    BEND_RANGE_SEMITONES,
     PITCH_BEND_CENTER,
     PITCH_BEND_MAX,
-    MidiTrack,
+    ChoralePerformance,
+    VoicePerformance,
     midi_to_hz,
-    seconds_to_tick,
-    tick_to_seconds,
 )
 
 # General MIDI programs, 1-based as printed in the GM list.
@@ -53,7 +56,6 @@ SOUNDFONT_CANDIDATES = (
 )
 PART_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 
-BEND_RANGE_SEMITONES = 2
 # fluidsynth applies MIDI events at the start of its 64-sample blocks; events
 # are placed on that grid so the F0 computed from them is what is heard.
 EVENT_GRID_S = 64 / SAMPLE_RATE
@@ -116,65 +118,6 @@ class BachOptions:
     reverb: float = 0.0  # room reverb per chorale: wet level drawn in [0, reverb] (0 = dry, as rendered)
     breath_db: float | None = None  # breath noise per voice, drawn up to this level under the voice (dB); None: none
     workers: int = field(default_factory=default_workers)  # fluidsynth processes run at once
-
-
-@dataclass(frozen=True)
-class VoicePerformance:
-    """One voice as played: notes and pitch-bend events, times quantised to MIDI ticks.
-
-    ``note_on_s``/``note_off_s``: ``(n_notes,)`` s; ``keys``, ``velocities``:
-    ``(n_notes,)`` MIDI values; ``tuning_cents``: ``(n_notes,)`` how far the
-    soundfont's sample for each note's key sounds above its nominal pitch
-    (see ``measure_tuning``); ``bend_s``/``bend_values``: ``(n_bends,)`` s and
-    0..16383, applied in order (the last one before a time holds).
-    """
-
-    voice: str
-    note_on_s: np.ndarray
-    note_off_s: np.ndarray
-    keys: np.ndarray
-    velocities: np.ndarray
-    tuning_cents: np.ndarray
-    bend_s: np.ndarray
-    bend_values: np.ndarray
-
-    def f0_at(self, times: np.ndarray) -> np.ndarray:
-        """F0 in Hz at ``times`` (s), shape of ``times``; 0 where no note sounds."""
-        times = np.asarray(times, dtype=np.float64)
-        note = np.searchsorted(self.note_on_s, times, side="right") - 1
-        sounding = (note >= 0) & (times < self.note_off_s[np.maximum(note, 0)])
-        bend = self.bend_values[np.maximum(np.searchsorted(self.bend_s, times, side="right") - 1, 0)]
-        index = np.maximum(note, 0)
-        note_number = (
-            self.keys[index]
-            + self.tuning_cents[index] / 100.0
-            + (bend - PITCH_BEND_CENTER) / PITCH_BEND_CENTER * BEND_RANGE_SEMITONES
-        )
-        return np.where(sounding, midi_to_hz(note_number), 0.0)
-
-    def to_midi(self, program: int) -> MidiTrack:
-        """A one-channel MIDI track playing this voice with 1-based GM ``program``."""
-        track = _voice_channel(program)
-        for time, value in zip(self.bend_s, self.bend_values, strict=True):
-            track.add_pitch_bend(seconds_to_tick(time), int(value))
-        for on, off, key, velocity in zip(self.note_on_s, self.note_off_s, self.keys, self.velocities, strict=True):
-            track.add_note(seconds_to_tick(on), seconds_to_tick(off), int(key), int(velocity))
-        return track
-
-
-@dataclass(frozen=True)
-class ChoralePerformance:
-    """A chorale as played: one ``VoicePerformance`` per voice, and the settings drawn for it."""
-
-    chorale: str
-    voices: tuple[VoicePerformance, ...]
-    tempo_bpm: float
-    transpose: int
-
-    @property
-    def end_s(self) -> float:
-        """Time of the last note-off, s."""
-        return max(float(voice.note_off_s[-1]) for voice in self.voices)
 
 
 def resolve_program(value: str | int) -> int:
@@ -414,6 +357,16 @@ def _voice_channel(program: int) -> MidiTrack:
     return track
 
 
+def voice_track(voice: VoicePerformance, program: int) -> MidiTrack:
+    """A one-channel MIDI track playing ``voice`` with 1-based GM ``program``."""
+    track = _voice_channel(program)
+    for time, value in zip(voice.bend_s, voice.bend_values, strict=True):
+        track.add_pitch_bend(seconds_to_tick(time), int(value))
+    for on, off, key, velocity in zip(voice.note_on_s, voice.note_off_s, voice.keys, voice.velocities, strict=True):
+        track.add_note(seconds_to_tick(on), seconds_to_tick(off), int(key), int(velocity))
+    return track
+
+
 def render_midi(track: MidiTrack, end_s: float, soundfont: Path, fluidsynth: str) -> np.ndarray:
     """Render a MIDI track with fluidsynth at 16 kHz; returns mono float32 ``(n_samples,)``.
 
@@ -489,7 +442,7 @@ def render_performance(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         renders = list(
             pool.map(
-                lambda voice, patch: render_midi(voice.to_midi(patch[1]), end_s, patch[0], fluidsynth),
+                lambda voice, patch: render_midi(voice_track(voice, patch[1]), end_s, patch[0], fluidsynth),
                 performance.voices,
                 patches,
             )

@@ -29,11 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sfgraph.data.audio import audio_info, read_mono, write_text, write_wav
+from sfgraph.atomic import write_text
+from sfgraph.data.audio import audio_info, read_mono, write_wav
+from sfgraph.grid import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE, frame_times, voice_order
 
-SAMPLE_RATE = 16000
-HOP_LENGTH = 256
-DEFAULT_VOICES = ("soprano", "alto", "tenor", "bass")
 F0_HEADER = "time_s,f0_hz"
 
 # Two F0 tracks whose times differ by less than this are the same grid.
@@ -49,18 +48,6 @@ class DatasetError(Exception):
         self.problems = list(problems)
         lines = "\n".join(f"  - {problem}" for problem in self.problems)
         super().__init__(f"{len(self.problems)} problem(s) in {context}:\n{lines}")
-
-
-def frame_times(n_samples: int, sample_rate: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH) -> np.ndarray:
-    """Times in seconds of the frames ``t = 0 .. n_samples // hop_length`` (frame t at ``t * hop / sr``)."""
-    return np.arange(1 + n_samples // hop_length) * (hop_length / sample_rate)
-
-
-def voice_order(names: Sequence[str]) -> tuple[str, ...]:
-    """Default voices first (soprano, alto, tenor, bass), then the others alphabetically."""
-    known = [voice for voice in DEFAULT_VOICES if voice in names]
-    others = sorted(set(names) - set(DEFAULT_VOICES))
-    return tuple(known + others)
 
 
 def _quote_rows(rows: Sequence[int]) -> str:

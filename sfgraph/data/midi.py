@@ -13,24 +13,17 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+from sfgraph.music import PITCH_BEND_CENTER, PITCH_BEND_MAX
 
 # 1 quarter note = 1 s (tempo 1,000,000 us per quarter) and 2000 ticks per
 # quarter, so one tick is 0.5 ms.
 TICKS_PER_SECOND = 2000
 _MICROSECONDS_PER_QUARTER = 1_000_000
 
-PITCH_BEND_CENTER = 8192
-PITCH_BEND_MAX = 16383
 
 # Order of events that share a tick: a note ends before the controllers of
 # the next one change, and the next note starts last.
 _ORDER_SETUP, _ORDER_NOTE_OFF, _ORDER_CONTROL, _ORDER_NOTE_ON = 0, 1, 2, 3
-
-
-def midi_to_hz(note: float | np.ndarray) -> np.float64 | np.ndarray:
-    """Frequency in Hz of (fractional) MIDI note numbers, a scalar or an array: note 69 (A4) is 440 Hz."""
-    return 440.0 * np.exp2((np.asarray(note, dtype=np.float64) - 69.0) / 12.0)
 
 
 def seconds_to_tick(seconds: float) -> int:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE
+
 
 @dataclass(frozen=True)
 class VoiceConfig:
@@ -53,9 +55,9 @@ class VoiceConfig:
             (e.g. ``0.02 + softplus(x)`` with bounded logits).
     """
 
-    sample_rate: int = 16000
-    frame_size: int = 512
-    hop: int = 256
+    sample_rate: int = SAMPLE_RATE
+    frame_size: int = 2 * HOP_LENGTH
+    hop: int = HOP_LENGTH
     n_harmonics: int = 101
     lpc_order: int = 20
     n_noise_bands: int = 40

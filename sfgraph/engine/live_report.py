@@ -6,9 +6,10 @@ report with ``--report``; the terminal view shows parts of both while running.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from sfgraph.atomic import write_text
 
 # Sources of xruns, by the kind number the engine's event log keeps: (under or over, reason).
 XRUN_KINDS = {
@@ -88,8 +89,4 @@ class LiveReport:
 
     def write(self, path: Path) -> None:
         """Write the report so that a reader sees the whole file or none."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
-        temporary.write_text(self.to_json())
-        os.replace(temporary, path)
+        write_text(Path(path), self.to_json())

@@ -21,10 +21,10 @@ from fractions import Fraction
 import numpy as np
 from pedalboard.io import StreamResampler
 
+from sfgraph.atomic import commit_together, discard
 from sfgraph.buffers import Fifo
 from sfgraph.graph.build import BuiltGraph
 from sfgraph.graph.errors import NodeError
-from sfgraph.graph.output_files import commit_together, discard
 
 
 class Scheduler:

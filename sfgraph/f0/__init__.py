@@ -7,8 +7,10 @@
 - ``midi_live``: notes played on a live MIDI input → F0 per voice.
 - ``multif0``: every voice's F0 from the mixture alone (salience network + voice tracker);
   ``multif0_train`` trains its network (supervised, on generated data).
-- ``evaluate``: scores estimated F0s with mir_eval (multi-pitch and per voice).
-- ``cli``: the ``sfgraph f0``, ``train-f0`` and ``eval-f0`` commands.
+- ``recording``: reads the recordings the trackers take (one file, or a file per voice).
+- ``plot``: draws F0 tracks over a recording's spectrogram.
+
+Their scores are in ``sfgraph.evaluation.f0_scoring``, the commands in ``sfgraph.cli.f0``.
 
 The nodes ``f0_crepe``, ``f0_score``, ``f0_multi`` and ``f0_midi`` (``nodes/f0.py``) wrap these.
 """

@@ -22,7 +22,7 @@ from math import gcd
 import numba
 import numpy as np
 
-from .score import Score
+from sfgraph.f0.score import Score
 
 ALIGN_RATE = 8000  # Hz: features need pitch classes up to about 4 kHz
 HARMONICS = 6

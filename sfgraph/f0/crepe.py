@@ -30,10 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sfgraph.data.layout import HOP_LENGTH, SAMPLE_RATE, frame_times
+from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE, frame_times
 from sfgraph.threads import torch_threads
 
-CREPE_RATE = 16000  # Hz: the networks' input rate (equal to the separator's SAMPLE_RATE)
 WINDOW = 1024  # samples per analysed frame
 BINS = 360
 CENTS_PER_BIN = 20.0
@@ -357,7 +356,7 @@ def track_f0(audio: np.ndarray, options: TrackerOptions = TrackerOptions()) -> F
 
     Frames ``t = 0 .. n // 256`` at ``t * 256 / 16000`` s (the dataset layout's
     grid); the same streaming tracker as the ``f0_crepe`` node, so both agree frame
-    for frame. Audio at another rate must be resampled first (``sfgraph.f0.cli``
+    for frame. Audio at another rate must be resampled first (``sfgraph.f0.recording``
     reads files resampled to 16 kHz).
     """
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sfgraph.data.midi import PITCH_BEND_CENTER, midi_to_hz
+from sfgraph.music import PITCH_BEND_CENTER, midi_to_hz
 
 _NOTE_OFF, _NOTE_ON, _CONTROL, _PITCH_BEND = 0x80, 0x90, 0xB0, 0xE0
 _ALL_SOUND_OFF, _ALL_NOTES_OFF = 120, 123

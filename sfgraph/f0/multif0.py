@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sfgraph.data.layout import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE
-from sfgraph.data.midi import midi_to_hz
+from sfgraph.grid import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE
+from sfgraph.music import midi_to_hz
 from sfgraph.threads import torch_threads
 
 N_FFT = 2048  # samples (128 ms at 16 kHz): resolves the bass's low harmonics
@@ -374,13 +374,13 @@ class ModelFolderError(ValueError):
 
 
 def save_salience_model(folder: Path, network: SalienceNet, training: dict) -> None:
-    from sfgraph.model.checkpoint import atomic_torch_save, atomic_write_bytes
+    from sfgraph.atomic import write_bytes, write_torch
 
     folder = Path(folder)
-    atomic_torch_save({k: v.half() for k, v in network.state_dict().items()}, folder / "weights.pt")
+    write_torch(folder / "weights.pt", {k: v.half() for k, v in network.state_dict().items()})
     description = {"format_version": FORMAT_VERSION, "kind": "multif0-salience",
                    "network": network.config.to_dict(), "training": training}
-    atomic_write_bytes(folder / "multif0.json", json.dumps(description, indent=2).encode())
+    write_bytes(folder / "multif0.json", json.dumps(description, indent=2).encode())
 
 
 def load_salience_model(folder: Path) -> SalienceNet:

@@ -11,8 +11,6 @@ written atomically (float16, about 0.1 MB).
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sfgraph.data.layout import DatasetError, load_dataset
 
-from .multif0 import BINS, HOP_LENGTH, N_FFT, HarmonicSpectrum, SalienceConfig, SalienceNet, hz_to_bin, \
+from sfgraph.f0.multif0 import BINS, HOP_LENGTH, N_FFT, HarmonicSpectrum, SalienceConfig, SalienceNet, hz_to_bin, \
     save_salience_model
 
 TARGET_SIGMA_BINS = 0.6
-EXIT_USER_ERROR = 2
 
 
 @dataclass(frozen=True)
@@ -61,12 +57,13 @@ def item_features(mix: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(features[:frames].transpose(1, 2, 0))
 
 
-def load_examples(roots: list[Path], min_frames: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, features, target) of every item of the datasets (mixtures and F0 files only); items
-    shorter than ``min_frames`` are an error naming them."""
+def load_examples(datasets, min_frames: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, features, target) of every item of the datasets (``sfgraph.data.layout``'s; mixtures
+    and F0 files only); items shorter than ``min_frames`` are an error naming them."""
     examples, short = [], []
-    for root in roots:
-        for item in load_dataset(root, use_stems=False):
+    for dataset in datasets:
+        root = dataset.root
+        for item in dataset:
             features = item_features(item.load_mix())
             target = salience_target(item.f0_on_frames())
             frames = min(features.shape[-1], target.shape[-1])
@@ -99,12 +96,12 @@ def validation_loss(network: SalienceNet, examples, context: int) -> float:
     return float(np.mean(losses))
 
 
-def train(roots: list[Path], output: Path, config: SalienceTrainConfig, progress: bool = True) -> dict:
+def train(datasets, output: Path, config: SalienceTrainConfig, progress: bool = True) -> dict:
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
     context = SalienceConfig().context
-    examples = load_examples(roots, config.crop_frames + context)
+    examples = load_examples(datasets, config.crop_frames + context)
     order = rng.permutation(len(examples))
     if len(examples) <= config.validation_items:
         raise ValueError(f"{len(examples)} item(s) found: need more than the {config.validation_items} "
@@ -133,7 +130,7 @@ def train(roots: list[Path], output: Path, config: SalienceTrainConfig, progress
             if score < best:
                 best, best_step = score, step
                 save_salience_model(output, network, {
-                    "datasets": [str(r) for r in roots], "items": len(training), "step": step,
+                    "datasets": [str(d.root) for d in datasets], "items": len(training), "step": step,
                     "validation_bce": round(score, 5), "config": config.__dict__})
             if progress:
                 print(f"step {step:5d}  train {np.mean(running):.4f}  validation {score:.4f}"
@@ -147,17 +144,3 @@ def train(roots: list[Path], output: Path, config: SalienceTrainConfig, progress
                          "loss was not finite")
     return {"steps": step, "best_step": best_step, "validation_bce": best,
             "minutes": (time.perf_counter() - started) / 60}
-
-
-def run_train_f0(args: argparse.Namespace) -> int:
-    config = SalienceTrainConfig(max_steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
-                                 learning_rate=args.lr, eval_every=args.eval_every, seed=args.seed,
-                                 threads=args.threads)
-    try:
-        summary = train([Path(d) for d in args.datasets], Path(args.output), config, progress=not args.quiet)
-    except (DatasetError, ValueError) as exc:
-        print(f"sfgraph train-f0: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    print(f"trained {summary['steps']} steps in {summary['minutes']:.1f} min; best validation BCE "
-          f"{summary['validation_bce']:.4f} at step {summary['best_step']}; model in {args.output}")
-    return 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sfgraph.model.checkpoint import atomic_write_bytes
+from sfgraph.atomic import write_bytes
 
 N_FFT = 2048
 MAX_HZ = 2000.0  # sung F0s and their first partials
@@ -45,4 +45,4 @@ def plot_f0(path: Path, mixture: np.ndarray, f0: np.ndarray, voices: tuple[str, 
     buffer = io.BytesIO()
     fig.savefig(buffer, format=Path(path).suffix.lstrip(".").lower(), dpi=100)
     plt.close(fig)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    write_bytes(Path(path), buffer.getvalue())

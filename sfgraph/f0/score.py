@@ -1,7 +1,7 @@
 """Scores as F0: a MIDI file or a MusicXML (any format music21 reads) with one part or
 track per voice becomes each voice's F0 per frame.
 
-A voice is a ``sfgraph.data.bach.VoicePerformance`` (notes, per-note detuning and
+A voice is a ``sfgraph.music.VoicePerformance`` (notes, per-note detuning and
 pitch bend, in seconds), the representation the Bach generator computes its ground
 truth F0 from, so a score and a generated chorale give F0 the same way. Within a
 voice the most recent onset sounds until its end (at equal onsets, the highest
@@ -28,14 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sfgraph.data.bach import VoicePerformance
-from sfgraph.data.layout import DEFAULT_VOICES
-from sfgraph.data.midi import PITCH_BEND_CENTER
+from sfgraph.grid import DEFAULT_VOICES
+from sfgraph.music import BEND_RANGE_SEMITONES, PITCH_BEND_CENTER, VoicePerformance
 
 MIDI_SUFFIXES = (".mid", ".midi", ".smf")
-# The representation's bend scale (sfgraph.data.bach.BEND_RANGE_SEMITONES): bends of
-# another range are rescaled to it (as float values, so nothing is clipped).
-_REPRESENTED_BEND_RANGE = 2.0
 _DEFAULT_MIDI_BEND_RANGE = 2.0  # semitones, General MIDI's power-on value
 _DEFAULT_TEMPO_US = 500_000  # microseconds per quarter note until a tempo event (120 bpm)
 
@@ -98,7 +94,7 @@ def _voice(name: str, notes: list[tuple[float, float, float]], bends: list[tuple
         velocities=np.full(keys.size, 90),
         tuning_cents=(pitch - keys) * 100.0,
         bend_s=np.array([t for t, _ in bends], dtype=np.float64),
-        bend_values=np.array([PITCH_BEND_CENTER * (1 + s / _REPRESENTED_BEND_RANGE) for _, s in bends]),
+        bend_values=np.array([PITCH_BEND_CENTER * (1 + s / BEND_RANGE_SEMITONES) for _, s in bends]),
     )
 
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from .errors import GraphError, PortError, Problem
-from .model import Connection, GraphDecl, _did_you_mean
-from .node import GraphContext, Node
-from .params import ParamError
-from .ports import StreamSpec
-from .registry import get_node_type, import_node_module, suggest
+from sfgraph.graph.errors import GraphError, PortError, Problem
+from sfgraph.graph.model import Connection, GraphDecl, _did_you_mean
+from sfgraph.graph.node import GraphContext, Node
+from sfgraph.graph.params import ParamError
+from sfgraph.graph.ports import StreamSpec
+from sfgraph.graph.registry import get_node_type, import_node_module, suggest
 
 
 @dataclass

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .build import BuiltGraph
+from sfgraph.graph.build import BuiltGraph
 
 
 def draw_graph(graph: BuiltGraph, path: Path) -> None:

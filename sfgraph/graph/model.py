@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from .errors import GraphError, Problem
-from .yaml_lines import LineDict, LineList, load_yaml, plain
+from sfgraph.graph.errors import GraphError, Problem
+from sfgraph.graph.yaml_lines import LineDict, LineList, load_yaml, plain
 
 TOP_LEVEL_KEYS = ("name", "description", "sample_rate", "block_size", "imports", "nodes",
                   "connections", "midi")

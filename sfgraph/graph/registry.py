@@ -8,7 +8,7 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from .node import Node
+from sfgraph.graph.node import Node
 
 BUILTIN_MODULES = ("io", "mix", "effects", "f0", "separation", "device", "meters")
 ENTRY_POINT_GROUP = "sfgraph.nodes"

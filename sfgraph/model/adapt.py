@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -22,11 +20,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..dsp.voice_config import VoiceConfig
-from .checkpoint import save_model
-from .network import ParamNet
-from ..threads import CpuShare, use_threads
-from .train import THREAD_CHECK_STEPS, Segments, evaluate, training_step
+from sfgraph.atomic import staged_folder
+from sfgraph.dsp.voice_config import VoiceConfig
+from sfgraph.model.checkpoint import save_model
+from sfgraph.model.network import ParamNet
+from sfgraph.model.train import THREAD_CHECK_STEPS, Segments, evaluate, training_step
+from sfgraph.threads import CpuShare, use_threads
 
 VALIDATION_EVERY = 5  # every fifth chunk of the recording is held back
 
@@ -169,20 +168,7 @@ def save_adapted_model(folder: Path, model: ParamNet, result: AdaptResult, optio
     """Write ``model`` as a model folder at ``folder``, all at once: it is written beside
     it under a hidden name and renamed into place, so ``folder`` holds the old model or the
     new, whole. ``model.json`` records the recording, the starting model and the run."""
-    folder = Path(folder)
-    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
-    retired = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with staged_folder(folder) as staging:
         save_model(staging, model, {"adapted": {"recording": recording, "start_model": start_model,
                                                 "minutes": options.minutes, **asdict(result),
                                                 "options": asdict(options)}})
-        if folder.exists():
-            os.replace(folder, retired)
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if retired.exists() and not folder.exists():
-            os.replace(retired, folder)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)

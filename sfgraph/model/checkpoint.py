@@ -6,49 +6,24 @@ training config) and ``weights.pt`` (the best weights); training adds
 """
 from __future__ import annotations
 
-import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
-from .errors import ModelError
-from .network import NetworkConfig, ParamNet
+from sfgraph.atomic import write_bytes, write_torch
+from sfgraph.model.errors import ModelError
+from sfgraph.model.network import NetworkConfig, ParamNet
 
 FORMAT_VERSION = 1
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp makes files private; models are meant to be shared
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def save_model(folder: Path, network: ParamNet, training: dict | None = None) -> None:
     folder = Path(folder)
-    atomic_torch_save(network.state_dict(), folder / "weights.pt")
+    write_torch(folder / "weights.pt", network.state_dict())
     description = {"format_version": FORMAT_VERSION, "network": network.config.to_dict(),
                    "voices": list(network.config.voices), "training": training or {}}
-    atomic_write_bytes(folder / "model.json", json.dumps(description, indent=2).encode())
+    write_bytes(folder / "model.json", json.dumps(description, indent=2).encode())
 
 
 def read_model_config(folder: Path) -> tuple[NetworkConfig, dict]:

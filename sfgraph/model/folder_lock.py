@@ -13,7 +13,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from .errors import ModelError
+from sfgraph.model.errors import ModelError
 
 LOCK_NAME = ".lock"
 

@@ -13,9 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..dsp.voice_config import VoiceConfig
-
-DEFAULT_VOICES = ("soprano", "alto", "tenor", "bass")
+from sfgraph.dsp.voice_config import VoiceConfig
+from sfgraph.grid import DEFAULT_VOICES
 
 
 @dataclass(frozen=True)

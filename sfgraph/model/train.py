@@ -10,7 +10,6 @@ the uninterrupted run would have.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import math
@@ -25,18 +24,17 @@ import torch
 from torch import distributed as dist
 from tqdm import tqdm
 
-from ..data.layout import DatasetError, load_training_dataset
-from ..dsp.voice_config import VoiceConfig
-from ..dsp.voice_torch import synthesize_voices, unit_harmonic_sines
-from ..interrupt import stop_like_interrupt
-from ..resources import resolve_path
-from ..threads import CpuShare, use_threads
-from .checkpoint import atomic_torch_save, atomic_write_bytes, load_model, read_model_config, save_model
-from .errors import ModelError
-from .config import TrainConfig, add_arguments, resolve_network_settings
-from .folder_lock import FolderLock, prepare_output_folder
-from .loss import spectral_loss
-from .network import NetworkConfig, ParamNet, split_parameters
+from sfgraph.atomic import write_bytes, write_torch
+from sfgraph.dsp.voice_config import VoiceConfig
+from sfgraph.dsp.voice_torch import synthesize_voices, unit_harmonic_sines
+from sfgraph.model.checkpoint import load_model, read_model_config, save_model
+from sfgraph.model.config import TrainConfig
+from sfgraph.model.errors import ModelError
+from sfgraph.model.folder_lock import FolderLock, prepare_output_folder
+from sfgraph.model.loss import spectral_loss
+from sfgraph.model.network import NetworkConfig, ParamNet, split_parameters
+from sfgraph.resources import resolve_path
+from sfgraph.threads import CpuShare, use_threads
 
 
 # steps between checks of how many cores other processes leave idle (when --threads is not given)
@@ -86,9 +84,9 @@ class Segments:
             yield tuple(torch.stack(parts) for parts in zip(*cuts[i:i + size]))
 
 
-def load_segments(dataset_dir: Path, config: TrainConfig, voice_config) -> tuple[Segments, Segments, tuple[str, ...]]:
-    """Training and validation segments from a dataset folder (mixtures and F0 only)."""
-    dataset = load_training_dataset(dataset_dir, config.validation_items)
+def load_segments(dataset, config: TrainConfig, voice_config) -> tuple[Segments, Segments, tuple[str, ...]]:
+    """Training and validation segments (the last ``config.validation_items`` items) from a
+    dataset as ``sfgraph.data.layout.load_training_dataset`` gives it: mixtures and F0 only."""
     voices = dataset.voices
     segment = int(round(config.segment_seconds * voice_config.sample_rate / voice_config.hop)) * voice_config.hop
     mixes = [item.load_mix() for item in dataset]
@@ -174,10 +172,11 @@ def check_initial_model(model: str, start: ParamNet, network: ParamNet) -> None:
     raise ModelError(f"--init {model}: that model has {'; '.join(changed)}: {', '.join(hints)}")
 
 
-def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool = False,
+def train(dataset, model_dir: Path, config: TrainConfig, resume: bool = False,
           device: str = "auto", progress: bool = True, keep_rank_weights: bool = False,
           init: str | None = None, force: bool = False, threads: int | None = None) -> dict:
-    """Train (or resume) and return a summary; writes the model folder as it goes.
+    """Train (or resume) on ``dataset`` (``sfgraph.data.layout.load_training_dataset``'s)
+    and return a summary; writes the model folder as it goes.
 
     ``init``: a trained model folder to start a new run from (fine-tuning) instead of
     random weights; a resumed run continues from its checkpoint, so it takes no ``init``.
@@ -190,115 +189,171 @@ def train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool 
     with FolderLock(model_dir) if main_process else contextlib.nullcontext():
         if main_process:
             prepare_output_folder(model_dir, resume, force)
-        return _train(dataset_dir, model_dir, config, resume, device, progress, keep_rank_weights, init, threads)
+        return Trainer(dataset, Path(model_dir), config, resume, device, progress, keep_rank_weights, init,
+                       threads).run()
 
 
-def _train(dataset_dir: Path, model_dir: Path, config: TrainConfig, resume: bool, device: str, progress: bool,
-           keep_rank_weights: bool, init: str | None, threads: int | None) -> dict:
-    use_threads(threads)
-    cpu_share = CpuShare() if threads is None else None
-    if init is not None and resume:
-        raise ModelError("--init starts a new run and --resume continues one from its checkpoint: give one of them")
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          "cpu" if device == "auto" else device)
-    rank, world = 0, 1
-    if distributed:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    main_process = rank == 0
-    model_dir = Path(model_dir)
-    torch.manual_seed(config.seed)
-    start, init_record = load_initial_model(init, model_dir) if init is not None else (None, None)
+class Trainer:
+    """One training run in one process (one rank of a distributed run): ``run`` reads top
+    to bottom, each step a method."""
 
-    train_set, validation_set, voices = load_segments(Path(dataset_dir), config, VoiceConfig())
-    network = ParamNet(NetworkConfig(voices=voices, hidden=config.hidden, causal_frames=config.causal_frames))
-    if start is not None:
-        check_initial_model(init, start, network)
-        network.load_state_dict(start.state_dict())
-    network = network.to(device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor(config))
-    state = {"step": 0, "best": math.inf, "evals_since_best": 0, "seconds": 0.0, "init": init_record}
-    checkpoint_path = model_dir / "checkpoint.pt"
-    if resume:
-        if not checkpoint_path.exists():
-            raise ModelError(f"--resume: no checkpoint at {checkpoint_path}")
-        if (model_dir / "model.json").exists():
-            changed = setting_differences(read_model_config(model_dir)[0], network.config)
+    def __init__(self, dataset, model_dir: Path, config: TrainConfig, resume: bool, device: str, progress: bool,
+                 keep_rank_weights: bool, init: str | None, threads: int | None):
+        if init is not None and resume:
+            raise ModelError("--init starts a new run and --resume continues one from its checkpoint: "
+                             "give one of them")
+        self.dataset, self.model_dir, self.config = dataset, model_dir, config
+        self.resume, self.progress, self.keep_rank_weights, self.init = resume, progress, keep_rank_weights, init
+        self.threads, self.device_name = threads, device
+        self.checkpoint_path = model_dir / "checkpoint.pt"
+
+    def run(self) -> dict:
+        self.set_up_processes()
+        self.build()
+        if self.resume:
+            self.restore_checkpoint()
+        elif self.main_process:
+            self.start_log()
+        stopped_by = self.loop()
+        self.finish()
+        return {"steps": self.state["step"], "best_validation_loss": self.state["best"],
+                "seconds": self.state["seconds"], "stopped_by": stopped_by}
+
+    def set_up_processes(self) -> None:
+        """Threads, device, and the process group when torchrun started several processes."""
+        use_threads(self.threads)
+        self.cpu_share = CpuShare() if self.threads is None else None
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        self.device = torch.device("cuda" if self.device_name == "auto" and torch.cuda.is_available() else
+                                   "cpu" if self.device_name == "auto" else self.device_name)
+        self.rank, self.world = 0, 1
+        if self.distributed:
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        self.main_process = self.rank == 0
+
+    def build(self) -> None:
+        """Segments, the network (from ``init``'s weights or seeded random ones), optimiser,
+        schedule and the run's state."""
+        config = self.config
+        torch.manual_seed(config.seed)
+        start, init_record = (load_initial_model(self.init, self.model_dir) if self.init is not None
+                              else (None, None))
+        self.train_set, self.validation_set, voices = load_segments(self.dataset, config, VoiceConfig())
+        network = ParamNet(NetworkConfig(voices=voices, hidden=config.hidden, causal_frames=config.causal_frames))
+        if start is not None:
+            check_initial_model(self.init, start, network)
+            network.load_state_dict(start.state_dict())
+        self.network = network.to(self.device)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, learning_rate_factor(config))
+        self.state = {"step": 0, "best": math.inf, "evals_since_best": 0, "seconds": 0.0, "init": init_record}
+
+    def restore_checkpoint(self) -> None:
+        """Network, optimiser, schedule and state from the model folder's checkpoint, if it was
+        trained with this network's settings."""
+        if not self.checkpoint_path.exists():
+            raise ModelError(f"--resume: no checkpoint at {self.checkpoint_path}")
+        if (self.model_dir / "model.json").exists():
+            changed = setting_differences(read_model_config(self.model_dir)[0], self.network.config)
             if changed:
-                raise ModelError(f"--resume: {model_dir} was trained with {', '.join(changed)}; resume with "
+                raise ModelError(f"--resume: {self.model_dir} was trained with {', '.join(changed)}; resume with "
                                  "the same settings")
-        saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        network.load_state_dict(saved["network"])
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        state = saved["state"]
-        state.setdefault("init", None)  # checkpoints written before --init existed
-    elif main_process:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        (model_dir / "log.csv").write_text("step,train_loss,validation_loss,learning_rate,seconds\n")
-    trained = torch.nn.parallel.DistributedDataParallel(network) if distributed else network
+        saved = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        self.network.load_state_dict(saved["network"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.schedule.load_state_dict(saved["schedule"])
+        self.state = saved["state"]
+        self.state.setdefault("init", None)  # checkpoints written before --init existed
 
-    bar = tqdm(total=config.steps, initial=state["step"], desc="training", disable=not (progress and main_process),
-               file=sys.stderr)
-    started = time.perf_counter() - state["seconds"]
-    running, running_count = 0.0, 0
-    stop_reason = "steps"
-    while state["step"] < config.steps:
-        step = state["step"]
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step * world + rank)
-        loss_value = training_step(trained, network.config, optimizer, train_set, config.batch_size, generator, device)
-        schedule.step()
-        state["step"] += 1
-        if cpu_share is not None and state["step"] % THREAD_CHECK_STEPS == 0:
-            torch.set_num_threads(cpu_share.threads())
-        running += loss_value
-        running_count += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.3f}")
-        state["seconds"] = time.perf_counter() - started
-        over_budget = config.max_minutes is not None and state["seconds"] > 60 * config.max_minutes
-        if distributed and config.max_minutes is not None:  # rank 0's clock decides, so all ranks evaluate together
-            flag = torch.tensor([float(over_budget)])
+    def start_log(self) -> None:
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        (self.model_dir / "log.csv").write_text("step,train_loss,validation_loss,learning_rate,seconds\n")
+
+    def loop(self) -> str:
+        """Steps until the last, evaluating every ``eval_every`` steps and when the time budget
+        is spent; returns what stopped it."""
+        config, state = self.config, self.state
+        trained = torch.nn.parallel.DistributedDataParallel(self.network) if self.distributed else self.network
+        bar = tqdm(total=config.steps, initial=state["step"], desc="training",
+                   disable=not (self.progress and self.main_process), file=sys.stderr)
+        started = time.perf_counter() - state["seconds"]
+        losses = []
+        stopped_by = "steps"
+        while state["step"] < config.steps:
+            loss = self.step(trained)
+            losses.append(loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+            state["seconds"] = time.perf_counter() - started
+            over_budget = self.over_budget()
+            if state["step"] % config.eval_every and state["step"] < config.steps and not over_budget:
+                continue
+            stop = torch.zeros(1)
+            if self.main_process:
+                reason = self.evaluate_and_save(sum(losses) / len(losses), over_budget)
+                if reason:
+                    stop[0], stopped_by = 1, reason
+            losses = []
+            if self.distributed:
+                dist.broadcast(stop, 0)
+            if stop[0]:
+                break
+        bar.close()
+        return stopped_by
+
+    def step(self, trained) -> float:
+        """One optimisation step, with noise and segments drawn from a generator seeded by the
+        step (so a resumed run continues exactly); returns its loss."""
+        step = self.state["step"]
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step * self.world + self.rank)
+        loss = training_step(trained, self.network.config, self.optimizer, self.train_set, self.config.batch_size,
+                             generator, self.device)
+        self.schedule.step()
+        self.state["step"] += 1
+        if self.cpu_share is not None and self.state["step"] % THREAD_CHECK_STEPS == 0:
+            torch.set_num_threads(self.cpu_share.threads())
+        return loss
+
+    def over_budget(self) -> bool:
+        """Past ``max_minutes``; rank 0's clock decides, so that all ranks evaluate together."""
+        over = self.config.max_minutes is not None and self.state["seconds"] > 60 * self.config.max_minutes
+        if self.distributed and self.config.max_minutes is not None:
+            flag = torch.tensor([float(over)])
             dist.broadcast(flag, 0)
-            over_budget = bool(flag[0])
-        if state["step"] % config.eval_every and state["step"] < config.steps and not over_budget:
-            continue
-        stop = torch.zeros(1)
-        if main_process:
-            validation = evaluate(network, validation_set, config.batch_size, device)
-            improved = validation < state["best"]
-            state["best"] = min(state["best"], validation)
-            state["evals_since_best"] = 0 if improved else state["evals_since_best"] + 1
-            with open(model_dir / "log.csv", "a") as log:
-                log.write(f"{state['step']},{running / running_count:.5f},{validation:.5f},"
-                          f"{schedule.get_last_lr()[0]:.6g},{state['seconds']:.1f}\n")
-            if improved:
-                training = {**asdict(config), "dataset": str(dataset_dir), "init": state["init"]}
-                save_model(model_dir, network, training)
-            atomic_torch_save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
-                               "schedule": schedule.state_dict(), "state": state}, checkpoint_path)
-            plot_loss_curve(model_dir)
-            if state["evals_since_best"] >= config.patience:
-                stop[0], stop_reason = 1, "early stopping"
-            elif over_budget:
-                stop[0], stop_reason = 1, "time budget"
-        running, running_count = 0.0, 0
-        if distributed:
-            dist.broadcast(stop, 0)
-        if stop[0]:
-            break
-    bar.close()
-    if keep_rank_weights:
-        atomic_torch_save(network.state_dict(), model_dir / f"final_weights_rank{rank}.pt")
-    if distributed:
-        dist.barrier()
-        dist.destroy_process_group()
-    return {"steps": state["step"], "best_validation_loss": state["best"], "seconds": state["seconds"],
-            "stopped_by": stop_reason}
+            over = bool(flag[0])
+        return over
+
+    def evaluate_and_save(self, train_loss: float, over_budget: bool) -> str | None:
+        """Validation loss, a log line, the model when it improved, the checkpoint and the
+        loss curve (main process only); returns why training stops now, if it does."""
+        config, state = self.config, self.state
+        validation = evaluate(self.network, self.validation_set, config.batch_size, self.device)
+        improved = validation < state["best"]
+        state["best"] = min(state["best"], validation)
+        state["evals_since_best"] = 0 if improved else state["evals_since_best"] + 1
+        with open(self.model_dir / "log.csv", "a") as log:
+            log.write(f"{state['step']},{train_loss:.5f},{validation:.5f},"
+                      f"{self.schedule.get_last_lr()[0]:.6g},{state['seconds']:.1f}\n")
+        if improved:
+            training = {**asdict(config), "dataset": str(self.dataset.root), "init": state["init"]}
+            save_model(self.model_dir, self.network, training)
+        write_torch(self.checkpoint_path, {"network": self.network.state_dict(),
+                                           "optimizer": self.optimizer.state_dict(),
+                                           "schedule": self.schedule.state_dict(), "state": state})
+        plot_loss_curve(self.model_dir)
+        if state["evals_since_best"] >= config.patience:
+            return "early stopping"
+        return "time budget" if over_budget else None
+
+    def finish(self) -> None:
+        if self.keep_rank_weights:
+            write_torch(self.model_dir / f"final_weights_rank{self.rank}.pt", self.network.state_dict())
+        if self.distributed:
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 @torch.no_grad()
@@ -337,35 +392,4 @@ def plot_loss_curve(model_dir: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    atomic_write_bytes(model_dir / "loss_curve.png", buffer.getvalue())
-
-
-def run(args) -> int:
-    init_config = None
-    if args.init is not None:
-        try:
-            init_config = read_model_config(resolve_path(args.init))[0]
-        except (FileNotFoundError, ModelError) as exc:
-            raise ModelError(f"--init {args.init}: {exc}") from None
-    settings = {name: getattr(args, name) for name in TrainConfig.__dataclass_fields__}
-    config = TrainConfig(**resolve_network_settings(settings, init_config))
-    summary = train(Path(args.dataset), Path(args.output), config, resume=args.resume, device=args.device,
-                    progress=not args.quiet, keep_rank_weights=args.keep_rank_weights, init=args.init,
-                    force=args.force, threads=args.threads)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"trained {summary['steps']} steps in {summary['seconds'] / 60:.1f} min "
-              f"(stopped by {summary['stopped_by']}); best validation loss {summary['best_validation_loss']:.4f}; "
-              f"model in {args.output}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sfgraph.train`` (one process per rank under torchrun): user errors as one line, exit 2."""
-    parser = argparse.ArgumentParser(prog="sfgraph.train", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    try:
-        with stop_like_interrupt():  # SIGTERM too lets atomic writes delete their temporaries
-            return run(parser.parse_args(argv))
-    except (ModelError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    write_bytes(model_dir / "loss_curve.png", buffer.getvalue())

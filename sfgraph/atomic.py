@@ -1,20 +1,29 @@
-"""Output files that appear all together or not at all.
+"""Files that appear whole or not at all: every writer of sfgraph goes through here.
 
-A sink writes each output to a hidden temporary beside its final path
-(``partial_path``) and hands the pairs to the engine, which moves them into place
-with ``commit_together`` only when the whole run succeeded: every destination is
-checked first, old files are kept (as hard links) until every move has worked, and a
-failure puts the old files back. So a folder never holds some voices of a new
-render beside others of an old one.
+A file is written to a hidden temporary beside its final path and renamed into place
+(``os.replace`` is atomic within a file system), so neither a reader nor a run killed
+half-way ever sees a half-written file under the final name:
 
-Temporaries carry their writer's PID; ``remove_stale_partials`` deletes those of
-processes that no longer run (killed before they could clean up).
+- one file: ``write_bytes``, ``write_text``, or ``replacing`` for a writer that needs a
+  path (an audio file); its temporary is ``.NAME.RANDOM.partial[.EXT]``.
+- one folder: ``staged_folder`` writes it beside the final one and swaps it in.
+- the outputs of a graph render, all together or none (``commit_together``): a sink
+  writes each output to ``partial_path(final)`` and the engine moves them into place
+  only when the whole run succeeded: every destination is checked first, old files are
+  kept (as hard links) until every move has worked, and a failure puts the old files
+  back. So a folder never holds some voices of a new render beside others of an old
+  one. These temporaries carry their writer's PID; ``remove_stale_partials`` deletes
+  those of processes that no longer run (killed before they could clean up).
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 _TEMPORARY = re.compile(r"^\..+\.(partial|previous)-(\d+)(\.[^.]*)?$")
@@ -114,3 +123,66 @@ def commit_together(pairs: list[tuple[Path, Path]]) -> None:
         raise
     for keep in previous.values():
         keep.unlink()
+
+
+@contextlib.contextmanager
+def replacing(path: Path, extension: str = "") -> Iterator[Path]:
+    """A temporary beside ``path`` (ending in ``extension``, for writers that choose the
+    format by it) to write ``path``'s new contents to: it replaces ``path`` when the block
+    ends normally and is deleted when it raises."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial" + extension, dir=path.parent)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        os.chmod(temporary, 0o644)  # mkstemp makes files private; outputs are meant to be shared
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (on disk before it takes the final name)."""
+    with replacing(path) as temporary, open(temporary, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` as UTF-8."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_torch(path: Path, obj) -> None:
+    """Write ``obj`` with ``torch.save`` (torch is imported here, by the callers that have it)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def staged_folder(folder: Path) -> Iterator[Path]:
+    """A hidden folder beside ``folder`` to write its new contents to: when the block ends
+    normally it takes ``folder``'s place (the old one is removed), when it raises it is
+    removed and ``folder`` is left as it was."""
+    folder = Path(folder)
+    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    retired = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        yield staging
+        if folder.exists():
+            os.replace(folder, retired)
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if retired.exists() and not folder.exists():
+            os.replace(retired, folder)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)

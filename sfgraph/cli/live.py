@@ -1,10 +1,5 @@
-"""Command-line commands of the live engine: ``live``, ``devices`` and ``midi-learn``.
-
-``sfgraph/cli.py`` calls ``add_commands(subparsers)``; every command sets
-``func(args) -> int``. Exit status: 0 done, 2 a graph or MIDI mapping that does
-not fit (``GraphError``, printed by the caller), 3 a sound device or MIDI port that
-cannot be opened or that was lost while running.
-"""
+"""Live commands: ``live``, ``devices`` and ``midi-learn`` (a sound device or MIDI port
+that cannot be opened or is lost while running exits with ``EXIT_DEVICE``)."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +8,8 @@ import threading
 from collections import deque
 from pathlib import Path
 
-EXIT_DEVICE = 3
+from sfgraph.cli.arguments import add_command, add_graph_arguments, written_files
+from sfgraph.cli.errors import EXIT_DEVICE, CliError
 
 LIVE_DESCRIPTION = """\
 Run a graph in real time: device_in nodes read the sound device's inputs, device_out
@@ -75,8 +71,8 @@ class _PlainStatus:
         self.events_seen = len(events)
 
 
-def cmd_live(args) -> int:
-    from sfgraph.engine.live import DeviceError, LiveEngine, build_live_graph
+def run_live(args) -> int:
+    from sfgraph.engine.live import LiveEngine, build_live_graph
     from sfgraph.engine.midi_map import midi_receiver, parse_midi_map
     from sfgraph.engine.terminal_view import TerminalView
     from sfgraph.graph.model import load_graph_decl
@@ -99,7 +95,7 @@ def cmd_live(args) -> int:
         try:
             midi = open_midi_input(midi_receiver(midi_map, engine.control), args.midi_api, args.midi_port)
         except MidiError as exc:
-            print(f"sfgraph live: no MIDI control: {exc}", file=sys.stderr)
+            print(f"warning: no MIDI control: {exc}", file=sys.stderr)
     terminal = _TerminalInput(graph, engine.control, show) if sys.stdin.isatty() else None
     if view and terminal:
         view.typed_lines = lambda: terminal.lines
@@ -114,9 +110,6 @@ def cmd_live(args) -> int:
 
     try:
         report = engine.run(args.duration, on_open=on_open, on_status=view or _PlainStatus())
-    except DeviceError as exc:
-        print(f"sfgraph live: error: {exc}", file=sys.stderr)
-        return EXIT_DEVICE
     finally:
         if midi is not None:
             midi.close()
@@ -127,48 +120,37 @@ def cmd_live(args) -> int:
           f"(peak {100 * report.cpu_load_peak:.0f}%), latency {report.latency_ms:.1f} ms, "
           f"{report.node_errors} node errors")
     if report.ended.startswith("device lost"):
-        print(f"sfgraph live: error: {report.ended}; the graph's output files were discarded", file=sys.stderr)
-        return EXIT_DEVICE
-    for node in graph.nodes.values():
-        for path in node.written:
-            print(f"  wrote {path}")
+        raise CliError(f"{report.ended}; the graph's output files were discarded", EXIT_DEVICE)
+    for path in written_files(graph):
+        print(f"  wrote {path}")
     return 0
 
 
-def cmd_devices(args) -> int:
+def run_devices(args) -> int:
     from sfgraph.engine.live import list_devices
 
     print(list_devices())
     return 0
 
 
-def cmd_midi_learn(args) -> int:
+def run_midi_learn(args) -> int:
     from sfgraph.engine.live import build_live_graph
     from sfgraph.engine.midi_map import learn_rule, midi_section_yaml, parse_midi_map
-    from sfgraph.engine.param_control import ControlError
     from sfgraph.graph.model import load_graph_decl
-    from sfgraph.midi_io import MidiError, open_midi_input
+    from sfgraph.midi_io import open_midi_input
 
     decl = load_graph_decl(args.graph, args.param)
     graph = build_live_graph(decl)
     existing = parse_midi_map(graph)
     messages: deque = deque()
-    try:
-        midi = open_midi_input(messages.append, args.midi_api, args.midi_port)
-    except MidiError as exc:
-        print(f"sfgraph midi-learn: error: {exc}", file=sys.stderr)
-        return EXIT_DEVICE
+    midi = open_midi_input(messages.append, args.midi_api, args.midi_port)
     print(f"listening on {midi.port}" + ("" if args.midi_port else " (connect your controller to it)"))
     rules = list(existing.rules)
     try:
         for target in args.targets:
             print(f"move a control (or press a key) for {target.partition('=')[0]} ...", flush=True)
             messages.clear()
-            try:
-                rule = learn_rule(graph, target, lambda: messages.popleft() if messages else None, args.timeout)
-            except ControlError as exc:
-                print(f"sfgraph midi-learn: error: {exc}", file=sys.stderr)
-                return 2
+            rule = learn_rule(graph, target, lambda: messages.popleft() if messages else None, args.timeout)
             rules = [r for r in rules if (r.kind, r.number, r.channel) != (rule.kind, rule.number, rule.channel)]
             rules.append(rule)
             print(f"  {rule.kind} {rule.number} on channel {rule.channel} -> {rule.target.name}")
@@ -196,13 +178,10 @@ def _write_graph_with_midi(source: Path, section: str, output: Path) -> None:
     output.write_text(text + ("" if text.endswith("\n") else "\n") + section)
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``live``, ``devices`` and ``midi-learn`` commands to an argparse subparsers object."""
-    p = subparsers.add_parser("live", help="run a graph in real time on a sound device",
-                              description=LIVE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("graph", help="graph YAML file, or the name of a shipped graph (see 'sfgraph graphs')")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="NODE.PARAM=VALUE",
-                   help="override a node param (VALUE is read as YAML); repeatable")
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    p = add_command(commands, "live", run_live, help="run a graph in real time on a sound device",
+                    description=LIVE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_graph_arguments(p)
     p.add_argument("--input-device", metavar="D", help="input device: index or part of its name "
                                                        "(see 'sfgraph devices'; default: the system's)")
     p.add_argument("--output-device", metavar="D", help="output device, likewise")
@@ -225,21 +204,18 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="MIDI system (auto: JACK when a JACK server runs, else ALSA)")
     p.add_argument("--no-midi", action="store_true", help="ignore the graph's midi section")
     p.add_argument("-q", "--quiet", action="store_true", help="no status view")
-    p.set_defaults(func=cmd_live)
 
-    p = subparsers.add_parser("devices", help="list the sound devices (for --input-device/--output-device)")
-    p.set_defaults(func=cmd_devices)
+    add_command(commands, "devices", run_devices,
+                help="list the sound devices (for --input-device/--output-device)")
 
-    p = subparsers.add_parser(
-        "midi-learn", help="map MIDI controls to a graph's live params by moving them",
+    p = add_command(
+        commands, "midi-learn", run_midi_learn, help="map MIDI controls to a graph's live params by moving them",
         description="For each TARGET in turn, wait for a MIDI control change, note or program change and map it "
                     "to TARGET; print the graph's resulting 'midi:' section (or write the graph with it). "
                     "TARGET is NODE.PARAM, NODE.PARAM[i] or NODE.PARAM.KEY, optionally =LOW:HIGH for the range "
                     "a controller spans (default: -60:6 for dB params, else the param's declared range).")
-    p.add_argument("graph", help="graph YAML file, or the name of a shipped graph")
+    add_graph_arguments(p)
     p.add_argument("targets", nargs="+", metavar="TARGET[=LOW:HIGH]", help="e.g. mix.gain_db[0]=-48:6 mix.mute[0]")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="NODE.PARAM=VALUE",
-                   help="override a node param (VALUE is read as YAML); repeatable")
     p.add_argument("--midi-port", metavar="NAME",
                    help="listen to the port whose name contains NAME (default: a virtual port 'sfgraph:midi_in')")
     p.add_argument("--midi-api", choices=("auto", "jack", "alsa"), default="auto",
@@ -248,4 +224,3 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write the graph with the learned midi section to FILE (keep it beside the original: "
                         "relative paths in a graph are relative to its folder)")
-    p.set_defaults(func=cmd_midi_learn)

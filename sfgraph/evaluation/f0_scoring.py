@@ -1,4 +1,4 @@
-"""``sfgraph eval-f0``: how good are estimated F0s, against a dataset's true F0 files.
+"""Estimated F0s scored against a dataset's true F0 files (``sfgraph eval-f0``).
 
 Estimates are folders ``ROOT/<item>/<voice>.csv`` (what ``sfgraph f0`` writes).
 Per method it reports, with ``mir_eval``:
@@ -16,19 +16,15 @@ voice never sings does not count for that voice.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from sfgraph.data.evaluate import parse_estimates
-from sfgraph.data.layout import HOP_LENGTH, DatasetError, frame_times, load_dataset, read_f0_csv, resample_f0
+from sfgraph.data.layout import DatasetError, load_dataset, read_f0_csv, resample_f0
+from sfgraph.grid import HOP_LENGTH, frame_times
 
 MULTIPITCH_KEYS = ("Precision", "Recall", "Accuracy", "Chroma Accuracy")
 VOICE_KEYS = ("Raw Pitch Accuracy", "Voicing Recall", "Voicing False Alarm", "Overall Accuracy")
-EXIT_USER_ERROR = 2
 
 
 def _frame_sets(f0: np.ndarray) -> list[np.ndarray]:
@@ -93,18 +89,3 @@ def format_report(results: dict) -> str:
             values = [result["voices"][voice][key] for voice in voices]
             lines.append(f"{name:14s}" + "".join(f"{value:10.3f}" for value in values) + f"{np.mean(values):10.3f}")
     return "\n".join(lines)
-
-
-def run_eval_f0(args: argparse.Namespace) -> int:
-    from sfgraph.model.checkpoint import atomic_write_bytes
-
-    try:
-        results = evaluate_f0(Path(args.dataset), parse_estimates(args.estimates))
-    except (DatasetError, ValueError) as exc:
-        print(f"sfgraph eval-f0: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    print(format_report(results))
-    if args.output:
-        atomic_write_bytes(Path(args.output), json.dumps(results, indent=2).encode())
-        print(f"wrote {args.output}")
-    return 0

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sfgraph.data.audio import read_mono, write_text
+from sfgraph.atomic import write_text
+from sfgraph.data.audio import read_mono
 from sfgraph.data.layout import Dataset, DatasetError, check_voice_wav
 
 CLAMP_DB = 100.0
@@ -256,7 +257,7 @@ def summarize(rows: Sequence[ScoreRow]) -> dict:
 
 
 def _ordered_voices(summary: dict) -> list[str]:
-    from sfgraph.data.layout import voice_order
+    from sfgraph.grid import voice_order
 
     voices = {voice for entry in summary.values() for voice in entry["voices"] if voice != "all"}
     return list(voice_order(sorted(voices))) + ["all"]

@@ -19,9 +19,9 @@ import math
 import numpy as np
 import torch
 
-from ..dsp.voice_torch import synthesize_voices
-from .loss import spectral_loss
-from .network import ParamNet, split_parameters
+from sfgraph.dsp.voice_torch import synthesize_voices
+from sfgraph.model.loss import spectral_loss
+from sfgraph.model.network import ParamNet, split_parameters
 
 FIT_LEARNING_RATE = 0.05
 

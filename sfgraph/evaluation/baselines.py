@@ -20,7 +20,7 @@ sample ``t * 256 + 256 - 1024``).
   soft (Wiener-like) masks.
 - ``fitted_voices_separate``: masks from source-filter voices whose
   parameters were fitted to the true stems (needs ground truth and a trained
-  model to start from; see ``sfgraph.model.fit``): the ceiling of sfgraph's
+  model to start from; see ``sfgraph.evaluation.fit``): the ceiling of sfgraph's
   voice model, where ``oracle`` is the ceiling of any mask.
 
 Every mask-based baseline takes ``power``: 1 magnitude-ratio masks, 2 power-ratio.
@@ -36,6 +36,7 @@ import numpy as np
 from sfgraph.data.audio import write_wav
 from sfgraph.data.layout import Dataset, Item, resample_f0
 from sfgraph.dsp.stft import istft, mask_separate, stft
+from sfgraph.grid import HOP_LENGTH
 
 if TYPE_CHECKING:  # torch is imported only when the fitted baseline runs
     from sfgraph.model.network import ParamNet
@@ -43,7 +44,6 @@ if TYPE_CHECKING:  # torch is imported only when the fitted baseline runs
 FIT_STEPS = 300  # Adam steps of the fitted baseline; the fit still gains a little after them
 
 N_FFT = 2048
-HOP_LENGTH = 256
 NMF_ITERATIONS = 30
 BASELINES = ("oracle", "nmf", "fitted", "mixture")
 # Keeps the multiplicative updates and the masks finite where the model is empty.
@@ -172,7 +172,7 @@ def fitted_voices_separate(
     n_frames)`` Hz on the model's frame grid (``Item.f0_on_frames``). Returns
     ``(n_voices, n_samples)`` float32.
     """
-    from sfgraph.model.fit import fit_voices_to_stems
+    from sfgraph.evaluation.fit import fit_voices_to_stems
 
     fitted = fit_voices_to_stems(model, mix, stems, f0_frames, steps=steps)
     return mask_separate(mix, fitted, N_FFT, HOP_LENGTH, power)

@@ -1,0 +1,5 @@
+import sys
+
+from sfgraph.cli import main
+
+sys.exit(main())

@@ -1,0 +1,133 @@
+"""``sfgraph separate``: graphs/separate.yaml with the recording, its F0 source and the
+mask settings filled in (``separate_graph``, the one place that knows that graph's
+node ids), optionally first adapted to the recording (``--adapt``)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sfgraph.cli.arguments import add_command, output_folder, written_files
+from sfgraph.cli.errors import CliError
+
+SCORE_SUFFIXES = (".mid", ".midi", ".musicxml", ".xml", ".mxl")
+
+
+def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[str] | None = None,
+                   synth: bool = False, power: float = 1.0, n_fft: int = 2048, mask_fit: float = 2.0,
+                   device: str = "auto"):
+    """The ``separate`` graph declaration for one recording.
+
+    ``f0``: a folder of ``<voice>.csv`` (``f0_files``), a score aligned to the recording
+    (``f0_score``, by its suffix), or ``"auto"``: every voice of the model from the
+    mixture (``f0_multi``, ``ranges`` one ``LOW-HIGH`` per voice); ``model``: a model
+    folder instead of the bundled one; ``synth``: also write the synthesized voices to
+    ``synth/<voice>.wav``; ``power``, ``n_fft``: the mask's exponent and STFT size; ``mask_fit``:
+    the memory in seconds of the voices' fit to the mixture before masking (0: none)."""
+    from sfgraph.graph.model import Connection, NodeDecl, load_graph_decl
+
+    decl = load_graph_decl("separate")
+    decl.node("mix").set_param("path", mix)
+    net = decl.node("net")
+    net.set_param("device", device)
+    if model:
+        net.set_param("model", model)
+    source = decl.node("f0")
+    if f0 == "auto":
+        from sfgraph.model.checkpoint import read_model_config
+        from sfgraph.resources import resolve_path
+
+        source.type, source.params = "f0_multi", {}
+        source.set_param("voices", list(read_model_config(resolve_path(net.params["model"]))[0].voices))
+        if ranges:
+            source.set_param("ranges", list(ranges))
+        decl.connections.append(Connection("mix", "audio", "f0", "mix", source.line))
+    elif Path(f0).suffix.lower() in SCORE_SUFFIXES:
+        source.type, source.params = "f0_score", {}
+        source.set_param("path", f0)
+        source.set_param("align_to", mix)
+    else:
+        source.set_param("dir", f0)
+    decl.node("mask").set_param("power", power)
+    decl.node("mask").set_param("n_fft", n_fft)
+    decl.node("mask").set_param("fit_seconds", mask_fit)
+    if synth:
+        line = decl.node("out").line
+        decl.nodes.append(NodeDecl("synth_out", "file_out", {"path": "synth/{label}.wav"}, line))
+        decl.connections.append(Connection("synth", "voices", "synth_out", "audio", line))
+    return decl
+
+
+def run_separate(args) -> int:
+    from sfgraph.engine.offline import render
+    from sfgraph.graph.build import build_graph
+
+    if args.adapt is not None and not args.adapt > 0:
+        raise CliError(f"--adapt {args.adapt:g}: give the minutes to adapt for, a positive number (e.g. --adapt 3)")
+    if args.adapt_steps is not None and (args.adapt is None or args.adapt_steps < 1):
+        raise CliError(f"--adapt-steps {args.adapt_steps}: give a positive number of steps, with --adapt MINUTES")
+    output = output_folder(args.output)
+    decl = separate_graph(args.mix, args.f0, model=args.model,
+                          ranges=[r.strip() for r in args.ranges.split(",")] if args.ranges else None,
+                          synth=args.synth, power=args.power, n_fft=args.n_fft, mask_fit=args.mask_fit,
+                          device=args.device)
+    graph = build_graph(decl, output_dir=output)
+    if args.adapt is not None:
+        adapt_to_recording(graph, args)
+    result = render(graph, progress=not args.quiet)
+    print(f"separated {result.seconds:.1f} s into {', '.join(graph.nodes['mask'].output_specs['voices'].labels)}:")
+    for path in written_files(graph):
+        print(f"  {path}")
+    return 0
+
+
+def adapt_to_recording(graph, args) -> None:
+    """Fine-tune the separate graph's model on its own mixture and F0 (``--adapt``), write
+    it to OUTPUT/model/ and give its weights to the graph's ``param_net``, which then
+    separates with them (the graph is built once: model, score alignment and F0 files
+    are read once)."""
+    from sfgraph.model.adapt import AdaptOptions, adapt, save_adapted_model
+
+    mix = graph.nodes["mix"].read_whole().mean(axis=0)
+    f0 = graph.nodes["f0"].whole_track(mix)
+    network = graph.nodes["net"].network
+    options = AdaptOptions(minutes=args.adapt, max_steps=args.adapt_steps, seed=args.seed)
+    try:
+        model, result = adapt(network, mix, f0, options, progress=not args.quiet)
+    except ValueError as exc:
+        raise CliError(f"--adapt: {args.mix}: {exc}") from None
+    folder = Path(args.output) / "model"
+    save_adapted_model(folder, model, result, options, recording=str(Path(args.mix).resolve()),
+                       start_model=graph.nodes["net"].p.model)
+    change = (f"held-back loss {result.initial_loss:.3f} -> {result.best_loss:.3f} (step {result.best_step})"
+              if result.best_step else
+              f"no step beat the starting model on the held-back part (loss {result.initial_loss:.3f}): kept it")
+    network.load_state_dict(model.state_dict())
+    print(f"adapted on {result.training_seconds:.1f} s of the recording ({result.validation_seconds:.1f} s held back), "
+          f"{result.steps} steps in {result.seconds / 60:.1f} min: {change}; model in {folder}")
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    p = add_command(commands, "separate", run_separate,
+                    help="separate a mixture into its voices (runs graphs/separate.yaml)")
+    p.add_argument("mix", help="the mixture (any rate; resampled to the model's 16 kHz)")
+    p.add_argument("--f0", required=True,
+                   help="folder of <voice>.csv F0 files (time_s,f0_hz), a score (.mid, .musicxml) with one part "
+                        "per voice (aligned to the recording), or 'auto': estimated from the mixture (multi-F0)")
+    p.add_argument("--ranges", help="with --f0 auto: LOW-HIGH note range per voice, comma-separated (e.g. "
+                                    "C4-A5,F3-D5,C3-A4,E2-E4; default from the names soprano, alto, tenor, bass)")
+    p.add_argument("--model", help="model folder from 'sfgraph train' (default: the bundled model)")
+    p.add_argument("-o", "--output", required=True, help="folder for <voice>.wav")
+    p.add_argument("--synth", action="store_true", help="also write the synthesized voices to synth/<voice>.wav")
+    p.add_argument("--power", type=float, default=1.0, help="mask exponent: 1 magnitude ratio (default), 2 power")
+    p.add_argument("--n-fft", type=int, default=2048, help="mask STFT size in samples (hop 256)")
+    p.add_argument("--mask-fit", type=float, default=2.0, metavar="SECONDS",
+                   help="fit the voices to the mixture before masking, with this memory in seconds "
+                        "(default 2; 0: masks straight from the synthesized voices)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
+    p.add_argument("--adapt", type=float, metavar="MINUTES",
+                   help="first fine-tune the model on this recording itself (its mixture and F0s, no stems) for at "
+                        "most MINUTES, keep it in OUTPUT/model/ (reuse it with --model), then separate with it")
+    p.add_argument("--adapt-steps", type=int, metavar="N", help="with --adapt: stop after N steps at the latest "
+                                                                 "(the same seed and steps give the same model)")
+    p.add_argument("--seed", type=int, default=0, help="with --adapt: seed of the segments and synthesizer noise")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
