@@ -9,10 +9,11 @@ APT_STAMP := $(VENV)/.apt-installed
 # Debian packages: fluidsynth + GM soundfonts render the Bach generator's data
 # (fluid-soundfont-gm is its first choice and made the README's results and the bundled
 # models; timgm6mb-soundfont and musescore-general-soundfont are the other patch sets of
-# the varied material, `data bach --soundfont all`, that the bundled model trains on);
+# the varied material, `data bach --soundfont all`; festival + festvox-kallpc16k sing
+# words, `data bach --soundfont festival`);
 # jackd2 + libportaudio2 give live audio and MIDI without a sound card;
 # dpf-source + g++ + make build a small VST3 plugin that the plugin-hosting tests load.
-APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont jackd2 libportaudio2 dpf-source g++ make
+APT_PACKAGES := fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont festival festvox-kallpc16k jackd2 libportaudio2 dpf-source g++ make
 TEST_PLUGINS := $(VENV)/test-plugins
 
 .PHONY: setup demo test bench clean

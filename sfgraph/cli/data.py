@@ -10,7 +10,7 @@ from sfgraph.cli.arguments import HelpFormatter, add_command, positive_float, po
 
 
 def run_bach(args: argparse.Namespace) -> int:
-    from sfgraph.data.bach import BachOptions, find_soundfonts, generate_bach, resolve_program
+    from sfgraph.data.bach import FESTIVAL, BachOptions, find_soundfonts, generate_bach, resolve_program
 
     options = BachOptions(
         count=args.count,
@@ -33,12 +33,20 @@ def run_bach(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     started = time.perf_counter()
-    names = generate_bach(args.outdir, options, force=args.force, progress=not args.quiet)
+    names = generate_bach(args.outdir, options, force=args.force, progress=not args.quiet,
+                          track_f0=_crepe_f0 if FESTIVAL in options.soundfonts else None)
     print(
         f"wrote {len(names)} items of {args.seconds:g} s to {args.outdir} in {time.perf_counter() - started:.1f} s "
         f"(GM program {', '.join(map(str, options.programs))} of {', '.join(map(str, options.soundfonts))})"
     )
     return 0
+
+
+def _crepe_f0(audio):
+    """F0 of one sung voice (16 kHz, (n,)) with CREPE tiny, on the dataset's frame grid."""
+    from sfgraph.f0.crepe import TrackerOptions, track_f0
+
+    return track_f0(audio[None], TrackerOptions(capacity="tiny", device="cpu")).f0_hz[0]
 
 
 def run_convert_csd(args: argparse.Namespace) -> int:
@@ -86,7 +94,8 @@ def _bach_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--soundfont",
         default=None,
-        help="SF2 file, several separated by commas, or 'all' (every installed GM soundfont) (default: the first "
+        help="SF2 file, several separated by commas, 'all' (every installed GM soundfont) or 'festival' "
+        "(Festival's diphone voice singing words; its F0 measured with CREPE) (default: the first "
         "of FluidR3_GM.sf2, TimGM6mb.sf2, default-GM.sf2 in /usr/share/sounds/sf2); with several soundfonts or "
         "programs, each voice of each chorale draws its own patch",
     )

@@ -4,7 +4,8 @@ Each chorale of music21's corpus with exactly the four parts Soprano, Alto,
 Tenor, Bass is "performed" (tempo, fermatas, transposition, per-note
 intonation, slow drift and vibrato, all as MIDI pitch bend), each voice is
 rendered alone with fluidsynth (float output, reverb and chorus off), and the
-rendering is cut into items of a fixed length; the first item of a chorale
+rendering is cut into items of a fixed length (a "soundfont" named ``festival`` is
+Festival's diphone voice singing words instead, ``sfgraph.data.festival``); the first item of a chorale
 starts at its first note, so there is no leading silence, and a last piece
 shorter than an item is dropped. The ground-truth F0 of every
 voice is computed from the very event list written to the MIDI file, pitch
@@ -25,7 +26,7 @@ import shutil
 import subprocess
 import tempfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ import numpy as np
 
 from sfgraph.atomic import write_text
 from sfgraph.data.audio import read_wav
+from sfgraph.data.festival import FestivalError, find_text2wave, keep_f0_near_score, octaves_down, render_festival
 from sfgraph.data.layout import write_item
 from sfgraph.data.midi import MidiTrack, seconds_to_tick, tick_to_seconds
 from sfgraph.grid import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE, frame_times
@@ -150,19 +152,34 @@ def find_soundfont(path: Path | None) -> Path:
 
 
 def find_soundfonts(value: str | None) -> tuple[Path, ...]:
-    """Soundfonts named on the command line: one path, several separated by commas, or
-    ``all`` (every installed Debian GM soundfont); None: the first installed one."""
+    """Soundfonts named on the command line, separated by commas: paths, ``all`` (every
+    installed Debian GM soundfont) and ``festival`` (Festival's singing voice, ``FESTIVAL``);
+    None: the first installed GM soundfont."""
     if value is None:
         return (find_soundfont(None),)
-    if value.strip().lower() == "all":
-        installed: dict[Path, Path] = {}
-        for candidate in SOUNDFONT_CANDIDATES:  # each file once, under the first name that reaches it
-            if candidate.is_file():
-                installed.setdefault(candidate.resolve(), candidate)
-        if not installed:
-            find_soundfont(None)  # raises, naming what to install
-        return tuple(installed.values())
-    return tuple(find_soundfont(Path(path.strip())) for path in value.split(","))
+    found: dict[Path, None] = {}
+    for token in (token.strip() for token in value.split(",")):
+        if token.lower() == "festival":
+            find_text2wave_or_fail()
+            found[FESTIVAL] = None
+        elif token.lower() == "all":
+            installed: dict[Path, Path] = {}
+            for candidate in SOUNDFONT_CANDIDATES:  # each file once, under the first name that reaches it
+                if candidate.is_file():
+                    installed.setdefault(candidate.resolve(), candidate)
+            if not installed:
+                find_soundfont(None)  # raises, naming what to install
+            found.update(dict.fromkeys(installed.values()))
+        else:
+            found[find_soundfont(Path(token))] = None
+    return tuple(found)
+
+
+def find_text2wave_or_fail() -> str:
+    try:
+        return find_text2wave()
+    except FestivalError as exc:
+        raise GeneratorError(str(exc)) from None
 
 
 def find_fluidsynth() -> str:
@@ -430,23 +447,32 @@ def measure_tuning(program: int, soundfont: Path, fluidsynth: str) -> dict[int, 
     return tuning
 
 
-Patch = tuple[Path, int]  # (soundfont, 1-based GM program)
+Patch = tuple[Path, int]  # (soundfont, 1-based GM program); (FESTIVAL, 0) for Festival's voice
+FESTIVAL = Path("festival")  # the "soundfont" that stands for Festival's singing voice
+FESTIVAL_RMS = 0.05  # Festival's voice is scaled to about a soundfont voice's level at FLUIDSYNTH_GAIN
 
 
 def render_performance(
-    performance: ChoralePerformance, patches: Sequence[Patch], fluidsynth: str, workers: int
+    performance: ChoralePerformance, patches: Sequence[Patch], fluidsynth: str, workers: int, seed: Sequence[int]
 ) -> np.ndarray:
     """Render every voice with its patch; returns ``(n_voices, n_samples)`` float32, zero-padded
-    to a common length."""
+    to a common length. ``seed`` draws the words Festival sings (voice i: ``[*seed, i]``)."""
     end_s = performance.end_s + RELEASE_TAIL_S
+
+    def render(index: int) -> np.ndarray:
+        voice, (soundfont, program) = performance.voices[index], patches[index]
+        if soundfont != FESTIVAL:
+            return render_midi(voice_track(voice, program), end_s, soundfont, fluidsynth)
+        try:
+            sung = render_festival(voice.note_on_s, voice.note_off_s, voice.keys,
+                                   np.random.default_rng([*seed, index]), find_text2wave(), SAMPLE_RATE)
+        except FestivalError as exc:
+            raise GeneratorError(str(exc)) from None
+        level = np.sqrt(np.mean(sung.astype(np.float64) ** 2))
+        return sung * np.float32(FESTIVAL_RMS / level) if level > 0 else sung
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        renders = list(
-            pool.map(
-                lambda voice, patch: render_midi(voice_track(voice, patch[1]), end_s, patch[0], fluidsynth),
-                performance.voices,
-                patches,
-            )
-        )
+        renders = list(pool.map(render, range(len(performance.voices))))
     length = max(int(round(end_s * SAMPLE_RATE)), max(render.size for render in renders))
     stems = np.zeros((len(renders), length), dtype=np.float32)
     for index, render in enumerate(renders):
@@ -508,9 +534,15 @@ def make_item_audio(stems: np.ndarray, gains_db: np.ndarray, bit_depth: int) -> 
     return stems_out.sum(axis=0, dtype=np.float32), stems_out
 
 
-def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progress: bool = True) -> list[str]:
+F0Tracker = Callable[[np.ndarray], np.ndarray]  # mono 16 kHz (n,) -> F0 Hz on frame_times(n), 0 = unvoiced
+
+
+def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progress: bool = True,
+                  track_f0: F0Tracker | None = None) -> list[str]:
     """Generate ``options.count`` items of ``options.seconds`` s into ``outdir``; returns the item names.
 
+    ``track_f0`` measures the F0 of Festival's voices (needed when ``FESTIVAL`` is among
+    the soundfonts; kept where it agrees with the score, see ``sfgraph.data.festival``).
     Raises ``GeneratorError`` if fluidsynth or a soundfont is missing, if
     ``outdir`` is not empty (unless ``force``) or if the corpus runs out.
     """
@@ -521,13 +553,18 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
     if options.bit_depth not in (16, 32):
         raise GeneratorError(f"bit depth {options.bit_depth}: use 16 or 32")
     fluidsynth = find_fluidsynth()
-    patches = [(find_soundfont(soundfont), resolve_program(program))
-               for soundfont in (options.soundfonts or (None,)) for program in options.programs]
+    patches = list(dict.fromkeys(
+        (FESTIVAL, 0) if soundfont == FESTIVAL else (find_soundfont(soundfont), resolve_program(program))
+        for soundfont in (options.soundfonts or (None,)) for program in options.programs))
+    if (FESTIVAL, 0) in patches and track_f0 is None:
+        raise GeneratorError("Festival's voice needs an F0 tracker to measure what it sang")
     outdir = Path(outdir)
     if outdir.exists() and any(outdir.iterdir()) and not force:
         raise GeneratorError(f"{outdir}: folder is not empty (use --force to write into it)")
 
-    tunings = {patch: measure_tuning(patch[1], patch[0], fluidsynth) for patch in patches}
+    # Festival sings at the written pitch (its F0 is measured anyway)
+    tunings = {patch: {} if patch[0] == FESTIVAL else measure_tuning(patch[1], patch[0], fluidsynth)
+               for patch in patches}
     chorales = list_chorales()
     order = np.random.default_rng(options.seed).permutation(len(chorales))
     item_length = int(round(options.seconds * SAMPLE_RATE))
@@ -555,7 +592,8 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
             if n_chunks == 0:
                 skipped.append(chorale)
                 continue
-            rendered = render_performance(performance, voice_patches, fluidsynth, options.workers)
+            rendered = render_performance(performance, voice_patches, fluidsynth, options.workers,
+                                          (options.seed, crc, 4))
             rendered, room = add_room_and_breath(rendered, options.reverb, options.breath_db,
                                                  np.random.default_rng([options.seed, crc, 3]))
             rng = np.random.default_rng([options.seed, crc, 1])
@@ -568,6 +606,10 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
                 mix, stems = make_item_audio(segment, gains_db, options.bit_depth)
                 times = frame_times(item_length, SAMPLE_RATE, HOP_LENGTH)
                 f0 = np.stack([voice.f0_at(start / SAMPLE_RATE + times) for voice in performance.voices])
+                for index, patch in enumerate(voice_patches):
+                    if patch[0] == FESTIVAL:  # sung lower where the line is too high for Festival
+                        score = f0[index] / 2.0 ** octaves_down(performance.voices[index].keys)
+                        f0[index] = keep_f0_near_score(track_f0(segment[index]), score)
                 name = f"{len(names):04d}_{chorale}_{chunk}"
                 meta = {
                     "source": "music21 Bach corpus, rendered by sfgraph data bach",
@@ -609,7 +651,8 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
     record = {
         "generator": "sfgraph data bach",
         "options": settings,
-        "patches": [{"soundfont": str(soundfont), "soundfont_bytes": soundfont.stat().st_size, "program": program,
+        "patches": [{"soundfont": str(soundfont),
+                     "soundfont_bytes": None if soundfont == FESTIVAL else soundfont.stat().st_size, "program": program,
                      "tuning_cents": {str(key): cents for key, cents in tunings[soundfont, program].items()}}
                     for soundfont, program in patches],
         "items": names,
