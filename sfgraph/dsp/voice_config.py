@@ -52,7 +52,7 @@ class VoiceConfig:
             out for bunched pairs and small clusters.  It does not for extreme
             inputs where many LSFs pile up (increments more than a few hundred
             times apart), so keep the network's increments within such a range
-            (e.g. ``0.02 + softplus(x)`` with bounded logits).
+            (the network's ``0.01 + sigmoid(x)`` keeps them within 1:101).
     """
 
     sample_rate: int = SAMPLE_RATE
@@ -90,11 +90,6 @@ class VoiceConfig:
     def noise_fir_taps(self) -> int:
         """Length of the noise-shaping FIR in samples (odd, linear phase)."""
         return 2 * self.n_noise_bands - 1
-
-    @property
-    def noise_fir_delay(self) -> int:
-        """Group delay of the noise-shaping FIR in samples."""
-        return self.n_noise_bands - 1
 
 
 def synthesis_window(config: VoiceConfig) -> np.ndarray:
