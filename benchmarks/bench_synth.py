@@ -23,6 +23,7 @@ import scipy.signal
 import torch
 
 from sfgraph.dsp.voice_config import VoiceConfig, noise_fir_basis, synthesis_window
+from sfgraph.dsp.voice_controls import VoiceControls
 from sfgraph.dsp.voice_numba import StreamingVoiceSynth, synthesize_voices_numba
 from sfgraph.dsp.voice_torch import synthesize_voices
 
@@ -44,7 +45,7 @@ def satb_tracks(n_frames: int, seed: int) -> dict[str, np.ndarray]:
         "amplitude": (0.5 + 0.4 * np.sin(2.0 * np.pi * 0.7 * time_s)) * voiced,
         "noise_gain": np.full((4, n_frames), 0.02),
         "lsf_increments": increments,
-        "noise_shape": np.linspace(1.0, 0.1, CONFIG.n_noise_bands)[None, :].repeat(4, axis=0),
+        "noise_bands": np.linspace(1.0, 0.1, CONFIG.n_noise_bands)[None, :].repeat(4, axis=0),
         "white_noise": rng.uniform(-1.0, 1.0, (4, n_frames * CONFIG.hop)),
     }
 
@@ -84,7 +85,7 @@ def numpy_reference(tracks: dict[str, np.ndarray], config: VoiceConfig = CONFIG)
             )
             harmonic += weight * np.sin(2.0 * np.pi * k * phase)
 
-        taps = tracks["noise_shape"][voice] @ noise_fir_basis(config)
+        taps = tracks["noise_bands"][voice] @ noise_fir_basis(config)
         shaped = scipy.signal.lfilter(taps, [1.0], tracks["white_noise"][voice])
         noise_gain = tracks["noise_gain"][voice]
         noise_track = (noise_gain[:, None] + (np.append(noise_gain[1:], noise_gain[-1]) - noise_gain)[:, None] * ramp).ravel()
@@ -114,6 +115,12 @@ def _lpc_from_increments(increments: np.ndarray, config: VoiceConfig) -> np.ndar
     return 0.5 * (p_poly + q_poly)[: config.lpc_order + 1]
 
 
+def synthesize_offline(tracks: dict[str, np.ndarray]) -> np.ndarray:
+    """The tracks through the Numba synthesizer in one push, ``(V, T*hop)``."""
+    controls = VoiceControls(*(tracks[name] for name in VoiceControls._fields))
+    return synthesize_voices_numba(tracks["f0_hz"], controls, tracks.get("white_noise"))
+
+
 def best_time(function, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -124,7 +131,7 @@ def best_time(function, repeats: int) -> float:
 
 
 def stream_hop_by_hop(tracks: dict[str, np.ndarray]) -> None:
-    synth = StreamingVoiceSynth(4, tracks["noise_shape"])
+    synth = StreamingVoiceSynth(4, tracks["noise_bands"])
     hop = CONFIG.hop
     for frame in range(tracks["f0_hz"].shape[1]):
         one = slice(frame, frame + 1)
@@ -149,19 +156,19 @@ def main() -> None:
     frames_per_second = CONFIG.sample_rate / CONFIG.hop
 
     tracks = satb_tracks(int(args.seconds * frames_per_second), seed=0)
-    synthesize_voices_numba(**satb_tracks(20, seed=1))  # compile or load the kernels
+    synthesize_offline(satb_tracks(20, seed=1))  # compile or load the kernels
     numpy_seconds = min(args.seconds, 10.0)
     numpy_tracks = satb_tracks(int(numpy_seconds * frames_per_second), seed=0)
     numpy_audio = numpy_reference(numpy_tracks)
     numpy_rtf = numpy_seconds / best_time(lambda: numpy_reference(numpy_tracks), 1)
-    numba_audio = synthesize_voices_numba(**numpy_tracks)
+    numba_audio = synthesize_offline(numpy_tracks)
     reference_error = np.max(
         np.sqrt(np.mean((numpy_audio - numba_audio) ** 2, axis=1) / np.mean(numba_audio**2, axis=1))
     )
 
     rows = []
     for label, run in (
-        ("offline (push all, render all)", lambda: synthesize_voices_numba(**tracks)),
+        ("offline (push all, render all)", lambda: synthesize_offline(tracks)),
         ("streaming, 1 frame / 256 samples", lambda: stream_hop_by_hop(tracks)),
     ):
         rtf = args.seconds / best_time(run, repeats)
@@ -174,16 +181,17 @@ def main() -> None:
     def batch_tensor(name):
         return torch.tensor(np.stack([t[name] for t in batch_tracks]), dtype=torch.float32)
 
-    params = [batch_tensor(name).requires_grad_() for name in ("f0_hz", "amplitude", "noise_gain", "lsf_increments")]
-    noise_shape = torch.tensor(batch_tracks[0]["noise_shape"], dtype=torch.float32, requires_grad=True)
+    f0 = batch_tensor("f0_hz")
+    controls = VoiceControls(*(batch_tensor(name).requires_grad_() for name in VoiceControls._fields[:3]),
+                             torch.tensor(batch_tracks[0]["noise_bands"], dtype=torch.float32, requires_grad=True))
     white = batch_tensor("white_noise")
 
     def forward():
         with torch.no_grad():
-            synthesize_voices(*params, noise_shape, white_noise=white)
+            synthesize_voices(f0, controls, white_noise=white)
 
     def forward_backward():
-        synthesize_voices(*params, noise_shape, white_noise=white).square().mean().backward()
+        synthesize_voices(f0, controls, white_noise=white).square().mean().backward()
 
     numpy_batch_time = best_time(lambda: [numpy_reference(t) for t in batch_tracks], 1)
     shape = f"{args.batch} x {args.batch_seconds:g} s x 4 voices"

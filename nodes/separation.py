@@ -80,18 +80,17 @@ class Mask(Node):
 
 
 class ParamNetNode(Node):
-    """The parameter network: mixture + F0 per voice → source-filter parameters per frame.
+    """The parameter network: mixture + F0 per voice → the voices' controls per frame.
 
     Inputs: ``mix`` (1, samples) at the model's rate (16 kHz; other rates are
     resampled), consumed a hop (256 samples) at a time; ``f0`` (voices, frames) Hz at
-    sample_rate / hop frames/s, voices in the model's order. Output ``params``:
-    (voices, P, frames) with P = [amplitude, noise gain, 21 LSF increments, 40
-    noise bands] (linear; see ``sfgraph.model.network``). Causal: the GRU states
-    are carried from block to block, so offline and live give the same parameters.
-    Frame t comes out with the hop that completes its analysis window: the hop
-    starting at sample t·hop for a model with centred frames, the hop before it for
-    a ``causal_frames`` model (whose first call also gives frame 0, from silence),
-    which so runs one hop ahead of its input.
+    sample_rate / hop frames/s, voices in the model's order. Output ``params``: (voices,
+    2 + lpc_order + 1, frames), each frame's amplitude, noise gain and LSF increments
+    (``VoiceControls.pack_frames``); the stream's ``constants`` carry the model's voice
+    settings and noise colours (``VoiceControlStream``). Streams as
+    ``StreamingParamNet`` does: offline and live give the same frames, frame t with the
+    hop that completes its analysis window, which for a ``causal_frames`` model is the
+    hop before it (one frame ahead of the input).
     """
 
     type_name = "param_net"
@@ -104,23 +103,31 @@ class ParamNetNode(Node):
     def declare_ports(cls, params):
         from sfgraph.dsp.voice_config import VoiceConfig
 
+        # the frame grid of the F0 nodes; configure refuses a model on another
         voice = VoiceConfig()
         return PortMap({"mix": Port("audio", "the mixture", channels=1, rate=voice.sample_rate, quantum=voice.hop),
                         "f0": Port("f0", "F0 per voice", unit="Hz", rate=Fraction(voice.sample_rate, voice.hop))},
-                       {"params": Port("tensor", "synthesizer parameters per voice and frame")})
+                       {"params": Port("tensor", "the voices' controls per frame")})
 
     def configure(self, inputs, context):
         import torch
 
+        from sfgraph.dsp.voice_controls import VoiceControlStream, n_frame_controls
         from sfgraph.model.checkpoint import ModelError, load_model
+        from sfgraph.model.network import StreamingParamNet
 
-        self.device = torch.device("cuda" if self.p.device == "auto" and torch.cuda.is_available() else
-                                   "cpu" if self.p.device == "auto" else self.p.device)
+        device = torch.device("cuda" if self.p.device == "auto" and torch.cuda.is_available() else
+                              "cpu" if self.p.device == "auto" else self.p.device)
         try:
-            self.network = load_model(context.input_path(self.p.model), self.device)
+            self.network = load_model(context.input_path(self.p.model), device)
         except ModelError as exc:
             raise ValueError(str(exc)) from None
         config = self.network.config
+        mix_port = self.input_ports["mix"]
+        if (config.voice.sample_rate, config.voice.hop) != (mix_port.rate, mix_port.quantum):
+            raise ValueError(f"{self.p.model}: a model for {config.voice.sample_rate} Hz audio in "
+                             f"{config.voice.hop}-sample frames; graphs run {float(mix_port.rate):g} Hz in "
+                             f"{mix_port.quantum}-sample frames")
         f0 = inputs["f0"]
         voices = config.voices
         if f0.channels != len(voices) or (f0.labels is not None and tuple(f0.labels) != tuple(voices)):
@@ -129,44 +136,31 @@ class ParamNetNode(Node):
         # offline on one torch thread: ops on a few frames gain nothing from a team, and a team
         # stalls on a busy CPU (live, the engine already runs the graph on one)
         self.threads = 1 if context.mode == "offline" else None
-        return {"params": StreamSpec("tensor", (len(voices), config.n_features), f0.rate, voices)}
+        self.stream = StreamingParamNet(self.network)
+        return {"params": StreamSpec("tensor", (len(voices), n_frame_controls(config.voice)), f0.rate, voices,
+                                     VoiceControlStream(config.voice, self.stream.noise_bands))}
 
     def prepare(self):
-        self.reset()
+        self.stream.reset()
 
     def reset(self):
-        import torch
-
-        config = self.network.config
-        self.history = torch.zeros(1, config.n_fft - config.voice.hop, device=self.device)
-        self.state = None
-        self.started = False
+        self.stream.reset()
 
     def process(self, mix, f0):
-        import torch
-
-        from sfgraph.model.network import log_magnitude_frames
         from sfgraph.threads import torch_threads
 
-        config = self.network.config
-        with torch_threads(self.threads), torch.no_grad():
-            audio = torch.from_numpy(mix).to(self.device)
-            f0_frames = torch.from_numpy(f0).to(self.device)[None]
-            if config.causal_frames and not self.started:
-                audio, f0_frames = self.network.causal_inputs(audio, f0_frames)
-            self.started = True
-            features = log_magnitude_frames(audio, config.n_fft, config.voice.hop, self.history)
-            self.history = torch.cat([self.history, audio], dim=-1)[:, -self.history.shape[-1]:]
-            params, self.state = self.network.forward_features(features, f0_frames, self.state)
-        return {"params": params[0].permute(0, 2, 1).cpu().numpy()}
+        with torch_threads(self.threads):
+            return {"params": self.stream.process(mix[0], f0).pack_frames()}
 
 
 class SourceFilterSynth(Node):
-    """Synthesizes each voice from its F0 and source-filter parameters (Numba, streaming).
+    """Synthesizes each voice from its F0 and controls (Numba, streaming).
 
-    Inputs: ``f0`` (voices, frames) Hz and ``params`` (voices, P, frames) from
-    ``param_net``, both at sample_rate / hop frames/s. Output ``voices``: (voices,
-    samples) at 16 kHz, labelled by voice. Frame t holds at sample t·hop; a segment
+    Inputs: ``f0`` (voices, frames) Hz and ``params`` (voices, 2 + lpc_order + 1,
+    frames) from ``param_net`` (``VoiceControls.pack_frames``), both at sample_rate /
+    hop frames/s; the voice settings and noise colours are the ones the ``params``
+    stream carries (``VoiceControlStream``). Output ``voices``: (voices, samples) at
+    the model's rate, labelled by voice. Frame t holds at sample t·hop; a segment
     is rendered once the next frame is in, so the output runs ``hop`` samples
     (16 ms) behind its input (``lookahead``: one frame) while staying aligned to
     the timeline.
@@ -174,18 +168,21 @@ class SourceFilterSynth(Node):
 
     type_name = "sf_synth"
     inputs = {"f0": Port("f0", "F0 per voice", unit="Hz"),
-              "params": Port("tensor", "parameters per voice and frame from param_net")}
+              "params": Port("tensor", "the voices' controls per frame from param_net")}
     outputs = {"voices": Port("audio", "one synthesized voice per channel")}
     params = {"seed": Param("int", 0, "seed of the noise generators")}
 
     def configure(self, inputs, context):
-        from sfgraph.dsp.voice_config import VoiceConfig
+        from sfgraph.dsp.voice_controls import VoiceControlStream, n_frame_controls
 
-        self.config = VoiceConfig()
         f0, params = inputs["f0"], inputs["params"]
-        n_features = 2 + self.config.n_lsf_increments + self.config.n_noise_bands
-        if params.shape[1:] != (n_features,) or params.channels != f0.channels:
-            raise PortError("params", f"expects ({f0.channels} voices, {n_features} parameters) per frame, "
+        if not isinstance(params.constants, VoiceControlStream):
+            raise PortError("params", f"expects the voice controls of a param_net (with its voice settings), "
+                                      f"got a {params.describe()} stream without them")
+        self.config = params.constants.config
+        n_controls = n_frame_controls(self.config)
+        if params.shape[1:] != (n_controls,) or params.channels != f0.channels:
+            raise PortError("params", f"expects ({f0.channels} voices, {n_controls} controls) per frame, "
                                       f"got {params.shape}")
         if params.rate != f0.rate or f0.rate != Fraction(self.config.sample_rate, self.config.hop):
             raise PortError("f0", f"expects {self.config.sample_rate / self.config.hop:g} frames/s on both inputs")
@@ -195,19 +192,17 @@ class SourceFilterSynth(Node):
     def prepare(self):
         from sfgraph.dsp.voice_numba import StreamingVoiceSynth
 
-        voices = self.output_specs["voices"].channels
-        self.synth = StreamingVoiceSynth(voices, np.ones((voices, self.config.n_noise_bands)), self.config,
+        # read now, not at configure: the model's weights may change in between (separate --adapt)
+        self.noise_bands = self.input_specs["params"].constants.noise_bands()
+        self.synth = StreamingVoiceSynth(self.output_specs["voices"].channels, self.noise_bands, self.config,
                                          seed=self.p.seed)
-        self.noise_shape_set = False
 
     def reset(self):
         self.synth.reset()
-        self.noise_shape_set = False
 
     def process(self, f0, params):
-        increments = 2 + self.config.n_lsf_increments
-        if not self.noise_shape_set:  # a model's noise colour is constant: take it from the first frame
-            self.synth.set_noise_shape(params[:, increments:, 0])
-            self.noise_shape_set = True
-        self.synth.push(f0, params[:, 0], params[:, 1], params[:, 2:increments].transpose(0, 2, 1))
+        from sfgraph.dsp.voice_controls import VoiceControls
+
+        controls = VoiceControls.split_frames(params, self.noise_bands)
+        self.synth.push(f0, controls.amplitude, controls.noise_gain, controls.lsf_increments)
         return {"voices": self.synth.render()}

@@ -22,6 +22,23 @@ def tiny_model(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="session")
+def other_voice_model(tmp_path_factory):
+    """A small model folder with random weights whose voice model differs from the default
+    one in every setting that the graphs allow (all but the sample rate and hop)."""
+    import torch
+
+    from sfgraph.dsp.voice_config import VoiceConfig
+    from sfgraph.model.checkpoint import save_model
+    from sfgraph.model.network import NetworkConfig, ParamNet
+
+    torch.manual_seed(0)
+    voice = VoiceConfig(n_harmonics=12, lpc_order=12, n_noise_bands=16, tilt_corner_hz=400.0, min_lsf_gap=1e-2)
+    folder = tmp_path_factory.mktemp("other_voice_model")
+    save_model(folder, ParamNet(NetworkConfig(hidden=32, f0_hidden=16, causal_frames=True, voice=voice)))
+    return folder
+
+
 @pytest.fixture
 def graph_file(tmp_path):
     """Write graph YAML to a file; ``{custom}`` in it names the custom test nodes module."""

@@ -11,6 +11,7 @@ import torch
 
 from sfgraph.dsp.lsf import lsf_increments_to_lpc_numpy
 from sfgraph.dsp.voice_config import VoiceConfig
+from sfgraph.dsp.voice_controls import VoiceControls, n_frame_controls
 from sfgraph.dsp.voice_numba import StreamingVoiceSynth, synthesize_voices_numba
 from sfgraph.dsp.voice_torch import synthesize_voice_parts, synthesize_voices, unit_harmonic_sines
 
@@ -34,7 +35,7 @@ def _random_tracks(n_voices: int, n_frames: int, seed: int) -> dict[str, np.ndar
         "amplitude": rng.uniform(0.0, 1.0, (n_voices, n_frames)),
         "noise_gain": rng.uniform(0.0, 0.3, (n_voices, n_frames)),
         "lsf_increments": rng.uniform(0.05, 1.0, (n_voices, n_frames, N_INCREMENTS)),
-        "noise_shape": rng.uniform(0.0, 1.0, (n_voices, CONFIG.n_noise_bands)),
+        "noise_bands": rng.uniform(0.0, 1.0, (n_voices, CONFIG.n_noise_bands)),
         "white_noise": rng.uniform(-1.0, 1.0, (n_voices, n_frames * HOP)),
     }
 
@@ -63,31 +64,40 @@ def _realistic_tracks(n_frames: int, seed: int) -> dict[str, np.ndarray]:
         "amplitude": swell * voiced,
         "noise_gain": np.where(voiced, 0.01, 0.05) * np.ones((4, n_frames)),
         "lsf_increments": increments,
-        "noise_shape": np.linspace(1.0, 0.1, CONFIG.n_noise_bands)[None, :].repeat(4, axis=0),
+        "noise_bands": np.linspace(1.0, 0.1, CONFIG.n_noise_bands)[None, :].repeat(4, axis=0),
         "white_noise": rng.uniform(-1.0, 1.0, (4, n_frames * HOP)),
     }
 
 
-def _synthesize_torch(tracks: dict[str, np.ndarray], dtype: torch.dtype) -> np.ndarray:
-    def batch(name):
-        return torch.tensor(tracks[name], dtype=dtype).unsqueeze(0)
+def _controls(tracks: dict[str, np.ndarray], convert=lambda values: values) -> VoiceControls:
+    """The tracks' controls, each converted by ``convert``."""
+    return VoiceControls(*(convert(tracks[name]) for name in VoiceControls._fields))
 
-    audio = synthesize_voices(
-        batch("f0_hz"),
-        batch("amplitude"),
-        batch("noise_gain"),
-        batch("lsf_increments"),
-        torch.tensor(tracks["noise_shape"], dtype=dtype),
-        white_noise=batch("white_noise"),
-    )
-    return audio[0].double().numpy()
+
+def _synthesize_numba(tracks: dict[str, np.ndarray], **options) -> np.ndarray:
+    return synthesize_voices_numba(tracks["f0_hz"], _controls(tracks), tracks.get("white_noise"), **options)
+
+
+def _torch_inputs(tracks: dict[str, np.ndarray], dtype: torch.dtype = torch.float64
+                  ) -> tuple[torch.Tensor, VoiceControls, torch.Tensor]:
+    """F0, controls and white noise as tensors with a batch of one (the noise bands without)."""
+    def batch(values):
+        return torch.tensor(values, dtype=dtype).unsqueeze(0)
+
+    controls = _controls(tracks, batch)._replace(noise_bands=torch.tensor(tracks["noise_bands"], dtype=dtype))
+    return batch(tracks["f0_hz"]), controls, batch(tracks["white_noise"])
+
+
+def _synthesize_torch(tracks: dict[str, np.ndarray], dtype: torch.dtype) -> np.ndarray:
+    f0, controls, white = _torch_inputs(tracks, dtype)
+    return synthesize_voices(f0, controls, white_noise=white)[0].double().numpy()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("make_tracks", ["random", "realistic"])
 def test_torch_and_numba_agree(make_tracks, dtype):
     tracks = _random_tracks(4, 40, seed=3) if make_tracks == "random" else _realistic_tracks(60, seed=4)
-    expected = synthesize_voices_numba(**tracks)
+    expected = _synthesize_numba(tracks)
     actual = _synthesize_torch(tracks, dtype)
     assert actual.shape == expected.shape == (4, tracks["f0_hz"].shape[1] * HOP)
     assert np.all(_relative_rms_error(actual, expected) < 1e-4)
@@ -95,7 +105,7 @@ def test_torch_and_numba_agree(make_tracks, dtype):
 
 def _stream(tracks: dict[str, np.ndarray], block: int, explicit_noise: bool) -> np.ndarray:
     """Render ``block`` samples at a time, pushing one frame whenever more are needed."""
-    synth = StreamingVoiceSynth(4, tracks["noise_shape"], dtype=np.float64, seed=7)
+    synth = StreamingVoiceSynth(4, tracks["noise_bands"], dtype=np.float64, seed=7)
     n_frames = tracks["f0_hz"].shape[1]
     pieces = []
     pushed = 0
@@ -120,7 +130,7 @@ def _stream(tracks: dict[str, np.ndarray], block: int, explicit_noise: bool) -> 
 @pytest.mark.parametrize("block", [64, 256, 1000])
 def test_block_by_block_equals_whole_signal(block):
     tracks = _realistic_tracks(40, seed=5)
-    whole = synthesize_voices_numba(**tracks)
+    whole = _synthesize_numba(tracks)
     assert np.array_equal(_stream(tracks, block, explicit_noise=True), whole)
 
 
@@ -129,12 +139,12 @@ def test_streaming_with_internal_noise_is_reproducible():
     reference = _stream(tracks, 1000, explicit_noise=False)
     assert np.array_equal(_stream(tracks, 64, explicit_noise=False), reference)
     tracks.pop("white_noise")
-    assert np.array_equal(synthesize_voices_numba(**tracks, seed=7), reference)
+    assert np.array_equal(_synthesize_numba(tracks, seed=7), reference)
 
 
 def test_streaming_latency_is_one_hop():
     tracks = _random_tracks(4, 5, seed=8)
-    synth = StreamingVoiceSynth(4, tracks["noise_shape"])
+    synth = StreamingVoiceSynth(4, tracks["noise_bands"])
     assert synth.latency_samples == HOP
     for pushed in range(1, 6):
         frame = slice(pushed - 1, pushed)
@@ -144,13 +154,11 @@ def test_streaming_latency_is_one_hop():
     assert synth.flush().shape == (4, 5 * HOP - 100)
 
 
-def test_parts_add_up_and_accept_batched_noise_shape():
-    tracks = _random_tracks(2, 12, seed=9)
-    inputs = [torch.tensor(tracks[name]).unsqueeze(0) for name in ("f0_hz", "amplitude", "noise_gain", "lsf_increments")]
-    shape = torch.tensor(tracks["noise_shape"])
-    white = torch.tensor(tracks["white_noise"]).unsqueeze(0)
-    total = synthesize_voices(*inputs, shape, white_noise=white)
-    parts = synthesize_voice_parts(*inputs, shape.unsqueeze(0), white_noise=white)
+def test_parts_add_up_and_accept_batched_noise_bands():
+    f0, controls, white = _torch_inputs(_random_tracks(2, 12, seed=9))
+    total = synthesize_voices(f0, controls, white_noise=white)
+    parts = synthesize_voice_parts(f0, controls._replace(noise_bands=controls.noise_bands.unsqueeze(0)),
+                                   white_noise=white)
     torch.testing.assert_close(parts.harmonic + parts.noise, total, rtol=0, atol=1e-12)
     assert parts.harmonic.abs().max() > 0 and parts.noise.abs().max() > 0
 
@@ -173,8 +181,8 @@ def test_gradcheck_reaches_every_parameter():
     )
     white = 2.0 * rand(1, 2, 48) - 1.0
 
-    def synth(*params):
-        return synthesize_voices(*params, white_noise=white, config=config)
+    def synth(f0_hz, *controls):
+        return synthesize_voices(f0_hz, VoiceControls(*controls), white_noise=white, config=config)
 
     assert torch.autograd.gradcheck(synth, inputs)
     synth(*inputs).square().sum().backward()
@@ -186,9 +194,9 @@ def test_unvoiced_frame_gradients_are_finite():
     tracks = _realistic_tracks(20, seed=10)
     params = [
         torch.tensor(tracks[name], dtype=torch.float32).unsqueeze(0).requires_grad_()
-        for name in ("f0_hz", "amplitude", "noise_gain", "lsf_increments", "noise_shape")
+        for name in ("f0_hz", *VoiceControls._fields)
     ]
-    synthesize_voices(*params).square().mean().backward()
+    synthesize_voices(params[0], VoiceControls(*params[1:])).square().mean().backward()
     for tensor in params:
         assert torch.all(torch.isfinite(tensor.grad)) and tensor.grad.abs().sum() > 0
 
@@ -202,9 +210,9 @@ def test_constant_f0_spectrum_has_harmonics_tilt_and_formants():
         "amplitude": np.ones((1, n_frames)),
         "noise_gain": np.zeros((1, n_frames)),
         "lsf_increments": np.tile(increments, (1, n_frames, 1)),
-        "noise_shape": np.ones((1, CONFIG.n_noise_bands)),
+        "noise_bands": np.ones((1, CONFIG.n_noise_bands)),
     }
-    audio = synthesize_voices_numba(**tracks)[0]
+    audio = _synthesize_numba(tracks)[0]
     segment = audio[4096 : 4096 + 8192]
     window = np.hanning(segment.size)
     spectrum = np.abs(np.fft.rfft(segment * window)) * 2.0 / window.sum()
@@ -237,9 +245,9 @@ def test_unvoiced_frames_are_silent_and_voicing_is_click_free():
         "amplitude": np.ones((1, n_frames)),
         "noise_gain": np.zeros((1, n_frames)),
         "lsf_increments": np.tile(np.random.default_rng(12).uniform(0.5, 1.5, N_INCREMENTS), (1, n_frames, 1)),
-        "noise_shape": np.ones((1, CONFIG.n_noise_bands)),
+        "noise_bands": np.ones((1, CONFIG.n_noise_bands)),
     }
-    audio = synthesize_voices_numba(**tracks)[0]
+    audio = _synthesize_numba(tracks)[0]
     # Excitation fades out over the segment after the last voiced frame; one more
     # hop lets the vocal-tract frames that saw it cross-fade out.
     for first_unvoiced, next_voiced in ((20, 30), (50, n_frames)):
@@ -280,25 +288,31 @@ def test_ten_minute_stream_keeps_exact_phase_and_level():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
-    tracks = _random_tracks(2, 20, seed=14)
-    inputs = [torch.tensor(tracks[name]).unsqueeze(0) for name in ("f0_hz", "amplitude", "noise_gain", "lsf_increments")]
-    shape = torch.tensor(tracks["noise_shape"])
-    white = torch.tensor(tracks["white_noise"]).unsqueeze(0)
-    cpu = synthesize_voices(*inputs, shape, white_noise=white)
-    cuda = synthesize_voices(*(x.cuda() for x in inputs), shape.cuda(), white_noise=white.cuda())
+    f0, controls, white = _torch_inputs(_random_tracks(2, 20, seed=14))
+    cpu = synthesize_voices(f0, controls, white_noise=white)
+    cuda = synthesize_voices(f0.cuda(), VoiceControls(*(x.cuda() for x in controls)), white_noise=white.cuda())
     torch.testing.assert_close(cuda.cpu(), cpu, rtol=1e-6, atol=1e-9)
 
 
 def test_precomputed_harmonic_sines_give_the_same_voices():
     """Training computes each item's F0-only harmonic sines once and passes them in: the
     same voices as computing them in the call."""
-    tracks = _realistic_tracks(60, seed=4)
-    inputs = [torch.tensor(tracks[name], dtype=torch.float32)[None]
-              for name in ("f0_hz", "amplitude", "noise_gain", "lsf_increments")]
-    shape = torch.tensor(tracks["noise_shape"], dtype=torch.float32)
-    white = torch.tensor(tracks["white_noise"], dtype=torch.float32)[None]
-    sines = unit_harmonic_sines(inputs[0], CONFIG)
+    f0, controls, white = _torch_inputs(_realistic_tracks(60, seed=4), torch.float32)
+    sines = unit_harmonic_sines(f0, CONFIG)
     assert sines.shape == (1, 4, 60, HOP)
-    plain = synthesize_voices(*inputs, shape, white_noise=white)
-    given = synthesize_voices(*inputs, shape, white_noise=white, harmonic_sines=sines)
+    plain = synthesize_voices(f0, controls, white_noise=white)
+    given = synthesize_voices(f0, controls, white_noise=white, harmonic_sines=sines)
     assert torch.equal(plain, given)
+
+
+def test_packed_frames_split_into_the_same_controls():
+    """A stream block of controls (``pack_frames``) holds the per-frame controls as float32,
+    ``2 + lpc_order + 1`` rows per voice and frame; ``split_frames`` gives them back."""
+    tracks = _random_tracks(3, 7, seed=15)
+    controls = _controls(tracks, lambda values: values.astype(np.float32))
+    frames = controls.pack_frames()
+    assert frames.shape == (3, n_frame_controls(CONFIG), 7) == (3, 2 + N_INCREMENTS, 7)
+    assert frames.dtype == np.float32
+    for name, expected, actual in zip(VoiceControls._fields, controls,
+                                      VoiceControls.split_frames(frames, controls.noise_bands), strict=True):
+        np.testing.assert_array_equal(actual, expected, err_msg=name)

@@ -7,6 +7,8 @@ import numpy as np
 import pedalboard
 import pytest
 
+from sfgraph.dsp.voice_config import VoiceConfig
+from sfgraph.dsp.voice_controls import VoiceControlStream
 from sfgraph.graph.errors import GraphError
 from sfgraph.graph.node import GraphContext
 from sfgraph.graph.params import ParamError
@@ -30,7 +32,8 @@ PROCESSORS = {
                "channels": {"ch1": {"verb": {"room_size": 0.9}}}}, {"audio": 2}),
     "mask": ({"n_fft": 1024, "hop": 128}, {"mix": 1, "voices": 3}),
     "param_net": ({"model": "{model}"}, {"mix": 1, "f0": F0_SPEC}),
-    "sf_synth": ({}, {"f0": F0_SPEC, "params": StreamSpec("tensor", (4, 63), 62.5, VOICES)}),
+    "sf_synth": ({}, {"f0": F0_SPEC, "params": StreamSpec("tensor", (4, 23), 62.5, VOICES, VoiceControlStream(
+        VoiceConfig(), lambda: np.linspace(1.0, 0.1, 4 * 40).reshape(4, 40)))}),
     "resample": ({"rate": 16000}, {"audio": 2}),
     "f0_crepe": ({"model": "tiny"}, {"audio": 2}),
     "f0_multi": ({"viterbi_lag": 4}, {"mix": 1}),

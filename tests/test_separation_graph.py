@@ -83,6 +83,7 @@ def test_param_net_node_streams_the_networks_frames(tmp_path, causal):
     node emits it with the hop before it (one frame ahead of its input)."""
     import torch
 
+    from sfgraph.dsp.voice_controls import VoiceControls
     from sfgraph.graph.node import GraphContext
     from sfgraph.graph.ports import StreamSpec, audio_spec
     from sfgraph.graph.registry import node_types
@@ -95,13 +96,13 @@ def test_param_net_node_streams_the_networks_frames(tmp_path, causal):
     mix = torch.from_numpy(0.3 * rng.standard_normal((1, 256 * 20)).astype(np.float32))
     f0 = torch.from_numpy(rng.uniform(100, 600, (1, 4, 20)).astype(np.float32))
     with torch.no_grad():
-        whole = network(mix, f0)[0]
+        whole = network(mix, f0)
         changed = mix.clone()
         changed[:, 256 * 12:] += 0.5
-        later = network(changed, f0)[0]
+        later = network(changed, f0)
     unchanged = 13 if causal else 12  # frames whose analysis window ends by sample 12·256
-    np.testing.assert_array_equal(later[:, :unchanged].numpy(), whole[:, :unchanged].numpy())
-    assert not np.allclose(later[:, unchanged].numpy(), whole[:, unchanged].numpy())
+    np.testing.assert_array_equal(later.amplitude[:, :, :unchanged], whole.amplitude[:, :, :unchanged])
+    assert not np.allclose(later.amplitude[:, :, unchanged], whole.amplitude[:, :, unchanged])
 
     save_model(tmp_path / "model", network)
     node = node_types()["param_net"]("net", {"model": str(tmp_path / "model"), "device": "cpu"})
@@ -113,7 +114,9 @@ def test_param_net_node_streams_the_networks_frames(tmp_path, causal):
     assert first.shape[-1] == (4 if causal else 3)
     rest = node.process(mix=mix.numpy()[:, 256 * 3:], f0=f0.numpy()[0, :, 3:])["params"]
     streamed = np.concatenate([first, rest], axis=-1)[..., :20]
-    np.testing.assert_allclose(streamed, whole.permute(0, 2, 1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(streamed, VoiceControls(*(values[0].numpy() for values in whole)).pack_frames(),
+                               atol=1e-5)
+    np.testing.assert_array_equal(node.output_specs["params"].constants.noise_bands(), whole.noise_bands[0].numpy())
 
 
 def test_separate_on_the_demo_clip_equals_the_whole_signal_mask(tmp_path):
@@ -135,3 +138,61 @@ def test_separate_on_the_demo_clip_equals_the_whole_signal_mask(tmp_path):
     for j, voice in enumerate(voices):
         out, _ = read_wav(tmp_path / f"{voice}.wav")
         np.testing.assert_allclose(out[0, :-2048], expected[j, :-2048], atol=1e-4)
+
+
+SYNTH = """\
+sample_rate: 16000
+block_size: 300
+nodes:
+  - {id: mix, type: file_in, params: {path: mix.wav}}
+  - {id: f0, type: f0_files, params: {dir: f0}}
+  - {id: net, type: param_net, params: {model: MODEL, device: cpu}}
+  - {id: synth, type: sf_synth}
+  - {id: out, type: file_out, params: {path: "synth/{label}.wav"}}
+connections:
+  - mix.audio -> net.mix
+  - f0.f0 -> net.f0
+  - f0.f0 -> synth.f0
+  - net.params -> synth.params
+  - synth.voices -> out.audio
+"""
+
+
+def test_sf_synth_renders_with_the_voice_settings_of_the_param_nets_model(graph_file, tmp_path, other_voice_model):
+    """A model whose voice model is not the default one (fewer harmonics, LPC order, noise
+    bands, another tilt): param_net and sf_synth render its voices with its settings, the
+    whole-signal synthesis of its controls, which the default tilt and harmonics change."""
+    import dataclasses
+
+    import torch
+
+    from sfgraph.dsp.voice_config import VoiceConfig
+    from sfgraph.dsp.voice_controls import VoiceControls
+    from sfgraph.dsp.voice_numba import synthesize_voices_numba
+    from sfgraph.model.checkpoint import load_model
+    from sfgraph.resources import resolve_resource
+
+    demo = resolve_resource("sfgraph:assets/demo/quartet")
+    frames = 120
+    write_wav(tmp_path / "mix.wav", read_wav(demo / "mix.wav")[0][:, :frames * 256], 16000)
+    (tmp_path / "f0").symlink_to(demo / "f0")
+    graph = build_graph(load_graph_decl(str(graph_file(SYNTH.replace("MODEL", str(other_voice_model))))),
+                        output_dir=tmp_path)
+    network = load_model(other_voice_model)
+    voice = network.config.voice
+    assert graph.nodes["net"].output_specs["params"].shape == (4, 2 + 13)
+    render(graph, progress=False)
+    synthesized = np.concatenate([read_wav(tmp_path / "synth" / f"{name}.wav")[0] for name in network.config.voices])
+    assert synthesized.shape == (4, frames * 256)
+
+    f0 = graph.nodes["f0"].track[:, :frames].astype(np.float32)
+    mix = torch.from_numpy(read_wav(tmp_path / "mix.wav")[0])
+    with torch.no_grad():
+        controls = VoiceControls(*(values[0].numpy() for values in network(mix, torch.from_numpy(f0)[None])))
+    assert controls.lsf_increments.shape == (4, frames, 13) and controls.noise_bands.shape == (4, 16)
+    expected = synthesize_voices_numba(f0, controls, config=voice)
+    end = (frames - 1) * 256  # the stream renders the last segment only once the timeline goes on
+    np.testing.assert_allclose(synthesized[:, :end], expected[:, :end], atol=1e-5)
+    defaults = VoiceConfig()
+    default_source = dataclasses.replace(voice, n_harmonics=defaults.n_harmonics, tilt_corner_hz=defaults.tilt_corner_hz)
+    assert np.abs(synthesize_voices_numba(f0, controls, config=default_source)[:, :end] - expected[:, :end]).max() > 1e-2

@@ -10,9 +10,10 @@ timeline.  :meth:`StreamingVoiceSynth.flush` ends the stream by holding the
 last frame, which yields the final ``hop`` samples exactly like the offline
 torch synthesizer.
 
-Per-voice inputs of one frame: F0 in Hz (``<= 0`` unvoiced), linear harmonic
-amplitude, linear noise gain, ``lpc_order + 1`` positive LSF increments; the
-noise band magnitudes are fixed per voice (``set_noise_shape``).
+Per-voice inputs of one frame: F0 in Hz (``<= 0`` unvoiced) and the per-frame
+:class:`~sfgraph.dsp.voice_controls.VoiceControls` (linear harmonic amplitude, linear
+noise gain, ``lpc_order + 1`` positive LSF increments); each voice's noise band
+magnitudes are fixed for the stream (given to the constructor).
 
 Why it is fast and exact over long streams:
 
@@ -44,6 +45,7 @@ from numba import njit
 
 from sfgraph.dsp.lsf import lsf_from_increments_kernel, lsf_to_lpc_kernel
 from sfgraph.dsp.voice_config import VoiceConfig, noise_fir_basis, synthesis_window
+from sfgraph.dsp.voice_controls import VoiceControls
 
 DEFAULT_CONFIG = VoiceConfig()
 
@@ -419,7 +421,7 @@ class StreamingVoiceSynth:
 
     Typical use::
 
-        synth = StreamingVoiceSynth(4, noise_shape)
+        synth = StreamingVoiceSynth(4, noise_bands)
         synth.push(f0_hz, amplitude, noise_gain, lsf_increments)  # (V, k), (V, k, 21)
         audio = synth.render()          # (V, n) all samples complete so far
         ...
@@ -430,7 +432,7 @@ class StreamingVoiceSynth:
 
     Args:
         n_voices: number of voices ``V``.
-        noise_shape: ``(V, n_noise_bands)`` linear band magnitudes.
+        noise_bands: ``(V, n_noise_bands)`` linear band magnitudes (``VoiceControls.noise_bands``).
         config: model constants.
         seed: seed of the per-voice white-noise generators (used when ``push``
             gets no explicit noise).
@@ -440,7 +442,7 @@ class StreamingVoiceSynth:
     def __init__(
         self,
         n_voices: int,
-        noise_shape: np.ndarray,
+        noise_bands: np.ndarray,
         config: VoiceConfig = DEFAULT_CONFIG,
         seed: int = 0,
         dtype: np.dtype | type = np.float32,
@@ -448,11 +450,13 @@ class StreamingVoiceSynth:
         self.config = config
         self.n_voices = n_voices
         self.dtype = np.dtype(dtype)
-        self._noise_basis = noise_fir_basis(config)
+        noise_bands = np.asarray(noise_bands, dtype=np.float64)
+        if noise_bands.shape != (n_voices, config.n_noise_bands):
+            raise ValueError(f"noise_bands must be {(n_voices, config.n_noise_bands)}, got {noise_bands.shape}")
+        self._noise_taps = np.ascontiguousarray(noise_bands @ noise_fir_basis(config))
         self._window = synthesis_window(config)
         self._inv_harmonic = 1.0 / np.arange(1, config.n_harmonics + 1, dtype=np.float64)
         self._seed = seed
-        self.set_noise_shape(noise_shape)
         self.reset()
 
     @property
@@ -465,14 +469,6 @@ class StreamingVoiceSynth:
         """Samples per voice that can be rendered now."""
         complete_frames = self._frame_base + self._f0.shape[1]
         return max(0, (complete_frames - 1) * self.config.hop - self._position)
-
-    def set_noise_shape(self, noise_shape: np.ndarray) -> None:
-        """Set the ``(V, n_noise_bands)`` noise band magnitudes (takes effect on the next push)."""
-        noise_shape = np.asarray(noise_shape, dtype=np.float64)
-        expected = (self.n_voices, self.config.n_noise_bands)
-        if noise_shape.shape != expected:
-            raise ValueError(f"noise_shape must be {expected}, got {noise_shape.shape}")
-        self._noise_taps = np.ascontiguousarray(noise_shape @ self._noise_basis)
 
     def reset(self) -> None:
         """Forget all frames and state; the next push starts a new stream at sample 0."""
@@ -604,10 +600,7 @@ class StreamingVoiceSynth:
 
 def synthesize_voices_numba(
     f0_hz: np.ndarray,
-    amplitude: np.ndarray,
-    noise_gain: np.ndarray,
-    lsf_increments: np.ndarray,
-    noise_shape: np.ndarray,
+    controls: VoiceControls,
     white_noise: np.ndarray | None = None,
     config: VoiceConfig = DEFAULT_CONFIG,
     seed: int = 0,
@@ -616,14 +609,14 @@ def synthesize_voices_numba(
     """Offline synthesis of a whole track with the streaming kernels.
 
     Args:
-        f0_hz, amplitude, noise_gain: ``(V, T)``.
-        lsf_increments: ``(V, T, lpc_order + 1)``.
-        noise_shape: ``(V, n_noise_bands)``.
+        f0_hz: ``(V, T)`` Hz.
+        controls: numpy ``amplitude``, ``noise_gain`` ``(V, T)``, ``lsf_increments``
+            ``(V, T, lpc_order + 1)``, ``noise_bands`` ``(V, n_noise_bands)``.
         white_noise: ``(V, T*hop)`` or None (seeded per-voice generators).
 
     Returns:
         ``(V, T*hop)`` audio, the same samples as :func:`voice_torch.synthesize_voices`.
     """
-    synth = StreamingVoiceSynth(np.shape(f0_hz)[0], noise_shape, config, seed=seed, dtype=dtype)
-    synth.push(f0_hz, amplitude, noise_gain, lsf_increments, white_noise)
+    synth = StreamingVoiceSynth(np.shape(f0_hz)[0], controls.noise_bands, config, seed=seed, dtype=dtype)
+    synth.push(f0_hz, controls.amplitude, controls.noise_gain, controls.lsf_increments, white_noise)
     return np.concatenate((synth.render(), synth.flush()), axis=1)

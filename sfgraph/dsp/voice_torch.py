@@ -1,14 +1,13 @@
 """Differentiable, batched source-filter voice synthesizer (torch, CPU or CUDA).
 
-Parameter contract (per batch item ``B``, voice ``V``, frame ``T``; 16 kHz,
-hop 256 with the default :class:`VoiceConfig`):
+Inputs (per batch item ``B``, voice ``V``, frame ``T``; 16 kHz, hop 256 with the
+default :class:`VoiceConfig`):
 
 * ``f0_hz`` ``(B, V, T)``: fundamental in Hz; ``<= 0`` means unvoiced.
-* ``amplitude`` ``(B, V, T)``: linear harmonic amplitude, ``>= 0``.
-* ``noise_gain`` ``(B, V, T)``: linear noise gain, ``>= 0``.
-* ``lsf_increments`` ``(B, V, T, 21)``: positive; normalised to sum pi inside
-  (with ``VoiceConfig.min_lsf_gap``).
-* ``noise_shape`` ``(B, V, 40)`` or ``(V, 40)``: linear band magnitudes ``>= 0``.
+* ``controls``: :class:`~sfgraph.dsp.voice_controls.VoiceControls` of tensors,
+  ``amplitude`` and ``noise_gain`` ``(B, V, T)`` linear, ``lsf_increments``
+  ``(B, V, T, lpc_order + 1)`` positive, ``noise_bands`` ``(B, V, n_noise_bands)`` or
+  ``(V, n_noise_bands)`` linear.
 * ``white_noise`` ``(B, V, T*hop)``: optional; default uniform in [-1, 1).
 * output ``(B, V, T*hop)``: audio at ``sample_rate``.
 
@@ -54,6 +53,7 @@ import torch.nn.functional as F
 
 from sfgraph.dsp.lsf import lpc_impulse_response, lsf_from_increments, lsf_to_lpc, truncated_convolution
 from sfgraph.dsp.voice_config import VoiceConfig, noise_fir_basis, synthesis_window
+from sfgraph.dsp.voice_controls import VoiceControls
 
 DEFAULT_CONFIG = VoiceConfig()
 
@@ -74,10 +74,7 @@ class VoiceParts(NamedTuple):
 
 def synthesize_voices(
     f0_hz: torch.Tensor,
-    amplitude: torch.Tensor,
-    noise_gain: torch.Tensor,
-    lsf_increments: torch.Tensor,
-    noise_shape: torch.Tensor,
+    controls: VoiceControls,
     white_noise: torch.Tensor | None = None,
     config: VoiceConfig = DEFAULT_CONFIG,
     generator: torch.Generator | None = None,
@@ -86,31 +83,27 @@ def synthesize_voices(
     """Synthesize ``B x V`` voices; see the module docstring for shapes and units.
 
     Args:
-        f0_hz, amplitude, noise_gain: ``(B, V, T)``.
-        lsf_increments: ``(B, V, T, lpc_order + 1)``.
-        noise_shape: ``(B, V, n_noise_bands)`` or ``(V, n_noise_bands)``.
+        f0_hz: ``(B, V, T)`` Hz.
+        controls: tensors shaped as in the module docstring.
         white_noise: ``(B, V, T*hop)``; drawn uniform in [-1, 1) with
             ``generator`` when omitted.
         config: model constants.
         generator: random generator on the parameters' device (optional).
-        harmonic_sines: ``unit_harmonic_sines(f0_hz, config, amplitude.dtype)`` when already
-            computed (training computes it once per item: it holds no parameter).
+        harmonic_sines: ``unit_harmonic_sines(f0_hz, config, controls.amplitude.dtype)`` when
+            already computed (training computes it once per item: it holds no parameter).
 
     Returns:
-        ``(B, V, T*hop)`` audio in the dtype of ``amplitude``.
+        ``(B, V, T*hop)`` audio in the dtype of ``controls.amplitude``.
     """
-    excitation = harmonic_excitation(f0_hz, amplitude, config, harmonic_sines) + noise_excitation(
-        noise_gain, noise_shape, white_noise, config, generator
+    excitation = harmonic_excitation(f0_hz, controls.amplitude, config, harmonic_sines) + noise_excitation(
+        controls.noise_gain, controls.noise_bands, white_noise, config, generator
     )
-    return vocal_tract_filter(excitation, lsf_increments, config)
+    return vocal_tract_filter(excitation, controls.lsf_increments, config)
 
 
 def synthesize_voice_parts(
     f0_hz: torch.Tensor,
-    amplitude: torch.Tensor,
-    noise_gain: torch.Tensor,
-    lsf_increments: torch.Tensor,
-    noise_shape: torch.Tensor,
+    controls: VoiceControls,
     white_noise: torch.Tensor | None = None,
     config: VoiceConfig = DEFAULT_CONFIG,
     generator: torch.Generator | None = None,
@@ -119,9 +112,9 @@ def synthesize_voice_parts(
 
     Costs one extra frame convolution (the vocal-tract impulse responses are shared).
     """
-    harmonic = harmonic_excitation(f0_hz, amplitude, config)
-    noise = noise_excitation(noise_gain, noise_shape, white_noise, config, generator)
-    responses = vocal_tract_impulse_responses(lsf_increments, config, harmonic.dtype)
+    harmonic = harmonic_excitation(f0_hz, controls.amplitude, config)
+    noise = noise_excitation(controls.noise_gain, controls.noise_bands, white_noise, config, generator)
+    responses = vocal_tract_impulse_responses(controls.lsf_increments, config, harmonic.dtype)
     return VoiceParts(
         harmonic=_filter_frames(harmonic, responses, config),
         noise=_filter_frames(noise, responses, config),
@@ -189,7 +182,7 @@ def harmonic_normalisation(f0_frames: torch.Tensor, config: VoiceConfig = DEFAUL
 
 def noise_excitation(
     noise_gain: torch.Tensor,
-    noise_shape: torch.Tensor,
+    noise_bands: torch.Tensor,
     white_noise: torch.Tensor | None = None,
     config: VoiceConfig = DEFAULT_CONFIG,
     generator: torch.Generator | None = None,
@@ -198,7 +191,7 @@ def noise_excitation(
 
     Args:
         noise_gain: ``(B, V, T)`` linear.
-        noise_shape: ``(B, V, n_noise_bands)`` or ``(V, n_noise_bands)``.
+        noise_bands: ``(B, V, n_noise_bands)`` or ``(V, n_noise_bands)`` linear band magnitudes.
         white_noise: ``(B, V, T*hop)`` or None (uniform [-1, 1) from ``generator``).
 
     Returns:
@@ -211,7 +204,7 @@ def noise_excitation(
         )
         white_noise = 2.0 * white_noise - 1.0
     basis = torch.as_tensor(noise_fir_basis(config), dtype=noise_gain.dtype, device=noise_gain.device)
-    taps = noise_shape.to(noise_gain.dtype) @ basis
+    taps = noise_bands.to(noise_gain.dtype) @ basis
     shaped = truncated_convolution(white_noise.to(noise_gain.dtype), taps, n_samples)
     gain_track = _interpolate_segments(noise_gain, _next_frame(noise_gain), config.hop).flatten(-2)
     return gain_track * shaped

@@ -19,9 +19,10 @@ import math
 import numpy as np
 import torch
 
+from sfgraph.dsp.voice_controls import VoiceControls
 from sfgraph.dsp.voice_torch import synthesize_voices
 from sfgraph.model.loss import spectral_loss
-from sfgraph.model.network import ParamNet, split_parameters
+from sfgraph.model.network import ParamNet, lsf_increment_logits, lsf_increments_from_logits
 
 FIT_LEARNING_RATE = 0.05
 
@@ -33,7 +34,7 @@ def fit_voices_to_stems(network: ParamNet, mix: np.ndarray, stems: np.ndarray, f
 
     Adam over ``steps`` steps, learning rate ``learning_rate`` decaying to a tenth
     on a cosine; amplitudes, noise gains and noise colours in the log domain, LSF
-    increments through the network's own bounded map (``0.01 + sigmoid``).
+    increments through the network's own bounded map (``lsf_increments_from_logits``).
     """
     config = network.config
     hop = config.voice.hop
@@ -44,19 +45,20 @@ def fit_voices_to_stems(network: ParamNet, mix: np.ndarray, stems: np.ndarray, f
     target = torch.from_numpy(np.asarray(stems, np.float32)[:, :frames * hop])[None]
     f0 = torch.from_numpy(np.asarray(f0_hz, np.float32)[:, :frames])[None]
     with torch.no_grad():
-        amplitude, noise_gain, increments, bands = split_parameters(network(mix_t, f0), config)
-    log_amplitude = torch.log(amplitude).requires_grad_()
-    log_noise_gain = torch.log(noise_gain).requires_grad_()
-    increment_logits = torch.logit(increments - 0.01, eps=1e-4).requires_grad_()
-    log_colour = torch.log(bands[0, :, 0]).requires_grad_()
+        estimate = network(mix_t, f0)
+    log_amplitude = torch.log(estimate.amplitude).requires_grad_()
+    log_noise_gain = torch.log(estimate.noise_gain).requires_grad_()
+    increment_logits = lsf_increment_logits(estimate.lsf_increments).requires_grad_()
+    log_colour = torch.log(estimate.noise_bands[0]).requires_grad_()
     variables = [log_amplitude, log_noise_gain, increment_logits, log_colour]
     optimizer = torch.optim.Adam(variables, lr=learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, steps)))))
 
     def voices(generator: torch.Generator) -> torch.Tensor:
-        return synthesize_voices(f0, log_amplitude.exp(), log_noise_gain.exp(), 0.01 + torch.sigmoid(increment_logits),
-                                 log_colour.exp(), config=config.voice, generator=generator)
+        controls = VoiceControls(log_amplitude.exp(), log_noise_gain.exp(), lsf_increments_from_logits(increment_logits),
+                                 log_colour.exp())
+        return synthesize_voices(f0, controls, config=config.voice, generator=generator)
 
     for step in range(steps):
         loss = spectral_loss(voices(torch.Generator().manual_seed(seed * 1_000_003 + step)), target)

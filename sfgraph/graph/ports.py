@@ -7,23 +7,31 @@ axes are given by `StreamSpec.shape`:
 - ``f0``: (voices, frames), Hz per frame (0 = unvoiced or silent), ``rate`` = frames per second.
 - ``control``: (channels, frames), unitless control values at ``rate`` frames per second.
 - ``tensor``: (voices, features, frames), model features or synthesizer parameters.
+
+What stays the same for a whole stream (a tensor stream's settings, say) travels once, in
+its spec's ``constants``, rather than in every frame.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import Any
 
 KINDS = ("audio", "f0", "control", "tensor")
 
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """What one output port emits: kind, leading shape, rate and channel labels."""
+    """What one output port emits: kind, leading shape, rate and channel labels, and the
+    ``constants`` its consumers need to read it, an object that its producer and they
+    agree on (``sfgraph.dsp.voice_controls.VoiceControlStream`` for voice controls); None
+    when there are none."""
 
     kind: str
     shape: tuple[int, ...]
     rate: Fraction
     labels: tuple[str, ...] | None = None
+    constants: Any = None
 
     def __post_init__(self):
         if self.kind not in KINDS:

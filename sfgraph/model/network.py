@@ -1,19 +1,22 @@
-"""The parameter network: mixture + each voice's F0 → source-filter parameters per frame.
+"""The parameter network: mixture + each voice's F0 → the source-filter voices' controls per frame.
 
 Causal by construction (a unidirectional GRU encoder over the mixture's frames, one
-GRU decoder per voice), so the same weights run offline over a whole file or live,
-frame by frame, with the hidden state carried between calls.
+GRU decoder per voice), so the same weights run offline over a whole file
+(``ParamNet``) or on a stream, a block at a time, with the hidden state carried
+between blocks (``StreamingParamNet``).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from sfgraph.dsp.voice_config import VoiceConfig
+from sfgraph.dsp.voice_controls import VoiceControls
 from sfgraph.grid import DEFAULT_VOICES
 
 
@@ -43,15 +46,26 @@ class NetworkConfig:
         values["voice"] = VoiceConfig(**values["voice"])
         return cls(**values)
 
-    @property
-    def n_features(self) -> int:
-        """Per-frame parameters of one voice: amplitude, noise gain, LSF increments, noise bands."""
-        return 2 + self.voice.n_lsf_increments + self.voice.n_noise_bands
-
 
 def exp_sigmoid(x: torch.Tensor, maximum: float) -> torch.Tensor:
     """A positive, bounded output with a log-scale range (as DDSP's amplitudes)."""
     return maximum * torch.sigmoid(x) ** math.log(10.0) + 1e-7
+
+
+# Smallest LSF increment the network gives: with the sigmoid's ceiling of one more, a spread
+# of at most ~100:1, since crowded LSFs make float filters unstable (see VoiceConfig.min_lsf_gap).
+LSF_INCREMENT_FLOOR = 0.01
+
+
+def lsf_increments_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """The network's bounded LSF increments, ``(…)`` logits → ``(…)`` in (0.01, 1.01)."""
+    return LSF_INCREMENT_FLOOR + torch.sigmoid(logits)
+
+
+def lsf_increment_logits(increments: torch.Tensor) -> torch.Tensor:
+    """The logits that ``lsf_increments_from_logits`` maps to ``increments`` ``(…)`` (clamped
+    1e-4 inside the range)."""
+    return torch.logit(increments - LSF_INCREMENT_FLOOR, eps=1e-4)
 
 
 def log_magnitude_frames(mix: torch.Tensor, n_fft: int, hop: int, history: torch.Tensor | None = None) -> torch.Tensor:
@@ -95,10 +109,9 @@ class VoiceDecoder(nn.Module):
 
 
 class ParamNet(nn.Module):
-    """Mixture (B, samples) at 16 kHz and F0 (B, V, frames) Hz → parameters (B, V, frames, P).
-
-    ``P = config.n_features``: [amplitude, noise_gain, 21 LSF increments, 40 noise
-    band magnitudes]; see ``split_parameters``. ``frames = samples // hop``.
+    """Mixture (B, samples) at 16 kHz and F0 (B, V, frames) Hz → the voices' controls
+    (``VoiceControls``: amplitude and noise gain (B, V, frames), LSF increments (B, V,
+    frames, lpc_order + 1), noise bands (B, V, n_noise_bands)), ``frames = samples // hop``.
     """
 
     def __init__(self, config: NetworkConfig):
@@ -112,20 +125,31 @@ class ParamNet(nn.Module):
         # one learned noise colour per voice (band magnitudes before a softplus)
         self.noise_shape = nn.Parameter(torch.zeros(len(config.voices), config.voice.n_noise_bands))
 
-    def forward(self, mix: torch.Tensor, f0_hz: torch.Tensor) -> torch.Tensor:
-        """Parameters (B, V, frames, P) of a whole signal."""
+    def forward(self, mix: torch.Tensor, f0_hz: torch.Tensor) -> VoiceControls:
+        """The controls of a whole signal (see the class docstring)."""
         frames = mix.shape[-1] // self.config.voice.hop
         if self.config.causal_frames:  # frame t: the window ending at t·hop, the F0 of frame t - 1
             mix, f0_hz = self.causal_inputs(mix, f0_hz)
         features = log_magnitude_frames(mix, self.config.n_fft, self.config.voice.hop)
-        return self.forward_features(features, f0_hz)[0][:, :, :frames]
+        # every feature frame, then the signal's (a causal network has one more): the GRUs'
+        # float sums depend on the sequence length, so cutting the features first would
+        # change the controls in their last bits
+        return self.forward_features(features, f0_hz)[0].first_frames(frames)
 
     def causal_inputs(self, mix: torch.Tensor, f0_hz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The inputs of a ``causal_frames`` network, one hop of silence and one unvoiced
         frame earlier: ``log_magnitude_frames``' frame t then ends where frame t sits."""
         return F.pad(mix, (self.config.voice.hop, 0)), F.pad(f0_hz, (1, 0))
 
-    def forward_features(self, features: torch.Tensor, f0_hz: torch.Tensor, state=None):
+    def noise_bands(self) -> torch.Tensor:
+        """Each voice's learned noise colour, (V, n_noise_bands) linear band magnitudes."""
+        return F.softplus(self.noise_shape)
+
+    def forward_features(self, features: torch.Tensor, f0_hz: torch.Tensor, state=None
+                         ) -> tuple[VoiceControls, tuple]:
+        """The controls of the frames of ``features`` (B, frames, n_fft // 2 + 1) from
+        ``log_magnitude_frames``, with ``f0_hz`` (B, V, ≥ frames) Hz, starting from the GRU
+        ``state`` that an earlier call returned (None: a new signal); and the state after them."""
         encoder_state, decoder_states = state if state is not None else (None, [None] * len(self.decoders))
         embedding, encoder_state = self.encoder(self.encoder_in(self.input_norm(features)), encoder_state)
         outputs, new_states = [], []
@@ -134,16 +158,53 @@ class ParamNet(nn.Module):
             outputs.append(raw)
             new_states.append(decoder_state)
         raw = torch.stack(outputs, dim=1)  # (B, V, frames, 2 + increments)
-        amplitude = exp_sigmoid(raw[..., 0], self.config.amplitude_max)
-        noise_gain = exp_sigmoid(raw[..., 1], self.config.noise_gain_max)
-        # bounded spread (at most ~100:1): crowded LSFs make float filters unstable
-        increments = 0.01 + torch.sigmoid(raw[..., 2:])
-        bands = F.softplus(self.noise_shape)[None, :, None, :].expand(raw.shape[0], -1, raw.shape[2], -1)
-        params = torch.cat([amplitude[..., None], noise_gain[..., None], increments, bands], dim=-1)
-        return params, (encoder_state, new_states)
+        controls = VoiceControls(amplitude=exp_sigmoid(raw[..., 0], self.config.amplitude_max),
+                                 noise_gain=exp_sigmoid(raw[..., 1], self.config.noise_gain_max),
+                                 lsf_increments=lsf_increments_from_logits(raw[..., 2:]),
+                                 noise_bands=self.noise_bands().expand(raw.shape[0], -1, -1))
+        return controls, (encoder_state, new_states)
 
 
-def split_parameters(params: torch.Tensor, config: NetworkConfig):
-    """(…, P) → amplitude (…), noise_gain (…), lsf_increments (…, 21), noise_bands (…, 40)."""
-    n_increments = config.voice.n_lsf_increments
-    return params[..., 0], params[..., 1], params[..., 2:2 + n_increments], params[..., 2 + n_increments:]
+class StreamingParamNet:
+    """A ``ParamNet`` on a stream: push the mixture and the F0s a block at a time, get each
+    frame's controls as soon as its analysis window is in. The GRU states and the last
+    ``n_fft - hop`` samples are carried from block to block, so the frames equal the
+    whole-signal forward pass's however the stream is cut.
+
+    ``process(mix, f0)``: ``mix`` (samples,) float32 at ``voice.sample_rate``, a multiple of
+    ``voice.hop`` samples; ``f0`` (V, samples // hop) float32 Hz. Returns the controls of the
+    frames this block completes, as numpy float32 (amplitude (V, k) …, noise bands (V,
+    n_noise_bands)): for a model with centred frames frame t comes with the block starting
+    at sample t·hop; for a ``causal_frames`` model with the hop before it, so its first block
+    also gives frame 0 (from silence) and it runs one frame ahead of its input.
+    """
+
+    def __init__(self, network: ParamNet):
+        self.network = network
+        self.device = next(network.parameters()).device
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream."""
+        config = self.network.config
+        self.history = torch.zeros(1, config.n_fft - config.voice.hop, device=self.device)
+        self.state = None
+        self.started = False
+
+    @torch.no_grad()
+    def process(self, mix: np.ndarray, f0: np.ndarray) -> VoiceControls:
+        config = self.network.config
+        audio = torch.from_numpy(mix).to(self.device)[None]
+        f0_frames = torch.from_numpy(f0).to(self.device)[None]
+        if config.causal_frames and not self.started:
+            audio, f0_frames = self.network.causal_inputs(audio, f0_frames)
+        self.started = True
+        features = log_magnitude_frames(audio, config.n_fft, config.voice.hop, self.history)
+        self.history = torch.cat([self.history, audio], dim=-1)[:, -self.history.shape[-1]:]
+        controls, self.state = self.network.forward_features(features, f0_frames, self.state)
+        return VoiceControls(*(values[0].cpu().numpy() for values in controls))
+
+    @torch.no_grad()
+    def noise_bands(self) -> np.ndarray:
+        """The network's noise colours now, (V, n_noise_bands) float32 (``ParamNet.noise_bands``)."""
+        return self.network.noise_bands().cpu().numpy()

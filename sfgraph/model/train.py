@@ -32,7 +32,7 @@ from sfgraph.model.config import TrainConfig
 from sfgraph.model.errors import ModelError
 from sfgraph.model.folder_lock import FolderLock, prepare_output_folder
 from sfgraph.model.loss import spectral_loss
-from sfgraph.model.network import NetworkConfig, ParamNet, split_parameters
+from sfgraph.model.network import NetworkConfig, ParamNet
 from sfgraph.resources import resolve_path
 from sfgraph.threads import CpuShare, use_threads
 
@@ -101,10 +101,7 @@ def synthesize(network, config: NetworkConfig, mix: torch.Tensor, f0: torch.Tens
     """Voices (B, V, samples) that the network's parameters make for this mixture; ``sines``
     (B, V, frames, hop): the F0s' ``unit_harmonic_sines`` (``network`` may be wrapped in
     DistributedDataParallel, hence the explicit config)."""
-    params = network(mix, f0)
-    amplitude, noise_gain, increments, bands = split_parameters(params, config)
-    return synthesize_voices(f0, amplitude, noise_gain, increments, bands[:, :, 0], generator=generator,
-                             config=config.voice, harmonic_sines=sines)
+    return synthesize_voices(f0, network(mix, f0), generator=generator, config=config.voice, harmonic_sines=sines)
 
 
 def training_step(trained, config: NetworkConfig, optimizer, segments: Segments, batch_size: int,
