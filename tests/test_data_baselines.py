@@ -106,6 +106,38 @@ def test_fitted_voices_come_closer_to_the_stems_and_separate(item):
     assert si_sdr_db(stems, masked).mean() > floor + 10
 
 
+def test_fitted_voices_use_the_models_voice_settings(item, other_voice_model):
+    """The fit synthesizes with the voice model of the model it starts from: with no step,
+    its own estimate synthesized with its settings (which the default tilt and harmonics change)."""
+    import dataclasses
+
+    import torch
+
+    from sfgraph.dsp.voice_config import VoiceConfig
+    from sfgraph.dsp.voice_torch import synthesize_voices
+    from sfgraph.model.checkpoint import load_model
+    from sfgraph.evaluation.fit import fit_voices_to_stems
+
+    model = load_model(other_voice_model)
+    mix, stems, f0 = item.load_mix(), item.load_stems(), item.f0_on_frames(256)
+    start = fit_voices_to_stems(model, mix, stems, f0, steps=0)
+    frames = mix.shape[-1] // 256
+    f0_frames = torch.from_numpy(f0[:, :frames].astype(np.float32))[None]
+    with torch.no_grad():
+        controls = model(torch.from_numpy(mix[:frames * 256])[None], f0_frames)
+
+    def synthesized(voice):
+        return synthesize_voices(f0_frames, controls, config=voice, generator=torch.Generator().manual_seed(0))[0]
+
+    # (the fit's variables hold the estimate in the log domain: equal but for rounding)
+    np.testing.assert_allclose(start[:, :frames * 256], synthesized(model.config.voice).numpy(), atol=1e-6)
+    defaults = VoiceConfig()
+    default_source = dataclasses.replace(model.config.voice, n_harmonics=defaults.n_harmonics,
+                                         tilt_corner_hz=defaults.tilt_corner_hz)
+    assert np.abs(synthesized(default_source).numpy() - start[:, :frames * 256]).max() > 1e-2
+    assert fit_voices_to_stems(model, mix, stems, f0, steps=1).shape == stems.shape
+
+
 def test_fitted_baseline_command_writes_estimates_and_names_a_bad_model(tmp_path, capsys):
     out = tmp_path / "fitted"
     assert main(["baseline", "fitted", str(FIXTURE), "-o", str(out), "--steps", "2", "--mask", "power", "--quiet"]) == 0

@@ -226,6 +226,42 @@ def test_init_takes_the_starting_models_width_and_frames_unless_given(dataset_wi
     assert (load_model(fresh).config.hidden, load_model(fresh).config.causal_frames) == (256, True)
 
 
+def test_a_models_voice_settings_go_through_training_init_and_resume(dataset_without_stems, tmp_path,
+                                                                     other_voice_model):
+    """A model folder carries its voice model (model.json): a run trains for the settings it
+    is given, and --init and --resume take the starting or resumed model's."""
+    from sfgraph.data.layout import load_training_dataset
+    from sfgraph.model.checkpoint import read_model_config
+    from sfgraph.model.config import TrainConfig
+    from sfgraph.model.train import train
+
+    voice = load_model(other_voice_model).config.voice
+    base = tmp_path / "base"
+    settings = TrainConfig(steps=2, eval_every=2, hidden=16, segment_seconds=1, batch_size=2)
+    dataset = load_training_dataset(dataset_without_stems, settings.validation_items)
+    train(dataset, base, settings, progress=False, threads=1, voice=voice)
+    assert read_model_config(base)[0].voice == voice
+    tuned = tmp_path / "tuned"
+    assert main(train_args(dataset_without_stems, tuned, 1, "--eval-every", "1", "--init", str(base))) == 0
+    assert load_model(tuned).config.voice == voice
+    assert main(train_args(dataset_without_stems, base, 3, "--eval-every", "1", "--resume")) == 0
+    assert [row["step"] for row in log_rows(base)] == [2, 3]
+    assert load_model(base).config.voice == voice
+
+
+def test_a_model_json_without_voice_settings_has_the_default_ones(tmp_path):
+    """The voice settings are recorded in model.json; where they are missing, the model was
+    made for the default voice model."""
+    from sfgraph.dsp.voice_config import VoiceConfig
+
+    save_model(tmp_path, ParamNet(NetworkConfig(hidden=8, f0_hidden=4)))
+    description = json.loads((tmp_path / "model.json").read_text())
+    assert description["network"]["voice"]["n_harmonics"] == VoiceConfig().n_harmonics
+    del description["network"]["voice"]
+    (tmp_path / "model.json").write_text(json.dumps(description))
+    assert load_model(tmp_path).config.voice == VoiceConfig()
+
+
 def test_segments_cut_the_items_harmonic_sines_with_their_f0():
     """The F0-only harmonic sines are made once per item and cut with the F0 (zero past the end)."""
     from sfgraph.dsp.voice_config import VoiceConfig

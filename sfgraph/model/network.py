@@ -41,9 +41,11 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "NetworkConfig":
+        """The config ``to_dict`` wrote; without ``voice`` (the voice model's settings), the
+        default ``VoiceConfig``."""
         values = dict(values)
         values["voices"] = tuple(values["voices"])
-        values["voice"] = VoiceConfig(**values["voice"])
+        values["voice"] = VoiceConfig(**values.get("voice", {}))
         return cls(**values)
 
 

@@ -149,6 +149,19 @@ def load_initial_model(model: str, model_dir: Path) -> tuple[ParamNet, str]:
     return start, model if model.startswith("sfgraph:") else str(folder.resolve())
 
 
+def voice_config_to_train(given: VoiceConfig | None, start: ParamNet | None, model_dir: Path,
+                          resume: bool) -> VoiceConfig:
+    """The voice model a run trains for: ``given``; else the ``--init`` model's (``start``);
+    else, resuming, the run's own (its model.json); else the default."""
+    if given is not None:
+        return given
+    if start is not None:
+        return start.config.voice
+    if resume and (model_dir / "model.json").exists():
+        return read_model_config(model_dir)[0].voice
+    return VoiceConfig()
+
+
 def check_initial_model(model: str, start: ParamNet, network: ParamNet) -> None:
     """Refuse to start from a model whose settings differ from the network about to train,
     naming the differences and the flags that match it."""
@@ -163,6 +176,8 @@ def check_initial_model(model: str, start: ParamNet, network: ParamNet) -> None:
         hints.append(f"pass --hidden {saved.hidden}")
     if saved.causal_frames != wanted.causal_frames:
         hints.append("drop --no-causal-frames" if saved.causal_frames else "pass --no-causal-frames")
+    if saved.voice != wanted.voice:
+        hints.append("give no other voice settings (they are taken from it)")
     if len(hints) < len(changed):
         unsettable = "the others" if hints else "these"
         hints.append(f"no training flag sets {unsettable} (a model from another sfgraph version?)")
@@ -171,7 +186,8 @@ def check_initial_model(model: str, start: ParamNet, network: ParamNet) -> None:
 
 def train(dataset, model_dir: Path, config: TrainConfig, resume: bool = False,
           device: str = "auto", progress: bool = True, keep_rank_weights: bool = False,
-          init: str | None = None, force: bool = False, threads: int | None = None) -> dict:
+          init: str | None = None, force: bool = False, threads: int | None = None,
+          voice: VoiceConfig | None = None) -> dict:
     """Train (or resume) on ``dataset`` (``sfgraph.data.layout.load_training_dataset``'s)
     and return a summary; writes the model folder as it goes.
 
@@ -180,14 +196,15 @@ def train(dataset, model_dir: Path, config: TrainConfig, resume: bool = False,
     The model folder is locked while training (a second run into it fails at once) and
     must be empty unless ``resume`` or ``force`` (which removes the earlier run's files).
     ``threads``: torch's CPU threads; None: the cores other processes leave idle, checked
-    again every ``THREAD_CHECK_STEPS`` steps (see ``sfgraph.threads``)."""
+    again every ``THREAD_CHECK_STEPS`` steps (see ``sfgraph.threads``). ``voice``: the voice
+    model's settings (``voice_config_to_train``: by default the ``init`` or resumed model's)."""
     config.check()
     main_process = int(os.environ.get("RANK", "0")) == 0
     with FolderLock(model_dir) if main_process else contextlib.nullcontext():
         if main_process:
             prepare_output_folder(model_dir, resume, force)
         return Trainer(dataset, Path(model_dir), config, resume, device, progress, keep_rank_weights, init,
-                       threads).run()
+                       threads, voice).run()
 
 
 class Trainer:
@@ -195,13 +212,13 @@ class Trainer:
     to bottom, each step a method."""
 
     def __init__(self, dataset, model_dir: Path, config: TrainConfig, resume: bool, device: str, progress: bool,
-                 keep_rank_weights: bool, init: str | None, threads: int | None):
+                 keep_rank_weights: bool, init: str | None, threads: int | None, voice: VoiceConfig | None):
         if init is not None and resume:
             raise ModelError("--init starts a new run and --resume continues one from its checkpoint: "
                              "give one of them")
         self.dataset, self.model_dir, self.config = dataset, model_dir, config
         self.resume, self.progress, self.keep_rank_weights, self.init = resume, progress, keep_rank_weights, init
-        self.threads, self.device_name = threads, device
+        self.threads, self.device_name, self.voice = threads, device, voice
         self.checkpoint_path = model_dir / "checkpoint.pt"
 
     def run(self) -> dict:
@@ -238,8 +255,10 @@ class Trainer:
         torch.manual_seed(config.seed)
         start, init_record = (load_initial_model(self.init, self.model_dir) if self.init is not None
                               else (None, None))
-        self.train_set, self.validation_set, voices = load_segments(self.dataset, config, VoiceConfig())
-        network = ParamNet(NetworkConfig(voices=voices, hidden=config.hidden, causal_frames=config.causal_frames))
+        voice = voice_config_to_train(self.voice, start, self.model_dir, self.resume)
+        self.train_set, self.validation_set, voices = load_segments(self.dataset, config, voice)
+        network = ParamNet(NetworkConfig(voices=voices, hidden=config.hidden, causal_frames=config.causal_frames,
+                                         voice=voice))
         if start is not None:
             check_initial_model(self.init, start, network)
             network.load_state_dict(start.state_dict())
