@@ -46,7 +46,7 @@ frame alignment):
 from __future__ import annotations
 
 import math
-from typing import Iterator, NamedTuple
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -60,16 +60,6 @@ DEFAULT_CONFIG = VoiceConfig()
 # Elements of one (segments x hop x harmonics) work tensor in the harmonic bank:
 # large enough to amortise Python overhead, small enough to stay in cache-sized chunks.
 _HARMONIC_CHUNK_ELEMENTS = 1 << 21
-
-
-class VoiceParts(NamedTuple):
-    """Harmonic and noise parts of the voices, each through the vocal tract.
-
-    Both are ``(B, V, T*hop)``; their sum is :func:`synthesize_voices`' output.
-    """
-
-    harmonic: torch.Tensor
-    noise: torch.Tensor
 
 
 def synthesize_voices(
@@ -99,26 +89,6 @@ def synthesize_voices(
         controls.noise_gain, controls.noise_bands, white_noise, config, generator
     )
     return vocal_tract_filter(excitation, controls.lsf_increments, config)
-
-
-def synthesize_voice_parts(
-    f0_hz: torch.Tensor,
-    controls: VoiceControls,
-    white_noise: torch.Tensor | None = None,
-    config: VoiceConfig = DEFAULT_CONFIG,
-    generator: torch.Generator | None = None,
-) -> VoiceParts:
-    """Like :func:`synthesize_voices` but returns the harmonic and noise parts separately.
-
-    Costs one extra frame convolution (the vocal-tract impulse responses are shared).
-    """
-    harmonic = harmonic_excitation(f0_hz, controls.amplitude, config)
-    noise = noise_excitation(controls.noise_gain, controls.noise_bands, white_noise, config, generator)
-    responses = vocal_tract_impulse_responses(controls.lsf_increments, config, harmonic.dtype)
-    return VoiceParts(
-        harmonic=_filter_frames(harmonic, responses, config),
-        noise=_filter_frames(noise, responses, config),
-    )
 
 
 def harmonic_excitation(f0_hz: torch.Tensor, amplitude: torch.Tensor, config: VoiceConfig = DEFAULT_CONFIG,
