@@ -196,3 +196,27 @@ def test_sf_synth_renders_with_the_voice_settings_of_the_param_nets_model(graph_
     defaults = VoiceConfig()
     default_source = dataclasses.replace(voice, n_harmonics=defaults.n_harmonics, tilt_corner_hz=defaults.tilt_corner_hz)
     assert np.abs(synthesize_voices_numba(f0, controls, config=default_source)[:, :end] - expected[:, :end]).max() > 1e-2
+
+
+def test_separation_nodes_refuse_what_they_cannot_render(tmp_path):
+    """param_net refuses a model made for another frame grid than the F0 nodes', and sf_synth
+    a tensor stream that does not carry the voice settings of a param_net's model."""
+    from sfgraph.dsp.voice_config import VoiceConfig
+    from sfgraph.graph.errors import PortError
+    from sfgraph.graph.node import GraphContext
+    from sfgraph.graph.ports import StreamSpec, audio_spec
+    from sfgraph.graph.registry import node_types
+    from sfgraph.model.checkpoint import save_model
+    from sfgraph.model.network import NetworkConfig, ParamNet
+
+    save_model(tmp_path / "model", ParamNet(NetworkConfig(hidden=8, f0_hidden=4,
+                                                          voice=VoiceConfig(frame_size=256, hop=128))))
+    node = node_types()["param_net"]("net", {"model": str(tmp_path / "model"), "device": "cpu"})
+    context = GraphContext(16000, 256, tmp_path, tmp_path)
+    f0 = StreamSpec("f0", (4,), 62.5, ("soprano", "alto", "tenor", "bass"))
+    with pytest.raises(ValueError, match="a model for 16000 Hz audio in 128-sample frames; graphs run 16000 Hz "
+                                         "in 256-sample frames"):
+        node.configure({"mix": audio_spec(1, 16000), "f0": f0}, context)
+    synth = node_types()["sf_synth"]("synth", {})
+    with pytest.raises(PortError, match="expects the voice controls of a param_net"):
+        synth.configure({"f0": f0, "params": StreamSpec("tensor", (4, 23), 62.5, f0.labels)}, context)
