@@ -79,7 +79,7 @@ def run_one(graph: str, block_size: int, seconds: float, ahead: int, overrides: 
     return {"graph": graph, "block_size": block_size, "seconds": report.seconds,
             "cpu_load": report.cpu_load, "cpu_load_p99": report.cpu_load_p99, "cpu_load_peak": report.cpu_load_peak,
             "latency_ms": report.latency_ms,
-            "algorithmic_latency_ms": round(parts["scheduling"] + parts["nodes"], 3),
+            "algorithmic_latency_ms": round(parts["scheduling"] + parts["lookahead"] + parts["nodes"], 3),
             "buffering_latency_ms": round(parts["device_input"] + parts["device_output"] + parts["block"]
                                           + parts["block_queue"], 3),
             "latency_parts_ms": report.latency_parts_ms, "xruns": report.xruns, "underruns": report.underruns,

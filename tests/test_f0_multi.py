@@ -266,3 +266,63 @@ connections:
 """)
     with pytest.raises(GraphError, match=r"f0.*no default range for voice\(s\) high, low"):
         build_graph(load_graph_decl(str(path)))
+
+
+SEPARATE_WITH = """\
+sample_rate: 16000
+block_size: 4096
+nodes:
+  - {{id: mix,   type: file_in,   params: {{path: "{mix}"}}}}
+  - {{id: f0,    type: {f0}}}
+  - {{id: net,   type: param_net, params: {{model: "sfgraph:models/default", device: cpu}}}}
+  - {{id: synth, type: sf_synth}}
+  - {{id: mask,  type: mask,      params: {{n_fft: 2048, hop: 256, power: 1}}}}
+  - {{id: out,   type: file_out,  params: {{path: "{out}/{{label}}.wav"}}}}
+connections:
+  {f0_input}- f0.f0 -> net.f0
+  - mix.audio -> net.mix
+  - f0.f0 -> synth.f0
+  - net.params -> synth.params
+  - synth.voices -> mask.voices
+  - mix.audio -> mask.mix
+  - mask.voices -> out.audio
+"""
+
+
+def best_lag(reference: np.ndarray, estimate: np.ndarray, most: int = 2048) -> int:
+    """Lag (samples) at which ``estimate`` best matches ``reference`` (positive: estimate late)."""
+    size = 1 << int(np.ceil(np.log2(reference.size + estimate.size)))
+    correlation = np.fft.irfft(np.fft.rfft(estimate, size) * np.conj(np.fft.rfft(reference, size)), size)
+    lags = np.concatenate([np.arange(0, most + 1), np.arange(-most, 0)])
+    return int(lags[np.argmax(np.concatenate([correlation[:most + 1], correlation[-most:]]))])
+
+
+def test_f0_multi_look_ahead_counts_in_the_latency_and_offline_outputs_stay_aligned(graph_file, tmp_path):
+    """The tracker's look-ahead (window half, network context, Viterbi lag) is part of the
+    graph's latency; offline, the separated voices still line up with the mixture as
+    they do with F0 files."""
+    from sfgraph.data.evaluate import si_sdr_db
+    from sfgraph.engine.offline import render
+    from sfgraph.graph.build import build_graph
+    from sfgraph.graph.model import load_graph_decl
+    from helpers import read_wav
+
+    item = load_dataset(FIXTURES / "bach_tiny", require_stems=True)[2]
+    stems = item.load_stems()
+    scores = {}
+    for f0, f0_input in ((f"f0_files, params: {{dir: \"{item.path / 'f0'}\"}}", ""),
+                         ("f0_multi", "- mix.audio -> f0.mix\n  ")):
+        out = tmp_path / f0[:8]
+        path = graph_file(SEPARATE_WITH.format(mix=item.mix_path(), f0=f0, out=out, f0_input=f0_input))
+        if f0 == "f0_multi":
+            validated = sfgraph("validate", path)
+            lookahead_ms = (1024 + (4 + 20) * 256) / 16 + 16  # f0_multi's, then sf_synth's one frame
+            assert f"latency {(2048 - 256) / 16 + lookahead_ms:.2f} ms" in validated.stdout, validated.stdout
+            assert "look-ahead 448.0 ms" in validated.stdout
+        graph = build_graph(load_graph_decl(str(path)), output_dir=tmp_path)
+        render(graph, progress=False)
+        estimates = np.stack([read_wav(out / f"{voice}.wav")[0][0] for voice in item.voices])
+        assert estimates.shape[1] == stems.shape[1]
+        assert [best_lag(s, e) for s, e in zip(stems, estimates)] == [0] * len(stems)
+        scores[f0[:8]] = np.mean(si_sdr_db(stems, estimates))
+    assert scores["f0_multi"] > scores["f0_files"] - 1, scores

@@ -260,13 +260,16 @@ connections:
   - ahead.audio -> out.audio
 """
     graph = build_live_graph(load_graph_decl(str(graph_file(text))))
-    assert graph.total_lookahead() == Fraction(1, 2) and graph.total_latency() == 0
+    assert graph.total_latency() == Fraction(1, 2) and graph.lookahead["out"] == Fraction(1, 2)
+    assert graph.arrival["out"] == 0
     engine = LiveEngine(graph)
     try:
         engine.prepare()
     finally:
         engine.scheduler.close(ok=False)
     assert engine.target_delay >= 24000 + engine.ahead_blocks * 256
+    parts = engine._latency_parts
+    assert parts["lookahead"] == 24000 and parts["nodes"] == 0 and 0 <= parts["scheduling"] < 256
 
 
 @pytest.mark.parametrize("name", ["separate_live", "choir_fx", "choir_fx_midi"])

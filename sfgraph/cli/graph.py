@@ -36,7 +36,8 @@ def run_validate(args) -> int:
     for node_id in graph.order:
         node = graph.nodes[node_id]
         outs = ", ".join(f"{p}: {s.describe()}" for p, s in node.output_specs.items()) or "sink"
-        lat = f", latency {node.latency} samples" if node.latency else ""
+        lat = (f", latency {node.latency} samples" if node.latency else "") + (
+            f", look-ahead {float(graph.own_lookahead(node_id)) * 1000:.1f} ms" if node.lookahead else "")
         print(f"  {node_id} ({node.type_name}) -> {outs}{lat}")
     return 0
 

@@ -26,8 +26,10 @@ a sound entering the device to its processed version leaving it is then fixed:
     device input + device output buffers (as PortAudio reports them)
     + one block (a duplex callback cannot answer its own input)
     + ahead_blocks blocks (the worker's head start: its margin for slow blocks)
-    + scheduling (bursts and look-ahead, measured by the rehearsal)
-    + node latency (the graph's content delay: STFT windows, plugin look-ahead)
+    + scheduling (nodes that deliver in bursts, measured by the rehearsal)
+    + look-ahead (nodes that hold output back until more input is in: F0 trackers'
+      windows and Viterbi lag, the synthesizer's next frame; ``Node.lookahead``)
+    + node latency (the graph's content delay: STFT windows, plugin latency)
 
 (``live_report.Latency`` holds these parts; ``terminal_view`` shows a run.)
 
@@ -180,16 +182,16 @@ class LiveEngine:
             rate = edge.resample_to or edge.spec.rate
             quantum = self.graph.nodes[edge.connection.dst].input_ports[edge.connection.dst_port].quantum
             period = math.lcm(period, (Fraction(self.block_size) * rate / (self.sample_rate * quantum)).denominator)
-        settle = math.ceil((self.graph.total_latency() + self.graph.total_lookahead()) * self.sample_rate
-                           / self.block_size)
+        settle = math.ceil(self.graph.total_latency() * self.sample_rate / self.block_size)
         return min(_REHEARSAL_MAX_BLOCKS, _REHEARSAL_EXTRA_BLOCKS + 2 * settle + 2 * period)
 
     def prepare(self) -> None:
         """Rehearse, then prime each output ring so that every device output has the
         same latency, ``ahead_blocks`` blocks of margin included."""
         received = self.rehearse()
-        # node latency of each output, in device frames
+        # node latency and look-ahead of each output, in device frames
         node_latency = {n.id: round(self.graph.arrival[n.id] * self.sample_rate) for n in self.outputs}
+        lookahead = {n.id: round(self.graph.lookahead[n.id] * self.sample_rate) for n in self.outputs}
         # frames of priming each output needs with a worker that takes no time
         needed = {node_id: max((k + 1) * self.block_size - frames[k] for k in range(len(frames)))
                   for node_id, frames in received.items()}
@@ -203,9 +205,12 @@ class LiveEngine:
             ring.write_zeros(self.target_delay - node_latency[node.id])
             node.attach(ring)
         largest_node_latency = max(node_latency.values(), default=0)
+        largest_lookahead = max(lookahead.values(), default=0)
+        # the rehearsal's delay holds the look-ahead; what it measured beyond that is bursts
         self._latency_parts = dict(block=self.block_size, block_queue=self.ahead_blocks * self.block_size,
-                                   scheduling=content_delay - self.block_size - largest_node_latency,
-                                   nodes=largest_node_latency)
+                                   scheduling=content_delay - self.block_size - largest_node_latency
+                                   - largest_lookahead,
+                                   lookahead=largest_lookahead, nodes=largest_node_latency)
         self.scheduler.prepare()
 
     # -- the audio callback ---------------------------------------------------------

@@ -27,9 +27,10 @@ class Latency:
     """The parts of the live latency, in frames at the device rate, from a sound
     entering the device to its processed version leaving it: the device's input and
     output buffers, one block (a duplex callback cannot answer its own input), the
-    worker's head start (``block_queue``), scheduling (bursts and look-ahead,
-    measured by the engine's rehearsal) and the nodes' latency (the graph's content
-    delay). ``sfgraph.engine.live`` explains how each is found.
+    worker's head start (``block_queue``), scheduling (bursts, measured by the
+    engine's rehearsal), the nodes' look-ahead (output held back until more input
+    is in) and the nodes' latency (the graph's content delay).
+    ``sfgraph.engine.live`` explains how each is found.
     """
 
     device_input: int
@@ -37,6 +38,7 @@ class Latency:
     block: int
     block_queue: int
     scheduling: int
+    lookahead: int
     nodes: int
 
     @property
@@ -51,7 +53,8 @@ class Latency:
         ms = self.milliseconds(sample_rate)
         return (f"latency {ms['total']:.1f} ms = device {ms['device_input'] + ms['device_output']:.1f}"
                 f" + block {ms['block']:.1f} + queue {ms['block_queue']:.1f}"
-                f" + scheduling {ms['scheduling']:.1f} + nodes {ms['nodes']:.1f} ms")
+                f" + scheduling {ms['scheduling']:.1f} + look-ahead {ms['lookahead']:.1f}"
+                f" + nodes {ms['nodes']:.1f} ms")
 
 
 @dataclass

@@ -36,7 +36,12 @@ class BuiltGraph:
     order: list[str]                          # topological order
     connections: list[Connection]
     edges: list[Edge] = field(default_factory=list)
-    arrival: dict[str, Fraction] = field(default_factory=dict)  # seconds of latency at each node's input
+    # Seconds at each node's input, each the most over the paths that lead there: ``arrival``,
+    # the content delay (``Node.latency``; delay compensation pads branches to it);
+    # ``lookahead``, the time output is held back waiting for input (``Node.lookahead``;
+    # content stays on the timeline, so it needs no padding, but it delays the output).
+    arrival: dict[str, Fraction] = field(default_factory=dict)
+    lookahead: dict[str, Fraction] = field(default_factory=dict)
 
     def incoming(self, node_id: str) -> list[Edge]:
         return [e for e in self.edges if e.connection.dst == node_id]
@@ -48,28 +53,32 @@ class BuiltGraph:
         return [n for n in self.order if not self.nodes[n].output_ports]
 
     def output_latency(self, node_id: str) -> Fraction:
-        """Seconds from a source sample to the corresponding sample leaving this node."""
+        """Seconds of content delay from a source sample to the corresponding sample
+        leaving this node (look-ahead apart: ``output_lookahead``)."""
         node = self.nodes[node_id]
         rate = next(iter(node.output_specs.values())).rate if node.output_specs else None
         own = Fraction(node.latency) / rate if node.latency and rate else Fraction(0)
         return self.arrival[node_id] + own
 
-    def total_latency(self) -> Fraction:
-        """Seconds of latency at the slowest sink (what a listener hears live)."""
-        return max((self.arrival[s] for s in self.sinks()), default=Fraction(0))
+    def own_lookahead(self, node_id: str) -> Fraction:
+        """Seconds of this node's own look-ahead (``Node.lookahead`` counts input items)."""
+        node = self.nodes[node_id]
+        rate = next(iter(node.input_specs.values())).rate if node.input_specs else None
+        return Fraction(node.lookahead) / rate if node.lookahead and rate else Fraction(0)
 
-    def total_lookahead(self) -> Fraction:
-        """Seconds of look-ahead (``Node.lookahead``) along the path that has the most.
-        Output stays aligned to the timeline, so it is no part of ``total_latency``;
-        live, it holds output back that long."""
-        ahead: dict[str, Fraction] = {}
-        for node_id in self.order:
-            node = self.nodes[node_id]
-            upstream = max((ahead[e.connection.src] for e in self.incoming(node_id)), default=Fraction(0))
-            rate = next(iter(node.input_specs.values())).rate if node.input_specs else None
-            own = Fraction(node.lookahead) / rate if node.lookahead and rate else Fraction(0)
-            ahead[node_id] = upstream + own
-        return max(ahead.values(), default=Fraction(0))
+    def output_lookahead(self, node_id: str) -> Fraction:
+        """Seconds this node's output is held back: the look-ahead at its input plus its own."""
+        return self.lookahead[node_id] + self.own_lookahead(node_id)
+
+    def latency_at(self, node_id: str) -> Fraction:
+        """Seconds from a source sample to its processed version reaching this node's
+        input: content delay plus look-ahead."""
+        return self.arrival[node_id] + self.lookahead[node_id]
+
+    def total_latency(self) -> Fraction:
+        """Seconds of latency at the slowest sink, look-ahead included (what a listener
+        hears live, and what an offline render removes from its outputs)."""
+        return max((self.latency_at(s) for s in self.sinks()), default=Fraction(0))
 
 
 def build_graph(decl: GraphDecl, output_dir: Path | None = None, mode: str = "offline") -> BuiltGraph:
@@ -292,11 +301,14 @@ def _configure(graph: BuiltGraph, problems: list[Problem]) -> None:
 
 
 def _compensate_delays(graph: BuiltGraph) -> None:
-    """Delay the faster branches where branches of different latency meet, as a DAW does."""
+    """Delay the faster branches where branches of different latency meet, as a DAW does;
+    add up the look-ahead along the paths (no padding: it keeps content on the timeline)."""
     for node_id in graph.order:
         incoming = graph.incoming(node_id)
         arrivals = [graph.output_latency(e.connection.src) for e in incoming]
         graph.arrival[node_id] = max(arrivals, default=Fraction(0))
+        graph.lookahead[node_id] = max((graph.output_lookahead(e.connection.src) for e in incoming),
+                                       default=Fraction(0))
         for edge, arrival in zip(incoming, arrivals):
             rate = edge.resample_to or edge.spec.rate
             edge.pad = round((graph.arrival[node_id] - arrival) * rate)

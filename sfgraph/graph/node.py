@@ -106,9 +106,9 @@ class Node:
         self.latency = 0
         # lookahead: items of input (at the input rate) a node needs beyond what it
         # has output, e.g. the rest of an analysis window. Its output stays aligned
-        # to the timeline, so branches need no compensation, but live it holds output
-        # back: the live engine rehearses long enough to measure that delay and
-        # reports it in the latency's "scheduling" part.
+        # to the timeline, so branches need no compensation, but it holds output back:
+        # the graph's latency includes it (``BuiltGraph.latency_at``), and the live
+        # report shows it as its own part.
         self.lookahead = 0
         self.done = False
         self.context: GraphContext | None = None
