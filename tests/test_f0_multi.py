@@ -121,9 +121,10 @@ def test_a_known_tone_is_tracked_within_10_cents_and_silence_is_silent():
     assert f0.shape[1] >= 60 and (f0 == 0).all() and (confidence == 0).all()
 
 
-def test_streaming_equals_whole_on_the_fixture_mixture():
+@pytest.mark.parametrize("mode", ["offline", "live"])
+def test_streaming_equals_whole_on_the_fixture_mixture(mode):
     item = load_dataset(FIXTURES / "bach_tiny", use_stems=False)[0]
-    options = MultiF0Options(model=MODEL)
+    options = MultiF0Options(model=MODEL, mode=mode)
     whole = estimate_f0(item.load_mix(), options)
     tracker = MultiF0Tracker(options)
     mix = np.concatenate([item.load_mix(), np.zeros(tracker.lookahead_samples + 256, np.float32)])
@@ -135,6 +136,31 @@ def test_streaming_equals_whole_on_the_fixture_mixture():
         start += size
     streamed = np.concatenate(pieces, axis=1)[:, :whole.shape[1]]
     np.testing.assert_allclose(streamed, whole, rtol=1e-5)
+
+
+@pytest.mark.parametrize("lag", [0, 1, 2])
+def test_live_mode_looks_32_ms_ahead_and_no_further(lag):
+    """Frame t of the live mode depends on nothing past sample t·256 + 512, whatever the lag."""
+    tracker = MultiF0Tracker(MultiF0Options(model=MODEL, mode="live", viterbi_lag=lag))
+    assert tracker.lookahead_samples == 512
+    item = load_dataset(FIXTURES / "bach_tiny", use_stems=False)[1]
+    mix = item.load_mix()[:RATE]
+    changed = mix.copy()
+    changed[8000:] = np.random.default_rng(0).standard_normal(RATE - 8000) * 0.3  # from frame 31.25 on
+    outputs = []
+    for audio in (mix, changed):
+        tracker.reset()
+        outputs.append(tracker.push(audio)[0])
+    decided = (8000 - 512) // 256 + 1  # frames 0..29 were heard whole before the change
+    np.testing.assert_array_equal(outputs[0][:, :decided], outputs[1][:, :decided])
+    assert not np.array_equal(outputs[0], outputs[1])
+
+
+def test_live_mode_allows_a_lag_of_2_frames_at_most():
+    with pytest.raises(ValueError, match="viterbi_lag 3 is for offline mode"):
+        MultiF0Tracker(MultiF0Options(model=MODEL, mode="live", viterbi_lag=3))
+    with pytest.raises(ValueError, match="mode must be one of offline, live"):
+        MultiF0Options(model=MODEL, mode="fast").lag()
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +182,15 @@ def test_bundled_model_finds_the_pitches_of_the_fixture_chorales(fixture_scores)
 def test_bundled_model_assigns_the_pitches_to_the_right_voices(fixture_scores):
     per_voice = np.mean([[v["Raw Pitch Accuracy"] for v in s["voices"]] for s in fixture_scores], axis=0)
     assert (per_voice > 0.75).all(), per_voice
+
+
+def test_live_mode_finds_most_pitches_with_32_ms_of_look_ahead():
+    accuracy = []
+    for item in load_dataset(FIXTURES / "bach_tiny", use_stems=False):
+        estimate = estimate_f0(item.load_mix(), MultiF0Options(model=MODEL, mode="live"))
+        accuracy.append(score_item(frame_times(item.num_samples), item.f0_on_frames(),
+                                   estimate.astype(np.float64))["multipitch"]["Accuracy"])
+    assert np.mean(accuracy) > 0.8, accuracy  # 0.84 (offline: 0.95)
 
 
 def test_ranges_are_parsed_and_unknown_voices_need_them():
