@@ -5,8 +5,8 @@
 - CREPE ``tiny`` and ``full``, per voice, offline (whole signal) and streaming (one
   256-sample hop per call for four voices, as a live graph with small blocks calls it);
 - multi-F0 from the mixture (salience network + voice tracker, the bundled model),
-  four voices at once, offline and streaming (one 256-sample hop per call), with the
-  share of the network and of the tracker;
+  four voices at once, offline and streaming (one 256-sample hop per call) in both
+  modes, with the CPU share of one core the live budget counts and the network's part;
 - score alignment (harmonic rendering, chroma, DTW) of a four-voice Bach chorale to a
   recording of it, excluding the one-off Numba compile (timed apart).
 
@@ -64,7 +64,7 @@ def bench_crepe(capacity: str, seconds: float, stream_seconds: float, threads: i
 
 def bench_multif0(seconds: float, threads: int) -> None:
     from sfgraph.f0 import MULTIF0_MODEL
-    from sfgraph.f0.multif0 import MultiF0Options, MultiF0Tracker, estimate_f0
+    from sfgraph.f0.multif0 import MultiF0Options, estimate_f0
     from sfgraph.resources import resolve_resource
 
     options = MultiF0Options(model=resolve_resource(MULTIF0_MODEL), threads=threads)
@@ -75,27 +75,40 @@ def bench_multif0(seconds: float, threads: int) -> None:
     wall = time.perf_counter() - started
     print(f"multi-F0 offline, 4 voices, {seconds:g} s: {wall:6.2f} s  {factor(seconds, wall)} for all four")
 
+    for mode in ("offline", "live"):
+        bench_multif0_streaming(MultiF0Options(model=options.model, mode=mode, threads=threads), mixture)
+
+
+def bench_multif0_streaming(options, mixture: np.ndarray) -> None:
+    """One 256-sample hop per call, as a live graph calls the tracker: wall time per call,
+    the CPU time of this thread as a share of one core in real time (the live budget),
+    and the network's share of it."""
+    from sfgraph.f0.multif0 import MultiF0Tracker
+
     tracker = MultiF0Tracker(options)
+    tracker.push(mixture[:RATE])  # warm-up: first calls allocate
+    tracker.reset()
     hops = mixture.size // 256
     # The network's own forward passes (not the numpy/tensor conversions around them).
     network_seconds, network_started = 0.0, 0.0
 
     def network_starts(module, inputs):
         nonlocal network_started
-        network_started = time.perf_counter()
+        network_started = time.thread_time()
 
     def network_ends(module, inputs, output):
         nonlocal network_seconds
-        network_seconds += time.perf_counter() - network_started
+        network_seconds += time.thread_time() - network_started
 
     tracker.network.register_forward_pre_hook(network_starts)
     tracker.network.register_forward_hook(network_ends)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.thread_time()
     for hop in range(hops):
         tracker.push(mixture[hop * 256:(hop + 1) * 256])
-    wall = time.perf_counter() - started
-    print(f"multi-F0 streaming, one hop (16 ms) per call: {wall / hops * 1000:6.2f} ms per call  "
-          f"{factor(hops * 256 / RATE, wall)}  (network {network_seconds / wall:.0%} of it)")
+    wall, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
+    print(f"multi-F0 {options.mode} mode streaming, one hop (16 ms) per call: {wall / hops * 1000:6.2f} ms per "
+          f"call  {factor(hops * 256 / RATE, wall)}  CPU {cpu / (hops * 256 / RATE):.1%} of one core "
+          f"(network {network_seconds / cpu:.0%} of it), look-ahead {tracker.lookahead_samples / 16:.0f} ms")
 
 
 def bench_alignment() -> None:
