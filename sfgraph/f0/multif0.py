@@ -213,17 +213,27 @@ class TrackerCosts:
 
 @numba.njit(cache=True, nogil=True)
 def _viterbi_step(log_delta, states, valid_before, valid_now, transition, emission):
-    """One forward step: best predecessor and cost of every valid state."""
+    """One forward step: best predecessor (the lowest state on a tie) and cost of every valid state.
+
+    Transitions cost nothing or more, so predecessors are tried from the cheapest on and
+    the search stops at the first one that costs more on its own than the best found.
+    """
     n_states, n_voices = states.shape
     new_delta = np.full(n_states, np.inf)
     pointer = np.zeros(n_states, dtype=np.int64)
+    before = valid_before[np.argsort(log_delta[valid_before], kind="mergesort")]
+    into = np.empty((n_voices, transition.shape[0]))  # each voice's cost from each candidate into state s
     for s in valid_now:
+        for v in range(n_voices):
+            into[v] = transition[:, states[s, v]]
         best, best_from = np.inf, 0
-        for r in valid_before:
+        for r in before:
+            if log_delta[r] > best:
+                break
             cost = log_delta[r]
             for v in range(n_voices):
-                cost += transition[states[r, v], states[s, v]]
-            if cost < best:
+                cost += into[v, states[r, v]]
+            if cost < best or (cost == best and r < best_from):
                 best, best_from = cost, r
         new_delta[s] = best + emission[s]
         pointer[s] = best_from
