@@ -336,7 +336,7 @@ def test_f0_multi_look_ahead_counts_in_the_latency_and_offline_outputs_stay_alig
     """The tracker's look-ahead (window half, network context, Viterbi lag) is part of the
     graph's latency; offline, the separated voices still line up with the mixture as
     they do with F0 files."""
-    from sfgraph.data.evaluate import si_sdr_db
+    from sfgraph.evaluation.scoring import si_sdr_db
     from sfgraph.engine.offline import render
     from sfgraph.graph.build import build_graph
     from sfgraph.graph.model import load_graph_decl

@@ -106,7 +106,7 @@ def test_one_microphone_alone_separates_live_as_offline(jack, tiny_model, tmp_pa
     a busy machine does not make the worker late."""
     from scipy.signal import resample_poly
 
-    from sfgraph.data.evaluate import si_sdr_db
+    from sfgraph.evaluation.scoring import si_sdr_db
     from sfgraph.resources import resolve_resource
 
     demo = resolve_resource("sfgraph:assets/demo/quartet")
