@@ -237,8 +237,8 @@ class F0Multi(Node):
     window) plus the network's 4 and the tracker's ``viterbi_lag`` frames past it
     (``lookahead``: 0.45 s by default, 0.19 s with a lag of 4). ``mode: live``: 32 ms
     in all (the window ends 512 samples past frame t, the tracker decides at once;
-    a lag of 1 or 2 frames takes its share from the window), for live graphs; on
-    generated chorales it finds about 0.85 of the pitches where offline finds 0.95.
+    a lag of 1 or 2 frames takes its share from the window), for live graphs; on the
+    test fixture's chorales it finds about 0.84 of the pitches where offline finds 0.95.
     Either mode gives the same frames offline and live.
     """
 
