@@ -75,9 +75,12 @@ def _fit_frames(mix_mag, voice_mag, mixture_share, voice_fit, decay, iterations,
     running sums ``mixture_share``/``voice_fit`` (V, F), output ``masks`` (V, T, F)."""
     n_voices, n_frames, n_freq = voice_mag.shape
     shaped = np.empty((n_voices, n_freq))
+    powered = np.empty((n_voices, n_freq))
     gain = np.empty(n_voices)
-    model = np.empty(n_freq)
+    model, total, weighted = np.empty(n_freq), np.empty(n_freq), np.empty(n_freq)
     once, share, fit = np.empty(n_freq), np.empty(n_freq), np.empty(n_freq)
+    # the sums over voices run voice after voice over whole rows (the same additions in the
+    # same order as voice by voice per bin, but along contiguous rows the compiler vectorizes)
     for t in range(n_frames):
         for v in range(n_voices):
             _box(mixture_share[v], radius, once)
@@ -89,27 +92,32 @@ def _fit_frames(mix_mag, voice_mag, mixture_share, voice_fit, decay, iterations,
                 shaped[v, f] = (max(share[f], 0.0) + _EPS) / (max(fit[f], 0.0) + _EPS) * voice_mag[v, t, f]
             gain[v] = 1.0
         for _ in range(iterations):
+            total[:] = _EPS
+            for v in range(n_voices):
+                for f in range(n_freq):
+                    total[f] += gain[v] * shaped[v, f]
             for f in range(n_freq):
-                total = _EPS
-                for v in range(n_voices):
-                    total += gain[v] * shaped[v, f]
-                model[f] = mix_mag[t, f] / total
+                model[f] = mix_mag[t, f] / total[f]
             for v in range(n_voices):
                 explained, own = 0.0, _EPS
                 for f in range(n_freq):
                     explained += shaped[v, f] * model[f]
                     own += shaped[v, f]
                 gain[v] *= explained / own
-        for f in range(n_freq):
-            total, weighted = _EPS, _EPS
-            for v in range(n_voices):
+        total[:] = _EPS
+        weighted[:] = _EPS
+        for v in range(n_voices):
+            for f in range(n_freq):
                 fitted = gain[v] * shaped[v, f]
-                total += fitted
-                weighted += fitted ** power
-            for v in range(n_voices):
+                # x ** 1.0 is x: the magnitude masks (power 1) skip the call to pow
+                powered[v, f] = fitted if power == 1.0 else fitted ** power
+                total[f] += fitted
+                weighted[f] += powered[v, f]
+        for v in range(n_voices):
+            for f in range(n_freq):
                 fitted = gain[v] * shaped[v, f]
-                masks[v, t, f] = fitted ** power / weighted
-                mixture_share[v, f] = decay * mixture_share[v, f] + fitted / total * mix_mag[t, f]
+                masks[v, t, f] = powered[v, f] / weighted[f]
+                mixture_share[v, f] = decay * mixture_share[v, f] + fitted / total[f] * mix_mag[t, f]
                 voice_fit[v, f] = decay * voice_fit[v, f] + gain[v] * voice_mag[v, t, f]
 
 
