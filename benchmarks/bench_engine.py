@@ -2,11 +2,15 @@
 engine's own overhead (20 gain nodes in series on 48 kHz stereo) against plain numpy.
 
     python benchmarks/bench_engine.py [--seconds 60] [--graphs separate choir_fx effects_chain]
-                                      [--block-sizes 0 256] [--minutes 10] [--overhead-block-sizes 256 4096]
+                                      [--block-sizes 0 256] [--runs 3] [--mix-rate 48000]
+                                      [--minutes 10] [--overhead-block-sizes 256 4096]
 
-Shipped graphs: the bundled 10-s demo quartet and its F0s, looped to ``--seconds``,
-rendered by ``sfgraph render`` in a fresh process (block size 0: the offline
-default), timed whole (start-up included, the real-time factor a user sees) and,
+Shipped graphs: the bundled 10-s demo quartet and its F0s, looped to ``--seconds``
+(``--mix-rate``: the mixture resampled first, e.g. to 48 kHz as a microphone records
+it; the demo is 16 kHz), rendered by ``sfgraph render`` in a fresh process (block
+size 0: the offline default), timed whole (start-up included, the real-time factor a
+user sees; the fastest of ``--runs``, wall and CPU seconds apart: on a shared machine
+other processes lengthen the wall time, the CPU time less) and,
 again in this process, per node: the separation nodes (param_net, sf_synth, mask)
 apart from everything else (file and device I/O, resampling edges, effects,
 mixing, the scheduler itself).
@@ -19,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import collections
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_separate import timed
 from pedalboard.io import AudioFile
 
 from sfgraph.data.layout import read_f0_csv, write_f0_csv
@@ -100,11 +104,13 @@ def numpy_baseline(seconds: float, block_size: int, n_nodes: int) -> float:
     return time.perf_counter() - start
 
 
-def looped_demo(folder: Path, seconds: float) -> Path:
-    """The demo quartet's mixture and F0s repeated to ``seconds``, in ``folder``."""
+def looped_demo(folder: Path, seconds: float, mix_rate: float | None = None) -> Path:
+    """The demo quartet's mixture and F0s repeated to ``seconds``, in ``folder``; the
+    mixture at ``mix_rate`` (None: the demo's own rate)."""
     demo = resolve_resource("sfgraph:assets/demo/quartet")
     with AudioFile(str(demo / "mix.wav")) as f:
-        rate, mix = f.samplerate, f.read(f.frames)
+        clip = f.resampled_to(mix_rate or f.samplerate)
+        rate, mix = clip.samplerate, clip.read(clip.frames)
     repeats = int(np.ceil(seconds * rate / mix.shape[-1]))
     with AudioFile(str(folder / "mix.wav"), "w", rate, 1, bit_depth=32) as f:
         f.write(np.tile(mix, repeats)[:, :round(seconds * rate)])
@@ -119,20 +125,19 @@ def looped_demo(folder: Path, seconds: float) -> Path:
 
 
 def bench_shipped(args) -> None:
-    print(f"shipped graphs, {args.seconds:.0f} s of the demo quartet looped; real-time factor = audio s / wall s")
-    print(f"{'graph':>14} {'block':>6} {'whole process':>14} {'RTF':>6} {'in-process render':>18} "
+    print(f"shipped graphs, {args.seconds:.0f} s of the demo quartet looped; real-time factor = audio s / wall s; "
+          f"whole process: the fastest of {args.runs} runs")
+    print(f"{'graph':>14} {'block':>6} {'whole process':>14} {'RTF':>6} {'CPU':>7} {'in-process render':>18} "
           f"{'separation nodes':>17} {'other nodes + engine':>21}  largest other nodes (s)")
     with tempfile.TemporaryDirectory() as scratch:
-        item = looped_demo(Path(scratch), args.seconds)
+        item = looped_demo(Path(scratch), args.seconds, args.mix_rate)
         for name in args.graphs:
             overrides = [o.format(mix=item / "mix.wav", f0=item / "f0") for o in SHIPPED[name]]
             for block_size in args.block_sizes:
                 command = [sys.executable, "-m", "sfgraph", "render", name, "-q", "-o", f"{scratch}/out"]
                 command += [arg for o in overrides for arg in ("-p", o)]
                 command += ["--block-size", str(block_size)] if block_size else []
-                start = time.perf_counter()
-                subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-                whole = time.perf_counter() - start
+                whole, cpu, _ = (min(values) for values in zip(*(timed(command) for _ in range(args.runs))))
                 graph = build_graph(load_graph_decl(name, overrides), output_dir=f"{scratch}/out")
                 per_node = time_nodes(graph)
                 start = time.perf_counter()
@@ -141,7 +146,7 @@ def bench_shipped(args) -> None:
                 separation = sum(t for n, t in per_node.items() if graph.nodes[n].type_name in SEPARATION_TYPES)
                 others = [f"{n} {t:.2f}" for n, t in per_node.most_common()
                           if graph.nodes[n].type_name not in SEPARATION_TYPES][:3]
-                print(f"{name:>14} {result.block_size:>6} {whole:>13.2f}s {args.seconds / whole:>5.1f}x "
+                print(f"{name:>14} {result.block_size:>6} {whole:>13.2f}s {args.seconds / whole:>5.1f}x {cpu:>6.2f}s "
                       f"{rendering:>17.2f}s {separation:>16.2f}s {rendering - separation:>20.2f}s  "
                       + ", ".join(others))
 
@@ -183,6 +188,9 @@ def main() -> None:
     parser.add_argument("--graphs", nargs="*", default=list(SHIPPED), choices=list(SHIPPED))
     parser.add_argument("--block-sizes", type=int, nargs="+", default=[0],
                         help="shipped graphs' block sizes (0: the offline default)")
+    parser.add_argument("--runs", type=int, default=3, help="whole-process runs of each graph (the fastest counts)")
+    parser.add_argument("--mix-rate", type=float, default=None,
+                        help="sample rate of the looped mixture (default: the demo's 16 kHz)")
     parser.add_argument("--minutes", type=float, default=10.0, help="audio for the overhead graph")
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--overhead-block-sizes", type=int, nargs="*", default=[256, 4096, 16384])
