@@ -12,8 +12,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from pedalboard.io import StreamResampler
 
+from sfgraph.dsp.resample import stream_resampler
 from sfgraph.graph.node import DeviceInputEndpoint, DeviceOutputEndpoint, Node
 from sfgraph.graph.params import Param
 from sfgraph.graph.ports import Port, PortMap, audio_spec
@@ -92,10 +92,10 @@ class DeviceOut(DeviceOutputEndpoint):
     Input ``audio``: (channels, samples) at any rate; channel i goes to device
     output ``first_channel + i``. Input at another rate than the device's (the
     graph's ``sample_rate``) is resampled to it, as the engine resamples edges
-    (pedalboard's StreamResampler, timeline kept). Live, blocks go to the driver's
-    output ring; offline, to ``file`` (default ``<node id>.wav`` in the output
-    folder; ``{label}`` in it writes one file per channel, like ``file_out``).
-    The levels of the input are shown in the live terminal view.
+    (``sfgraph.dsp.resample``: pedalboard's StreamResampler's filter, timeline kept).
+    Live, blocks go to the driver's output ring; offline, to ``file`` (default
+    ``<node id>.wav`` in the output folder; ``{label}`` in it writes one file per
+    channel, like ``file_out``). The levels of the input are shown in the live terminal view.
     """
 
     type_name = "device_out"
@@ -134,7 +134,7 @@ class DeviceOut(DeviceOutputEndpoint):
     def reset(self):
         self.resampler = None
         if self.input_rate != self.context.sample_rate:
-            self.resampler = StreamResampler(float(self.input_rate), float(self.context.sample_rate), self.channels)
+            self.resampler = stream_resampler(float(self.input_rate), float(self.context.sample_rate), self.channels)
         self.frames_in = 0   # input samples received
         self.frames_out = 0  # frames played (or written), at the device rate
 
@@ -171,7 +171,7 @@ class Resample(Node):
     """Converts audio to ``rate`` Hz, e.g. a device's input to a model's 16 kHz.
 
     In/out ``audio``: (channels, samples). The engine resamples on the way in
-    (pedalboard's StreamResampler: the timeline is kept, no latency); the node
+    (``sfgraph.dsp.resample``: the timeline is kept, no latency); the node
     passes the result on.
     """
 

@@ -19,10 +19,10 @@ import math
 from fractions import Fraction
 
 import numpy as np
-from pedalboard.io import StreamResampler
 
 from sfgraph.atomic import commit_together, discard
 from sfgraph.buffers import Fifo
+from sfgraph.dsp.resample import stream_resampler
 from sfgraph.graph.build import BuiltGraph
 from sfgraph.graph.errors import NodeError
 
@@ -50,10 +50,10 @@ class Scheduler:
         self.block_size = block_size or graph.context.block_size
         self.ticks = 0
         self.fifos: dict[tuple[str, str], Fifo] = {}
-        # pedalboard's StreamResampler keeps the timeline (an impulse at input time t
-        # comes out at t) and holds back its last few samples until more input
-        # arrives; the zeros sources emit after their end flush them.
-        self.resamplers: dict[tuple[str, str], StreamResampler] = {}
+        # pedalboard's StreamResampler (or the same filter, sfgraph.dsp.resample) keeps the
+        # timeline (an impulse at input time t comes out at t) and holds back its last few
+        # samples until more input arrives; the zeros sources emit after their end flush them.
+        self.resamplers = {}
         self._routes: dict[str, list[tuple[str, tuple[str, str]]]] = {n: [] for n in graph.order}
         for edge in graph.edges:
             c = edge.connection
@@ -62,8 +62,8 @@ class Scheduler:
             self.fifos[key] = Fifo(edge.spec.shape, capacity=max(4096, 4 * self._items_per_block(rate)))
             self.fifos[key].push_zeros(edge.pad)
             if edge.resample_to is not None:
-                self.resamplers[key] = StreamResampler(float(edge.spec.rate), float(edge.resample_to),
-                                                       edge.spec.channels)
+                self.resamplers[key] = stream_resampler(float(edge.spec.rate), float(edge.resample_to),
+                                                        edge.spec.channels)
             self._routes[c.src].append((c.src_port, key))
         # per node: (fifo, port, quantum) of each connected input, resolved once
         self._inputs_of = {n: [(self.fifos[(n, p)], p, port.quantum)
