@@ -9,6 +9,7 @@ from pedalboard.io import AudioFile
 
 from sfgraph.atomic import destination_problem, discard, partial_path, remove_stale_partials
 from sfgraph.data.audio import mp3_padding
+from sfgraph.dsp.resample import IntegerUpsampler, upsampling_factor
 from sfgraph.graph.errors import InputWarning
 from sfgraph.graph.node import Node
 from sfgraph.graph.params import Param
@@ -67,7 +68,10 @@ class FileIn(Node):
         self.close()
         file = AudioFile(str(self.path))
         file.seek(self.skip)
-        self.file = file.resampled_to(float(self.context.sample_rate))
+        factor = upsampling_factor(file.samplerate, float(self.context.sample_rate))
+        # up by a whole factor: the same samples as resampled_to, several times faster
+        self.file = (UpsampledReader(file, IntegerUpsampler(file.samplerate, factor, file.num_channels)) if factor
+                     else file.resampled_to(float(self.context.sample_rate)))
         self.position = 0
         self.done = False
 
@@ -97,6 +101,29 @@ class FileIn(Node):
         if file is not None:
             file.close()
             self.file = None
+
+
+class UpsampledReader:
+    """An audio file read through an ``IntegerUpsampler``: ``read(n)`` gives what
+    ``AudioFile.resampled_to`` gives (pedalboard's StreamResampler, flushed at the end of
+    the file), ``close()`` closes the file."""
+
+    def __init__(self, file, upsampler: IntegerUpsampler):
+        self.file, self.upsampler = file, upsampler
+        self.ready = np.zeros((upsampler.channels, 0), dtype=np.float32)
+        self.flushed = False
+
+    def read(self, n: int) -> np.ndarray:
+        while self.ready.shape[1] < n and not self.flushed:
+            block = self.file.read(-(-(n - self.ready.shape[1]) // self.upsampler.factor))
+            self.flushed = block.shape[1] == 0
+            more = self.upsampler.process() if self.flushed else self.upsampler.process(block)
+            self.ready = np.concatenate([self.ready, more], axis=1)
+        block, self.ready = self.ready[:, :n], self.ready[:, n:]
+        return block
+
+    def close(self) -> None:
+        self.file.close()
 
 
 class FileOut(Node):

@@ -19,10 +19,16 @@ def stream_resampler(source_rate: float, target_rate: float, channels: int) -> S
     """A streaming resampler from ``source_rate`` to ``target_rate`` Hz for ``channels``
     channels: ``process(block)`` takes (channels, n) float32 and returns what is ready,
     ``process()`` flushes the samples held back, ``reset()`` starts a new stream."""
-    factor = target_rate / source_rate
-    if factor >= 2 and factor.is_integer():
-        return IntegerUpsampler(source_rate, int(factor), channels)
+    factor = upsampling_factor(source_rate, target_rate)
+    if factor is not None:
+        return IntegerUpsampler(source_rate, factor, channels)
     return StreamResampler(source_rate, target_rate, channels)
+
+
+def upsampling_factor(source_rate: float, target_rate: float) -> int | None:
+    """``target_rate / source_rate`` if it is a whole number above 1 (``IntegerUpsampler``'s case), else None."""
+    factor = target_rate / source_rate
+    return int(factor) if factor >= 2 and factor.is_integer() else None
 
 
 class IntegerUpsampler:
