@@ -35,7 +35,7 @@ from pedalboard.io import AudioFile
 from sfgraph.data.layout import read_f0_csv, write_f0_csv
 from sfgraph.engine.offline import render
 from sfgraph.graph.build import build_graph
-from sfgraph.graph.model import load_graph_decl
+from sfgraph.graph.declaration import load_graph_decl
 from sfgraph.resources import resolve_resource
 
 # Each shipped graph's overrides that point it at the looped mixture and F0s.

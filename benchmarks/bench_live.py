@@ -33,7 +33,7 @@ from jack import JackServer, jack_missing_reason  # noqa: E402  (tests/jack.py)
 
 from sfgraph.data.layout import read_f0_csv, write_f0_csv  # noqa: E402
 from sfgraph.engine.live import LiveEngine, build_live_graph  # noqa: E402
-from sfgraph.graph.model import load_graph_decl  # noqa: E402
+from sfgraph.graph.declaration import load_graph_decl  # noqa: E402
 
 F0_ITEM = ROOT / "tests" / "fixtures" / "bach_tiny" / "0000_bwv159.5_0" / "f0"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sfgraph.engine.offline import render
 from sfgraph.graph.build import build_graph
-from sfgraph.graph.model import load_graph_decl
+from sfgraph.graph.declaration import load_graph_decl
 
 output_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "out")
 decl = load_graph_decl("effects_chain", ["hp.params={cutoff_frequency_hz: 120}", "mix.gain_db=[0, -4]"])

@@ -13,7 +13,7 @@ from helpers import FIXTURES, write_wav
 from sfgraph.data.layout import load_dataset
 from sfgraph.f0.crepe import CrepeTracker, FixedLagViterbi, TrackerOptions, hz_to_cents, track_f0
 from sfgraph.graph.build import build_graph
-from sfgraph.graph.model import load_graph_decl
+from sfgraph.graph.declaration import load_graph_decl
 
 RATE = 16000
 

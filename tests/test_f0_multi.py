@@ -288,7 +288,7 @@ def test_separate_with_f0_auto_beats_the_mixture(tmp_path):
 def test_f0_multi_node_in_a_graph_reports_bad_ranges(graph_file):
     from sfgraph.graph.build import build_graph
     from sfgraph.graph.errors import GraphError
-    from sfgraph.graph.model import load_graph_decl
+    from sfgraph.graph.declaration import load_graph_decl
 
     path = graph_file(f"""
 name: bad
@@ -339,7 +339,7 @@ def test_f0_multi_look_ahead_counts_in_the_latency_and_offline_outputs_stay_alig
     from sfgraph.evaluation.scoring import si_sdr_db
     from sfgraph.engine.offline import render
     from sfgraph.graph.build import build_graph
-    from sfgraph.graph.model import load_graph_decl
+    from sfgraph.graph.declaration import load_graph_decl
     from helpers import read_wav
 
     item = load_dataset(FIXTURES / "bach_tiny", require_stems=True)[2]

@@ -9,7 +9,7 @@ import pytest
 from sfgraph.cli import main
 from sfgraph.graph.build import build_graph
 from sfgraph.graph.errors import GraphError
-from sfgraph.graph.model import load_graph_decl, parse_graph
+from sfgraph.graph.declaration import load_graph_decl, parse_graph
 
 
 def problems_of(path, overrides=()):

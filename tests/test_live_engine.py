@@ -20,7 +20,7 @@ from sfgraph.engine.live import LiveEngine, build_live_graph
 from sfgraph.engine.midi_map import midi_receiver, parse_midi_map
 from sfgraph.engine.offline import render
 from sfgraph.graph.build import build_graph
-from sfgraph.graph.model import Connection, NodeDecl, load_graph_decl
+from sfgraph.graph.declaration import Connection, NodeDecl, load_graph_decl
 from sfgraph.midi_io import open_midi_input
 
 import test_live_parts  # noqa: F401  (registers the test_live_glitch node)

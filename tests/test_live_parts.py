@@ -16,7 +16,7 @@ from sfgraph.engine.param_control import ControlError, ParamControl, bind_target
 from sfgraph.engine.scheduler import Scheduler
 from sfgraph.graph.build import build_graph
 from sfgraph.graph.errors import GraphError, NodeError
-from sfgraph.graph.model import load_graph_decl
+from sfgraph.graph.declaration import load_graph_decl
 from sfgraph.graph.node import Node
 from sfgraph.graph.params import Param
 from sfgraph.graph.ports import Port

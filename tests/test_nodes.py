@@ -243,7 +243,7 @@ def test_split_labels_follow_names():
 
 def test_graph_level_effect_error_is_located(graph_file):
     from sfgraph.graph.build import build_graph
-    from sfgraph.graph.model import load_graph_decl
+    from sfgraph.graph.declaration import load_graph_decl
 
     text = """\
 imports: ["{custom}"]

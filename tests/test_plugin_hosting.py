@@ -212,7 +212,7 @@ connections:
 def test_graph_renders_through_the_plugin(tmp_path, audio, params, gain, latency):
     from sfgraph.engine.offline import render
     from sfgraph.graph.build import build_graph
-    from sfgraph.graph.model import load_graph_decl
+    from sfgraph.graph.declaration import load_graph_decl
 
     write_wav(tmp_path / "in.wav", audio, RATE)
     flow = "{" + ", ".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in params.items()) + "}"

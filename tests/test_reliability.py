@@ -186,7 +186,7 @@ def test_f0_files_shorter_than_the_mixture_are_named_with_the_seconds_missing(tm
 def test_f0_with_no_voiced_frame_or_outside_the_range_of_singing_warns(tmp_path, tiny_model):
     from sfgraph.engine.offline import coverage_warnings
     from sfgraph.graph.build import build_graph
-    from sfgraph.graph.model import load_graph_decl
+    from sfgraph.graph.declaration import load_graph_decl
 
     f0 = tmp_path / "f0"
     shutil.copytree(ITEM / "f0", f0)

@@ -8,7 +8,7 @@ from sfgraph.engine.offline import OFFLINE_BLOCK_SIZE, offline_block_size, rende
 from sfgraph.engine.scheduler import Scheduler
 from sfgraph.graph.build import build_graph
 from sfgraph.graph.errors import GraphError, NodeError
-from sfgraph.graph.model import load_graph_decl
+from sfgraph.graph.declaration import load_graph_decl
 
 from helpers import FIXTURES, read_wav, write_wav
 

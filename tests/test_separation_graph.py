@@ -9,7 +9,7 @@ from sfgraph.dsp.mask_fit import MixtureFit
 from sfgraph.dsp.stft import mask_separate
 from sfgraph.engine.offline import render
 from sfgraph.graph.build import build_graph
-from sfgraph.graph.model import load_graph_decl
+from sfgraph.graph.declaration import load_graph_decl
 
 from helpers import read_wav, write_wav
 

@@ -11,7 +11,7 @@ from sfgraph.cli.errors import CliError
 def run_render(args) -> int:
     from sfgraph.engine.offline import render
     from sfgraph.graph.build import build_graph
-    from sfgraph.graph.model import load_graph_decl
+    from sfgraph.graph.declaration import load_graph_decl
 
     output = output_folder(args.output)
     graph = build_graph(load_graph_decl(args.graph, args.param), output_dir=output)
@@ -26,7 +26,7 @@ def run_render(args) -> int:
 def run_validate(args) -> int:
     from sfgraph.engine.midi_map import parse_midi_map
     from sfgraph.graph.build import build_graph
-    from sfgraph.graph.model import load_graph_decl
+    from sfgraph.graph.declaration import load_graph_decl
 
     graph = build_graph(load_graph_decl(args.graph, args.param))
     midi = parse_midi_map(graph)  # the midi: section too, against the built graph
@@ -80,7 +80,7 @@ def run_list_nodes(args) -> int:
 
 
 def run_graphs(args) -> int:
-    from sfgraph.graph.model import shipped_graphs
+    from sfgraph.graph.declaration import shipped_graphs
 
     for name, path in sorted(shipped_graphs().items()):
         print(f"{name:20s} {path}")
@@ -90,7 +90,7 @@ def run_graphs(args) -> int:
 def run_draw(args) -> int:
     from sfgraph.graph.build import build_graph
     from sfgraph.graph.draw import draw_graph
-    from sfgraph.graph.model import load_graph_decl
+    from sfgraph.graph.declaration import load_graph_decl
 
     output = Path(args.output)
     if output.suffix not in (".png", ".svg"):

@@ -75,7 +75,7 @@ def run_live(args) -> int:
     from sfgraph.engine.live import LiveEngine, build_live_graph
     from sfgraph.engine.midi_map import midi_receiver, parse_midi_map
     from sfgraph.engine.terminal_view import TerminalView
-    from sfgraph.graph.model import load_graph_decl
+    from sfgraph.graph.declaration import load_graph_decl
     from sfgraph.midi_io import MidiError, open_midi_input
 
     decl = load_graph_decl(args.graph, args.param)
@@ -136,7 +136,7 @@ def run_devices(args) -> int:
 def run_midi_learn(args) -> int:
     from sfgraph.engine.live import build_live_graph
     from sfgraph.engine.midi_map import learn_rule, midi_section_yaml, parse_midi_map
-    from sfgraph.graph.model import load_graph_decl
+    from sfgraph.graph.declaration import load_graph_decl
     from sfgraph.midi_io import open_midi_input
 
     decl = load_graph_decl(args.graph, args.param)

@@ -23,7 +23,7 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
     folder instead of the bundled one; ``synth``: also write the synthesized voices to
     ``synth/<voice>.wav``; ``power``, ``n_fft``: the mask's exponent and STFT size; ``mask_fit``:
     the memory in seconds of the voices' fit to the mixture before masking (0: none)."""
-    from sfgraph.graph.model import Connection, NodeDecl, load_graph_decl
+    from sfgraph.graph.declaration import Connection, NodeDecl, load_graph_decl
 
     decl = load_graph_decl("separate")
     decl.node("mix").set_param("path", mix)

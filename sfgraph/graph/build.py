@@ -11,7 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from sfgraph.graph.errors import GraphError, PortError, Problem
-from sfgraph.graph.model import Connection, GraphDecl, _did_you_mean
+from sfgraph.graph.declaration import Connection, GraphDecl, _did_you_mean
 from sfgraph.graph.node import GraphContext, Node
 from sfgraph.graph.params import ParamError
 from sfgraph.graph.ports import StreamSpec
