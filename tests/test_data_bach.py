@@ -166,6 +166,8 @@ def test_generated_items_sum_to_mix_and_match_their_f0(tmp_path, capsys):
     # The results depend on the patch, so the summary names the soundfont that played it.
     soundfont = Path(json.loads((tmp_path / "first" / "generation.json").read_text())["patches"][0]["soundfont"])
     assert soundfont == bach.find_soundfont(None)
+    # one singer per part is recorded as before sections existed (the files are byte for byte the same)
+    assert "section_size" not in json.loads((tmp_path / "first" / "generation.json").read_text())["options"]
     assert f"(GM program 54 of {soundfont})" in capsys.readouterr().out
     dataset = load_dataset(tmp_path / "first", require_stems=True, sample_rate=16000)
     assert len(dataset) == 2 and len({item.meta["chorale"] for item in dataset}) == 2
@@ -230,3 +232,50 @@ def test_room_and_breath_are_linear_in_the_stems():
     noise = breathy[0, 4500:7500] - stems[0, 4500:7500]
     level = 20 * np.log10(np.sqrt(np.mean(noise**2)) / np.sqrt(np.mean(stems[0, 4500:7500] ** 2)))
     assert drawn["breath_db"][0] - 1.5 < level < drawn["breath_db"][0] + 1.5
+
+
+def test_section_singers_share_tempo_but_not_timing_or_pitch_and_the_part_f0_is_their_mean():
+    """Each singer of a section draws its own detune, timing and vibrato; the part's F0 is
+    their mean in cents where any sings, so it lies within their spread."""
+    options = replace(BachOptions(seed=2), section_size=3)
+    singers = [perform("test", TWO_NOTES, options, singer=singer) for singer in range(3)]
+    assert len({(performance.tempo_bpm, performance.transpose) for performance in singers}) == 1
+    onsets = np.array([performance.voices[0].note_on_s for performance in singers])
+    assert np.ptp(onsets[:, 1]) > 0 and np.all(np.ptp(onsets, axis=0) <= 5 * options.section_jitter_s + 1e-9)
+    times = np.arange(0.0, 2.5, 0.005)
+    singers_f0 = np.stack([[voice.f0_at(times) for voice in performance.voices] for performance in singers])
+    part = bach.section_f0(singers_f0)
+    singing = singers_f0 > 0
+    assert np.all((part > 0) == singing.any(axis=0))
+    lowest = np.where(singing, singers_f0, np.inf).min(axis=0)
+    highest = np.where(singing, singers_f0, 0.0).max(axis=0)
+    inside = singing.any(axis=0)
+    assert np.all((lowest[inside] <= part[inside] * (1 + 1e-12)) & (part[inside] <= highest[inside] * (1 + 1e-12)))
+    assert np.max(1200 * np.log2(highest[inside] / lowest[inside])) > 5  # the singers really differ
+    assert np.array_equal(bach.section_f0(singers_f0[:1]), singers_f0[0])
+
+
+@needs_fluidsynth
+def test_section_items_sum_to_mix_and_record_every_singer(tmp_path):
+    arguments = ["--count", "1", "--seconds", "4", "--program", "solo", "--per-chorale", "1", "--seed", "7",
+                 "--quiet", "--section-size", "2"]
+    assert main(["data", "bach", str(tmp_path / "sections"), *arguments]) == 0
+    record = json.loads((tmp_path / "sections" / "generation.json").read_text())
+    assert record["options"]["section_size"] == 2
+    (item,) = load_dataset(tmp_path / "sections", require_stems=True, sample_rate=16000)
+    assert all(len(singers) == 2 for singers in item.meta["section_patches"].values())
+    stems = item.load_stems()
+    np.testing.assert_allclose(stems.sum(axis=0), item.load_mix(), atol=1e-6, rtol=0)
+    for voice_index, voice in enumerate(item.voices):  # the section's mean F0 is what is heard
+        errors = spectral_f0_errors_cents(stems[voice_index], item.f0_hz[voice_index])
+        assert np.median(np.abs(errors)) < 20, voice
+
+
+def test_solo_parts_keep_their_record():
+    """Section size 1 writes what the generator wrote before sections: its settings stay
+    out of generation.json, and the singer's draws are the solo performance's."""
+    solo = BachOptions(seed=4)
+    changed = perform("test", TWO_NOTES, replace(solo, section_detune_cents=50.0, section_jitter_s=0.2))
+    for voice, expected in zip(changed.voices, perform("test", TWO_NOTES, solo).voices, strict=True):
+        for name in ("note_on_s", "note_off_s", "keys", "bend_s", "bend_values"):
+            assert np.array_equal(getattr(voice, name), getattr(expected, name)), name

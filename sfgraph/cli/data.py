@@ -30,6 +30,9 @@ def run_bach(args: argparse.Namespace) -> int:
         bit_depth=args.bit_depth,
         reverb=args.reverb,
         breath_db=args.breath_db,
+        section_size=args.section_size,
+        section_detune_cents=args.section_detune_cents,
+        section_jitter_s=args.section_jitter,
         workers=args.workers,
     )
     started = time.perf_counter()
@@ -116,6 +119,25 @@ def _bach_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=defaults.breath_db,
         help="breath noise following each voice, drawn up to this level below it, dB (e.g. -20; default none)",
+    )
+    parser.add_argument(
+        "--section-size",
+        type=int,
+        default=defaults.section_size,
+        help="singers per part: each part's stem is a section of this many singers (own patch draw, detune, "
+        "timing, vibrato), its F0 the section's mean; 1 = one singer per part",
+    )
+    parser.add_argument(
+        "--section-detune-cents",
+        type=float,
+        default=defaults.section_detune_cents,
+        help="each singer of a section sings detuned by a constant drawn in +-this, cents",
+    )
+    parser.add_argument(
+        "--section-jitter",
+        type=float,
+        default=defaults.section_jitter_s,
+        help="std of each singer's note onset and end shifts, s",
     )
     parser.add_argument(
         "--seed", type=int, default=defaults.seed, help="random seed (chorale order and every performance choice)"

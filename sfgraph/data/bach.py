@@ -119,6 +119,11 @@ class BachOptions:
     bit_depth: int = 32  # 32 = float WAV; 16 = PCM (stems are rounded before summing, so the sum stays exact)
     reverb: float = 0.0  # room reverb per chorale: wet level drawn in [0, reverb] (0 = dry, as rendered)
     breath_db: float | None = None  # breath noise per voice, drawn up to this level under the voice (dB); None: none
+    # Singers per part: each draws its own patch, a constant detune in +-section_detune_cents,
+    # note onsets and ends shifted by N(0, section_jitter_s) and its own intonation and vibrato.
+    section_size: int = 1
+    section_detune_cents: float = 15.0
+    section_jitter_s: float = 0.03
     workers: int = field(default_factory=default_workers)  # fluidsynth processes run at once
 
 
@@ -272,15 +277,23 @@ def perform(
     notes: dict[str, list[tuple[float, float, int, bool]]],
     options: BachOptions,
     tunings: Sequence[Mapping[int, float]] | None = None,
+    singer: int = 0,
 ) -> ChoralePerformance:
     """Turn a chorale's notes into a performance (tempo, transposition, intonation, vibrato).
 
     ``tunings``: per voice, cents by which each MIDI key of its patch sounds above
     nominal (``measure_tuning``); they enter the F0, not the MIDI events.
+    ``singer``: which singer of each part's section (``options.section_size`` > 1) this
+    performance is: all share the tempo and transposition; each draws its own detune
+    (cents, constant), timing jitter, intonation and vibrato from ``(seed, chorale, 5, singer)``.
     """
-    rng = np.random.default_rng([options.seed, zlib.crc32(chorale.encode())])
+    crc = zlib.crc32(chorale.encode())
+    rng = np.random.default_rng([options.seed, crc])
     tempo = options.tempo_bpm * (1 + rng.uniform(-options.tempo_jitter, options.tempo_jitter))
     transpose = int(rng.integers(-options.transpose, options.transpose + 1))
+    in_section = options.section_size > 1
+    if in_section:
+        rng = np.random.default_rng([options.seed, crc, 5, singer])
     quarters, seconds = _time_map(notes, 60.0 / tempo, options.fermata_stretch)
     end_s = float(seconds[-1])
     control_times = np.arange(0.0, end_s + CONTROL_PERIOD_S, CONTROL_PERIOD_S)
@@ -298,6 +311,12 @@ def perform(
         repeated = np.zeros(len(on), dtype=bool)
         repeated[:-1] = (keys[1:] == keys[:-1]) & (np.abs(on[1:] - off[:-1]) < 1e-9)
         off = off - np.where(repeated, REARTICULATION_S, 0.0)
+        detune = 0.0
+        if in_section:
+            detune = rng.uniform(-options.section_detune_cents, options.section_detune_cents)
+            jitter = options.section_jitter_s
+            on = np.maximum(on + np.clip(rng.normal(0, jitter, on.size), -2.5 * jitter, 2.5 * jitter), 0.0)
+            off = off + np.clip(rng.normal(0, jitter, off.size), -2.5 * jitter, 2.5 * jitter)
         # A voice is monophonic: a note ends at the latest where the next begins.
         off[:-1] = np.minimum(off[:-1], on[1:])
         on, off = _on_grid(on), _on_grid(off)
@@ -308,7 +327,7 @@ def perform(
         # Cents above each note's key, on the control grid: a per-note
         # intonation offset, a slow drift shared by the notes of the voice, and
         # vibrato that fades in after each onset.
-        note_offsets = np.clip(
+        note_offsets = detune + np.clip(
             rng.normal(0, options.deviation_cents, size=on.size),
             -2.5 * options.deviation_cents,
             2.5 * options.deviation_cents,
@@ -534,6 +553,30 @@ def make_item_audio(stems: np.ndarray, gains_db: np.ndarray, bit_depth: int) -> 
     return stems_out.sum(axis=0, dtype=np.float32), stems_out
 
 
+def sum_sections(renders: Sequence[np.ndarray]) -> np.ndarray:
+    """Each part's stem as the sum of its singers: ``renders`` holds one ``(n_voices,
+    n_samples_i)`` array per singer; returns ``(n_voices, max n_samples_i)`` float32, each
+    zero-padded. One singer comes back unchanged."""
+    if len(renders) == 1:
+        return renders[0]
+    summed = np.zeros((renders[0].shape[0], max(render.shape[1] for render in renders)), dtype=np.float32)
+    for render in renders:
+        summed[:, : render.shape[1]] += render
+    return summed
+
+
+def section_f0(singers_f0: np.ndarray) -> np.ndarray:
+    """A part's F0 from its singers': ``(n_singers, n_voices, n_frames)`` Hz (0 = silent) ->
+    ``(n_voices, n_frames)`` Hz, the mean in cents (geometric mean) of the singers who
+    sing in each frame, 0 where none does. One singer's F0 comes back unchanged."""
+    if singers_f0.shape[0] == 1:
+        return singers_f0[0]
+    singing = singers_f0 > 0
+    count = singing.sum(axis=0)
+    log_sum = np.where(singing, np.log2(np.where(singing, singers_f0, 1.0)), 0.0).sum(axis=0)
+    return np.where(count > 0, np.exp2(log_sum / np.maximum(count, 1)), 0.0)
+
+
 F0Tracker = Callable[[np.ndarray], np.ndarray]  # mono 16 kHz (n,) -> F0 Hz on frame_times(n), 0 = unvoiced
 
 
@@ -550,6 +593,8 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
 
     if options.count < 1 or options.seconds <= 0:
         raise GeneratorError("--count must be at least 1 and --seconds positive")
+    if options.section_size < 1:
+        raise GeneratorError("--section-size must be at least 1")
     if options.bit_depth not in (16, 32):
         raise GeneratorError(f"bit depth {options.bit_depth}: use 16 or 32")
     fluidsynth = find_fluidsynth()
@@ -558,6 +603,8 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
         for soundfont in (options.soundfonts or (None,)) for program in options.programs))
     if (FESTIVAL, 0) in patches and track_f0 is None:
         raise GeneratorError("Festival's voice needs an F0 tracker to measure what it sang")
+    if (FESTIVAL, 0) in patches and options.section_size > 1:
+        raise GeneratorError("Festival's voice sings solo parts only (its F0 is measured, not known per singer)")
     outdir = Path(outdir)
     if outdir.exists() and any(outdir.iterdir()) and not force:
         raise GeneratorError(f"{outdir}: folder is not empty (use --force to write into it)")
@@ -582,18 +629,23 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
                 continue
             crc = zlib.crc32(chorale.encode())
             # one draw per voice even with a single patch, so that adding patches changes nothing else
-            voice_patches = [patches[i] for i in np.random.default_rng([options.seed, crc, 2]).integers(
-                len(patches), size=len(DEFAULT_VOICES))]
-            performance = perform(chorale, notes, options, [tunings[patch] for patch in voice_patches])
-            n_chunks = int((performance.end_s + CHUNK_END_ALLOWANCE_S) // options.seconds)
+            singer_patches = [[patches[i] for i in np.random.default_rng(
+                [options.seed, crc, 2] + ([singer] if singer else [])).integers(len(patches), size=len(DEFAULT_VOICES))]
+                for singer in range(options.section_size)]
+            singers = [perform(chorale, notes, options, [tunings[patch] for patch in voice_patches], singer)
+                       for singer, voice_patches in enumerate(singer_patches)]
+            end_s = max(performance.end_s for performance in singers)
+            n_chunks = int((end_s + CHUNK_END_ALLOWANCE_S) // options.seconds)
             if options.per_chorale > 0:
                 n_chunks = min(n_chunks, options.per_chorale)
             n_chunks = min(n_chunks, options.count - len(names))
             if n_chunks == 0:
                 skipped.append(chorale)
                 continue
-            rendered = render_performance(performance, voice_patches, fluidsynth, options.workers,
-                                          (options.seed, crc, 4))
+            rendered = sum_sections([render_performance(performance, voice_patches, fluidsynth, options.workers,
+                                                        (options.seed, crc, 4) + ((singer,) if singer else ()))
+                                     for singer, (performance, voice_patches)
+                                     in enumerate(zip(singers, singer_patches, strict=True))])
             rendered, room = add_room_and_breath(rendered, options.reverb, options.breath_db,
                                                  np.random.default_rng([options.seed, crc, 3]))
             rng = np.random.default_rng([options.seed, crc, 1])
@@ -605,7 +657,9 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
                 gains_db = rng.uniform(-options.level_db, options.level_db, size=len(DEFAULT_VOICES))
                 mix, stems = make_item_audio(segment, gains_db, options.bit_depth)
                 times = frame_times(item_length, SAMPLE_RATE, HOP_LENGTH)
-                f0 = np.stack([voice.f0_at(start / SAMPLE_RATE + times) for voice in performance.voices])
+                f0 = section_f0(np.stack([[voice.f0_at(start / SAMPLE_RATE + times) for voice in performance.voices]
+                                          for performance in singers]))
+                performance, voice_patches = singers[0], singer_patches[0]
                 for index, patch in enumerate(voice_patches):
                     if patch[0] == FESTIVAL:  # sung lower where the line is too high for Festival
                         score = f0[index] / 2.0 ** octaves_down(performance.voices[index].keys)
@@ -624,6 +678,9 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
                     },
                     "patches": {voice: {"soundfont": patch[0].name, "program": patch[1]}
                                 for voice, patch in zip(DEFAULT_VOICES, voice_patches, strict=True)},
+                    **({} if options.section_size == 1 else {"section_patches": {
+                        voice: [{"soundfont": patches[index][0].name, "program": patches[index][1]}
+                                for patches in singer_patches] for index, voice in enumerate(DEFAULT_VOICES)}}),
                     **room,
                     "seed": options.seed,
                 }
@@ -646,7 +703,9 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
             "lower --count or --seconds"
         )
     # The worker count changes nothing in the output, so it is left out of the record.
-    settings = {key: value for key, value in asdict(options).items() if key != "workers"}
+    # Solo parts (section size 1) are recorded as before sections existed.
+    section_keys = ("section_size", "section_detune_cents", "section_jitter_s") if options.section_size == 1 else ()
+    settings = {key: value for key, value in asdict(options).items() if key not in ("workers", *section_keys)}
     settings["soundfonts"] = [str(soundfont) for soundfont in options.soundfonts]
     record = {
         "generator": "sfgraph data bach",
