@@ -85,8 +85,8 @@ class ParamNetNode(Node):
     Inputs: ``mix`` (1, samples) at the model's rate (16 kHz; other rates are
     resampled), consumed a hop (256 samples) at a time; ``f0`` (voices, frames) Hz at
     sample_rate / hop frames/s, voices in the model's order. Output ``params``: (voices,
-    2 + lpc_order + 1, frames), each frame's amplitude, noise gain and LSF increments
-    (``VoiceControls.pack_frames``); the stream's ``constants`` carry the model's voice
+    2 + lpc_order + 1, frames), each frame's amplitude, noise gain and LSF increments, and
+    for a section voice model one more row, the spread (``VoiceControls.pack_frames``); the stream's ``constants`` carry the model's voice
     settings and noise colours (``VoiceControlStream``). Streams as
     ``StreamingParamNet`` does: offline and live give the same frames, frame t with the
     hop that completes its analysis window, which for a ``causal_frames`` model is the
@@ -156,8 +156,8 @@ class ParamNetNode(Node):
 class SourceFilterSynth(Node):
     """Synthesizes each voice from its F0 and controls (Numba, streaming).
 
-    Inputs: ``f0`` (voices, frames) Hz and ``params`` (voices, 2 + lpc_order + 1,
-    frames) from ``param_net`` (``VoiceControls.pack_frames``), both at sample_rate /
+    Inputs: ``f0`` (voices, frames) Hz and ``params`` (voices, 2 + lpc_order + 1
+    [+ 1 spread for a section voice model], frames) from ``param_net`` (``VoiceControls.pack_frames``), both at sample_rate /
     hop frames/s; the voice settings and noise colours are the ones the ``params``
     stream carries (``VoiceControlStream``). Output ``voices``: (voices, samples) at
     the model's rate, labelled by voice. Frame t holds at sample t·hop; a segment
@@ -203,6 +203,6 @@ class SourceFilterSynth(Node):
     def process(self, f0, params):
         from sfgraph.dsp.voice_controls import VoiceControls
 
-        controls = VoiceControls.split_frames(params, self.noise_bands)
-        self.synth.push(f0, controls.amplitude, controls.noise_gain, controls.lsf_increments)
+        controls = VoiceControls.split_frames(params, self.noise_bands, self.config)
+        self.synth.push(f0, controls.amplitude, controls.noise_gain, controls.lsf_increments, spread=controls.spread)
         return {"voices": self.synth.render()}

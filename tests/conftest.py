@@ -25,7 +25,8 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture(scope="session")
 def other_voice_model(tmp_path_factory):
     """A small model folder with random weights whose voice model differs from the default
-    one in every setting that the graphs allow (all but the sample rate and hop)."""
+    one in every setting that the graphs allow (all but the sample rate and hop): a section
+    of three copies 8 cents apart, which adds the spread to its controls."""
     import torch
 
     from sfgraph.dsp.voice_config import VoiceConfig
@@ -33,7 +34,8 @@ def other_voice_model(tmp_path_factory):
     from sfgraph.model.network import NetworkConfig, ParamNet
 
     torch.manual_seed(0)
-    voice = VoiceConfig(n_harmonics=12, lpc_order=12, n_noise_bands=16, tilt_corner_hz=400.0, min_lsf_gap=1e-2)
+    voice = VoiceConfig(n_harmonics=12, lpc_order=12, n_noise_bands=16, tilt_corner_hz=400.0, min_lsf_gap=1e-2,
+                        section_copies=3, section_step_cents=8.0)
     folder = tmp_path_factory.mktemp("other_voice_model")
     save_model(folder, ParamNet(NetworkConfig(hidden=32, f0_hidden=16, causal_frames=True, voice=voice)))
     return folder

@@ -10,7 +10,7 @@ import scipy.signal
 import torch
 
 from sfgraph.dsp.lsf import lsf_increments_to_lpc_numpy
-from sfgraph.dsp.voice_config import VoiceConfig
+from sfgraph.dsp.voice_config import VOICE_MODELS, VoiceConfig
 from sfgraph.dsp.voice_controls import VoiceControls, n_frame_controls
 from sfgraph.dsp.voice_numba import StreamingVoiceSynth, synthesize_voices_numba
 from sfgraph.dsp.voice_torch import synthesize_voices, unit_harmonic_sines
@@ -71,7 +71,7 @@ def _realistic_tracks(n_frames: int, seed: int) -> dict[str, np.ndarray]:
 
 def _controls(tracks: dict[str, np.ndarray], convert=lambda values: values) -> VoiceControls:
     """The tracks' controls, each converted by ``convert``."""
-    return VoiceControls(*(convert(tracks[name]) for name in VoiceControls._fields))
+    return VoiceControls(*(convert(tracks[name]) if name in tracks else None for name in VoiceControls._fields))
 
 
 def _synthesize_numba(tracks: dict[str, np.ndarray], **options) -> np.ndarray:
@@ -103,9 +103,10 @@ def test_torch_and_numba_agree(make_tracks, dtype):
     assert np.all(_relative_rms_error(actual, expected) < 1e-4)
 
 
-def _stream(tracks: dict[str, np.ndarray], block: int, explicit_noise: bool) -> np.ndarray:
+def _stream(tracks: dict[str, np.ndarray], block: int, explicit_noise: bool, config: VoiceConfig = CONFIG
+            ) -> np.ndarray:
     """Render ``block`` samples at a time, pushing one frame whenever more are needed."""
-    synth = StreamingVoiceSynth(4, tracks["noise_bands"], dtype=np.float64, seed=7)
+    synth = StreamingVoiceSynth(4, tracks["noise_bands"], config, dtype=np.float64, seed=7)
     n_frames = tracks["f0_hz"].shape[1]
     pieces = []
     pushed = 0
@@ -118,6 +119,7 @@ def _stream(tracks: dict[str, np.ndarray], block: int, explicit_noise: bool) -> 
                 tracks["noise_gain"][:, frame],
                 tracks["lsf_increments"][:, frame],
                 tracks["white_noise"][:, pushed * HOP : (pushed + 1) * HOP] if explicit_noise else None,
+                tracks["spread"][:, frame] if "spread" in tracks else None,
             )
             pushed += 1
         if synth.available < block:
@@ -192,7 +194,7 @@ def test_unvoiced_frame_gradients_are_finite():
     tracks = _realistic_tracks(20, seed=10)
     params = [
         torch.tensor(tracks[name], dtype=torch.float32).unsqueeze(0).requires_grad_()
-        for name in ("f0_hz", *VoiceControls._fields)
+        for name in ("f0_hz", "amplitude", "noise_gain", "lsf_increments", "noise_bands")
     ]
     synthesize_voices(params[0], VoiceControls(*params[1:])).square().mean().backward()
     for tensor in params:
@@ -312,5 +314,75 @@ def test_packed_frames_split_into_the_same_controls():
     assert frames.shape == (3, n_frame_controls(CONFIG), 7) == (3, 2 + N_INCREMENTS, 7)
     assert frames.dtype == np.float32
     for name, expected, actual in zip(VoiceControls._fields, controls,
-                                      VoiceControls.split_frames(frames, controls.noise_bands), strict=True):
+                                      VoiceControls.split_frames(frames, controls.noise_bands, CONFIG), strict=True):
         np.testing.assert_array_equal(actual, expected, err_msg=name)
+
+
+# A section: each harmonic as five copies 10 cents apart, weighted by a per-frame spread.
+SECTION = VOICE_MODELS["section"]
+
+
+def _section_tracks(n_frames: int, seed: int) -> dict[str, np.ndarray]:
+    """Realistic tracks with a spread that wanders between a near-unison and 40 cents."""
+    tracks = _realistic_tracks(n_frames, seed)
+    tracks["spread"] = np.random.default_rng(seed).uniform(0.5, 40.0, (4, n_frames))
+    return tracks
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_section_torch_and_numba_agree(dtype):
+    tracks = _section_tracks(40, seed=16)
+    expected = _synthesize_numba(tracks, config=SECTION)
+    f0, controls, white = _torch_inputs(tracks, dtype)
+    actual = synthesize_voices(f0, controls, white_noise=white, config=SECTION)[0].double().numpy()
+    assert actual.shape == expected.shape == (4, 40 * HOP)
+    assert np.all(_relative_rms_error(actual, expected) < 1e-4)
+
+
+@pytest.mark.parametrize("block", [64, 1000])
+def test_section_block_by_block_equals_whole_signal(block):
+    tracks = _section_tracks(30, seed=17)
+    whole = _synthesize_numba(tracks, config=SECTION)
+    assert np.array_equal(_stream(tracks, block, explicit_noise=True, config=SECTION), whole)
+
+
+def test_section_gradcheck_reaches_the_spread():
+    config = VoiceConfig(frame_size=32, hop=16, n_harmonics=8, lpc_order=4, n_noise_bands=5, section_copies=3)
+    generator = torch.Generator().manual_seed(1)
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=generator, dtype=torch.float64)
+
+    f0 = torch.tensor([[[930.0, 960.0, 985.0], [710.0, 820.0, 755.0]]], dtype=torch.float64)
+    amplitude = (rand(1, 2, 3) + 0.5).requires_grad_()
+    spread = (20.0 * rand(1, 2, 3) + 5.0).requires_grad_()
+    fixed = (rand(1, 2, 3) + 0.5, rand(1, 2, 3, 5) + 0.3, rand(2, 5) + 0.3)
+    white = 2.0 * rand(1, 2, 48) - 1.0
+
+    def synth(amplitude, spread):
+        controls = VoiceControls(amplitude, fixed[0], fixed[1], fixed[2], spread)
+        return synthesize_voices(f0, controls, white_noise=white, config=config)
+
+    assert torch.autograd.gradcheck(synth, (amplitude, spread))
+
+
+def test_section_spread_widens_the_partials():
+    """A wide spread moves a high partial's energy off its centre into a band around it;
+    a near-unison keeps it on the line (one copy sounds)."""
+    n_frames = 250  # 4 s: fine enough frequency resolution for a 40-cent band at 2.2 kHz
+    f0 = torch.full((1, 1, n_frames), 220.0, dtype=torch.float64)
+    controls = VoiceControls(torch.ones(1, 1, n_frames, dtype=torch.float64),
+                             torch.zeros(1, 1, n_frames, dtype=torch.float64),
+                             torch.ones(1, 1, n_frames, N_INCREMENTS, dtype=torch.float64),
+                             torch.ones(1, SECTION.n_noise_bands, dtype=torch.float64), None)
+
+    def centre_share(spread_cents: float) -> float:
+        spread = torch.full((1, 1, n_frames), spread_cents, dtype=torch.float64)
+        voice = synthesize_voices(f0, controls._replace(spread=spread), config=SECTION)[0, 0].numpy()
+        power = np.abs(np.fft.rfft(voice * np.hanning(voice.size))) ** 2
+        bin_hz = SECTION.sample_rate / voice.size
+        centre = round(10 * 220.0 / bin_hz)  # the tenth harmonic, 2.2 kHz; the band +-25 cents
+        band = power[round(centre * 2 ** (-25 / 1200)):round(centre * 2 ** (25 / 1200)) + 1]
+        return float(power[centre - 2:centre + 3].sum() / band.sum())
+
+    assert centre_share(0.5) > 0.95 and centre_share(30.0) < 0.5

@@ -83,7 +83,6 @@ def test_param_net_node_streams_the_networks_frames(tmp_path, causal):
     node emits it with the hop before it (one frame ahead of its input)."""
     import torch
 
-    from sfgraph.dsp.voice_controls import VoiceControls
     from sfgraph.graph.node import GraphContext
     from sfgraph.graph.ports import StreamSpec, audio_spec
     from sfgraph.graph.registry import node_types
@@ -114,7 +113,7 @@ def test_param_net_node_streams_the_networks_frames(tmp_path, causal):
     assert first.shape[-1] == (4 if causal else 3)
     rest = node.process(mix=mix.numpy()[:, 256 * 3:], f0=f0.numpy()[0, :, 3:])["params"]
     streamed = np.concatenate([first, rest], axis=-1)[..., :20]
-    np.testing.assert_allclose(streamed, VoiceControls(*(values[0].numpy() for values in whole)).pack_frames(),
+    np.testing.assert_allclose(streamed, whole.map(lambda values: values[0].numpy()).pack_frames(),
                                atol=1e-5)
     np.testing.assert_array_equal(node.output_specs["params"].constants.noise_bands(), whole.noise_bands[0].numpy())
 
@@ -160,14 +159,13 @@ connections:
 
 def test_sf_synth_renders_with_the_voice_settings_of_the_param_nets_model(graph_file, tmp_path, other_voice_model):
     """A model whose voice model is not the default one (fewer harmonics, LPC order, noise
-    bands, another tilt): param_net and sf_synth render its voices with its settings, the
+    bands, another tilt, a section): param_net and sf_synth render its voices with its settings, the
     whole-signal synthesis of its controls, which the default tilt and harmonics change."""
     import dataclasses
 
     import torch
 
     from sfgraph.dsp.voice_config import VoiceConfig
-    from sfgraph.dsp.voice_controls import VoiceControls
     from sfgraph.dsp.voice_numba import synthesize_voices_numba
     from sfgraph.model.checkpoint import load_model
     from sfgraph.resources import resolve_resource
@@ -180,7 +178,7 @@ def test_sf_synth_renders_with_the_voice_settings_of_the_param_nets_model(graph_
                         output_dir=tmp_path)
     network = load_model(other_voice_model)
     voice = network.config.voice
-    assert graph.nodes["net"].output_specs["params"].shape == (4, 2 + 13)
+    assert graph.nodes["net"].output_specs["params"].shape == (4, 2 + 13 + 1)  # and the section's spread
     render(graph, progress=False)
     synthesized = np.concatenate([read_wav(tmp_path / "synth" / f"{name}.wav")[0] for name in network.config.voices])
     assert synthesized.shape == (4, frames * 256)
@@ -188,8 +186,9 @@ def test_sf_synth_renders_with_the_voice_settings_of_the_param_nets_model(graph_
     f0 = graph.nodes["f0"].track[:, :frames].astype(np.float32)
     mix = torch.from_numpy(read_wav(tmp_path / "mix.wav")[0])
     with torch.no_grad():
-        controls = VoiceControls(*(values[0].numpy() for values in network(mix, torch.from_numpy(f0)[None])))
+        controls = network(mix, torch.from_numpy(f0)[None]).map(lambda values: values[0].numpy())
     assert controls.lsf_increments.shape == (4, frames, 13) and controls.noise_bands.shape == (4, 16)
+    assert controls.spread.shape == (4, frames)
     expected = synthesize_voices_numba(f0, controls, config=voice)
     end = (frames - 1) * 256  # the stream renders the last segment only once the timeline goes on
     np.testing.assert_allclose(synthesized[:, :end], expected[:, :end], atol=1e-5)

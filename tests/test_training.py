@@ -249,6 +249,26 @@ def test_a_models_voice_settings_go_through_training_init_and_resume(dataset_wit
     assert load_model(base).config.voice == voice
 
 
+def test_a_section_model_starts_from_a_solo_model_where_the_shapes_allow(dataset_without_stems, tmp_path):
+    """--voice-model section with a solo --init model: the section network takes every solo
+    weight, its decoders' last layers the rows they share; the spread output is new."""
+    from sfgraph.dsp.voice_config import VOICE_MODELS
+
+    solo = tmp_path / "solo"
+    assert main(train_args(dataset_without_stems, solo, 1, "--eval-every", "1")) == 0
+    section = tmp_path / "section"
+    assert main(train_args(dataset_without_stems, section, 1, "--eval-every", "1", "--init", str(solo),
+                           "--voice-model", "section", "--learning-rate", "1e-9", "--final-learning-rate", "1e-9")) == 0
+    start, tuned = load_model(solo), load_model(section)
+    assert tuned.config.voice == VOICE_MODELS["section"] and not start.config.voice.is_section
+    last = "decoders.0.out.2.weight"
+    assert tuned.state_dict()[last].shape[0] == start.state_dict()[last].shape[0] + 1
+    torch.testing.assert_close(tuned.state_dict()[last][:-1], start.state_dict()[last], rtol=0, atol=1e-6)
+    # a section model does not become a solo one
+    assert main(train_args(dataset_without_stems, tmp_path / "back", 1, "--init", str(section),
+                           "--voice-model", "solo")) == 2
+
+
 def test_a_model_json_without_voice_settings_has_the_default_ones(tmp_path):
     """The voice settings are recorded in model.json; where they are missing, the model was
     made for the default voice model."""

@@ -13,6 +13,7 @@ from sfgraph.model.config import TrainConfig
 
 def run_train(args) -> int:
     from sfgraph.data.layout import load_training_dataset
+    from sfgraph.dsp.voice_config import VOICE_MODELS
     from sfgraph.model.checkpoint import read_model_config
     from sfgraph.model.config import resolve_network_settings
     from sfgraph.model.errors import ModelError
@@ -30,7 +31,8 @@ def run_train(args) -> int:
     dataset = load_training_dataset(Path(args.dataset), config.validation_items)
     summary = train(dataset, Path(args.output), config, resume=args.resume, device=args.device,
                     progress=not args.quiet, keep_rank_weights=args.keep_rank_weights, init=args.init,
-                    force=args.force, threads=args.threads)
+                    force=args.force, threads=args.threads,
+                    voice=None if args.voice_model is None else VOICE_MODELS[args.voice_model])
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"trained {summary['steps']} steps in {summary['seconds'] / 60:.1f} min "
               f"(stopped by {summary['stopped_by']}); best validation loss {summary['best_validation_loss']:.4f}; "
@@ -50,6 +52,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--init", metavar="MODEL",
                         help="start from a trained model's weights (fine-tuning; e.g. sfgraph:models/default): "
                              "its voices must match; its --hidden and causal frames are taken unless given")
+    parser.add_argument("--voice-model", choices=("solo", "section"), default=None,
+                        help="solo: one harmonic source per voice (quartets); section: each partial a band of "
+                             "detuned copies with a learned spread (choirs). Default: the --init or resumed "
+                             "model's, else solo; a section model may start from a solo --init model")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 …")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: the cores idle at the start; see sfgraph.threads)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

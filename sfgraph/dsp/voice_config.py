@@ -42,6 +42,14 @@ class VoiceConfig:
             0 Hz to Nyquist (band ``b`` is centred on ``b * nyquist / (n - 1)`` Hz).
         tilt_corner_hz: harmonics above this frequency are attenuated by
             -6 dB per octave (weight ``min(1, tilt_corner_hz / (k * F0))``).
+        section_copies: harmonic sources per voice. 1: one (a soloist). An odd number
+            above 1: a section of singers, each harmonic rendered as this many copies
+            detuned by ``(j - (copies - 1) / 2) * section_step_cents`` (copy ``j``), so
+            that a partial becomes a band whose width in Hz grows with the harmonic number.
+            Each copy starts at its own phase (:func:`section_phases`) so that the copies do
+            not add up coherently; a per-frame spread (cents, a control) weights them
+            (:func:`section_weights`): a narrow spread leaves the centre copy alone.
+        section_step_cents: the detune between neighbouring copies, cents.
         min_lsf_gap: smallest distance between neighbouring LSFs in radians
             (5e-3 rad is 13 Hz at 16 kHz).  Each increment is mapped to
             ``gap + (pi - (p + 1) * gap) * x_i / sum(x)``, still summing to pi.
@@ -63,6 +71,8 @@ class VoiceConfig:
     n_noise_bands: int = 40
     tilt_corner_hz: float = 200.0
     min_lsf_gap: float = 5e-3
+    section_copies: int = 1
+    section_step_cents: float = 10.0
 
     def __post_init__(self) -> None:
         if self.frame_size != 2 * self.hop:
@@ -75,6 +85,13 @@ class VoiceConfig:
             raise ValueError("min_lsf_gap must be >= 0 and leave room for the increments")
         if self.n_harmonics < 1 or self.hop < 1:
             raise ValueError("n_harmonics and hop must be positive")
+        if self.section_copies < 1 or self.section_copies % 2 == 0:
+            raise ValueError("section_copies must be odd (copies symmetric around the F0) and >= 1")
+
+    @property
+    def is_section(self) -> bool:
+        """Whether a voice is a section of singers (several detuned copies of each harmonic)."""
+        return self.section_copies > 1
 
     @property
     def nyquist(self) -> float:
@@ -90,6 +107,12 @@ class VoiceConfig:
     def noise_fir_taps(self) -> int:
         """Length of the noise-shaping FIR in samples (odd, linear phase)."""
         return 2 * self.n_noise_bands - 1
+
+
+# The voice models that ``sfgraph train --voice-model`` offers: one harmonic source per
+# voice, or a section whose partials are bands (five copies 10 cents apart: +-20 cents,
+# about a section's detune and vibrato together).
+VOICE_MODELS = {"solo": VoiceConfig(), "section": VoiceConfig(section_copies=5)}
 
 
 def synthesis_window(config: VoiceConfig) -> np.ndarray:
@@ -124,3 +147,45 @@ def noise_fir_basis(config: VoiceConfig) -> np.ndarray:
     cosines = np.cos(np.pi * np.outer(bands, lags) / half)
     lag_window = 0.5 + 0.5 * np.cos(np.pi * lags / half)
     return multiplicity[:, None] * cosines * lag_window[None, :] / dft_len
+
+
+# Copy j of a section starts at the fractional part of j times the golden ratio (cycles of
+# the fundamental): harmonic k then starts at k times that, spread evenly over the circle.
+_GOLDEN_RATIO = (1.0 + 5.0**0.5) / 2.0
+
+
+def section_offsets_cents(config: VoiceConfig) -> np.ndarray:
+    """Detune of each copy of a voice's harmonics, ``(section_copies,)`` float64 cents,
+    symmetric around 0 (``[0]`` for a solo voice)."""
+    copies = np.arange(config.section_copies, dtype=np.float64)
+    return (copies - (config.section_copies - 1) / 2.0) * config.section_step_cents
+
+
+def section_ratios(config: VoiceConfig) -> np.ndarray:
+    """Each copy's F0 as a multiple of the voice's F0, ``(section_copies,)`` float64."""
+    return np.exp2(section_offsets_cents(config) / 1200.0)
+
+
+def section_phases(config: VoiceConfig) -> np.ndarray:
+    """Each copy's starting phase of its fundamental, ``(section_copies,)`` float64 cycles
+    in [0, 1) (``[0]`` for a solo voice)."""
+    phases = np.arange(config.section_copies, dtype=np.float64) * _GOLDEN_RATIO
+    return phases - np.floor(phases)
+
+
+def section_weights(spread_cents, offsets_cents, exp):
+    """Amplitude weight of each copy for a spread of ``spread_cents``.
+
+    Args:
+        spread_cents: ``(...)`` per-frame spread, cents, ``> 0`` (numpy or torch).
+        offsets_cents: ``(copies,)`` from :func:`section_offsets_cents`, same kind.
+        exp: ``np.exp`` or ``torch.exp``.
+
+    Returns:
+        ``(..., copies)``: a Gaussian of the copies' detune with standard deviation
+        ``spread_cents``, scaled so the squares sum to one: copies at different
+        frequencies add in power, so the voice's level does not depend on the spread.
+    """
+    ratio = offsets_cents / spread_cents[..., None]
+    weights = exp(-0.5 * ratio * ratio)
+    return weights / (weights * weights).sum(-1, keepdims=True) ** 0.5

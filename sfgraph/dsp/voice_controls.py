@@ -39,35 +39,48 @@ class VoiceControls(NamedTuple):
         noise_bands: ``(..., V, n_noise_bands)`` linear magnitudes ``>= 0`` of the
             noise at ``b * nyquist / (n_noise_bands - 1)`` Hz: each voice's noise
             colour, the same in every frame.
+        spread: ``(..., V, T)`` cents ``> 0``, how far the singers of a section spread
+            around the F0 (``VoiceConfig.section_copies`` > 1); None for solo voices.
     """
 
     amplitude: Any
     noise_gain: Any
     lsf_increments: Any
     noise_bands: Any
+    spread: Any = None
+
+    def map(self, function: Callable[[Any], Any]) -> VoiceControls:
+        """The controls with ``function`` applied to every field that is set."""
+        return VoiceControls(*(None if values is None else function(values) for values in self))
 
     def first_frames(self, count: int) -> VoiceControls:
         """The controls of frames ``[0, count)``."""
         return self._replace(amplitude=self.amplitude[..., :count], noise_gain=self.noise_gain[..., :count],
-                             lsf_increments=self.lsf_increments[..., :count, :])
+                             lsf_increments=self.lsf_increments[..., :count, :],
+                             spread=None if self.spread is None else self.spread[..., :count])
 
     def pack_frames(self) -> np.ndarray:
         """The per-frame controls of numpy ``(V, T)`` fields as one stream block,
-        ``(V, n_frame_controls, T)`` float32: amplitude, noise gain, LSF increments."""
+        ``(V, n_frame_controls, T)`` float32: amplitude, noise gain, LSF increments, and
+        the spread for a section."""
+        spread = [] if self.spread is None else [self.spread[:, None]]
         return np.concatenate([self.amplitude[:, None], self.noise_gain[:, None],
-                               self.lsf_increments.swapaxes(-1, -2)], axis=1, dtype=np.float32)
+                               self.lsf_increments.swapaxes(-1, -2), *spread], axis=1, dtype=np.float32)
 
     @classmethod
-    def split_frames(cls, frames: np.ndarray, noise_bands: np.ndarray) -> VoiceControls:
-        """The controls in a stream block ``frames`` ``(V, n_frame_controls, T)`` (from
+    def split_frames(cls, frames: np.ndarray, noise_bands: np.ndarray, config: VoiceConfig) -> VoiceControls:
+        """The controls in a stream block ``frames`` ``(V, n_frame_controls(config), T)`` (from
         :meth:`pack_frames`) with the stream's ``noise_bands`` ``(V, n_noise_bands)``."""
-        return cls(frames[:, _AMPLITUDE], frames[:, _NOISE_GAIN], frames[:, _FIRST_INCREMENT:].swapaxes(-1, -2),
-                   noise_bands)
+        increments_end = _FIRST_INCREMENT + config.n_lsf_increments
+        return cls(frames[:, _AMPLITUDE], frames[:, _NOISE_GAIN],
+                   frames[:, _FIRST_INCREMENT:increments_end].swapaxes(-1, -2), noise_bands,
+                   frames[:, increments_end] if config.is_section else None)
 
 
 def n_frame_controls(config: VoiceConfig) -> int:
-    """Rows of a packed frame (:meth:`VoiceControls.pack_frames`): ``2 + lpc_order + 1``."""
-    return _FIRST_INCREMENT + config.n_lsf_increments
+    """Rows of a packed frame (:meth:`VoiceControls.pack_frames`): ``2 + lpc_order + 1``,
+    plus one (the spread) for a section."""
+    return _FIRST_INCREMENT + config.n_lsf_increments + int(config.is_section)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,12 @@ torch synthesizer.
 
 Per-voice inputs of one frame: F0 in Hz (``<= 0`` unvoiced) and the per-frame
 :class:`~sfgraph.dsp.voice_controls.VoiceControls` (linear harmonic amplitude, linear
-noise gain, ``lpc_order + 1`` positive LSF increments); each voice's noise band
-magnitudes are fixed for the stream (given to the constructor).
+noise gain, ``lpc_order + 1`` positive LSF increments, and a section's spread in
+cents); each voice's noise band magnitudes are fixed for the stream (given to the
+constructor).  A section voice (``VoiceConfig.section_copies`` > 1) runs one harmonic
+source per copy, each with its own F0 (times ``section_ratios``), phase (from
+``section_phases``) and gain (times ``section_weights`` of the spread), into the
+voice's one vocal tract.
 
 Why it is fast and exact over long streams:
 
@@ -44,7 +48,15 @@ import numpy as np
 from numba import njit
 
 from sfgraph.dsp.lsf import lsf_from_increments_kernel, lsf_to_lpc_kernel
-from sfgraph.dsp.voice_config import VoiceConfig, noise_fir_basis, synthesis_window
+from sfgraph.dsp.voice_config import (
+    VoiceConfig,
+    noise_fir_basis,
+    section_offsets_cents,
+    section_phases,
+    section_ratios,
+    section_weights,
+    synthesis_window,
+)
 from sfgraph.dsp.voice_controls import VoiceControls
 
 DEFAULT_CONFIG = VoiceConfig()
@@ -125,6 +137,7 @@ def _prepare_frames_kernel(
 
 @njit(cache=True, fastmath=False, nogil=True)
 def _sync_segment(
+    row: int,
     voice: int,
     frame: int,
     hop: int,
@@ -141,39 +154,41 @@ def _sync_segment(
 ) -> None:
     """Start a segment: end values, phase advance and phasor re-synchronisation.
 
+    ``row`` is the harmonic source (voice ``voice`` for a solo voice, one copy of it
+    in a section) whose F0, gain and phase rows are used; the noise gain is the voice's.
     ``frame`` indexes the frame stores (the segment runs from that frame to the
     next).  The fundamental phasor restarts from the exactly wrapped phase, so
     rounding never accumulates beyond one segment.
     """
-    f0_a = f0_frames[voice, frame]
-    f0_b = f0_frames[voice, frame + 1]
+    f0_a = f0_frames[row, frame]
+    f0_b = f0_frames[row, frame + 1]
     f0_start = f0_a if f0_a > 0.0 else f0_b
     f0_end = f0_b if f0_b > 0.0 else f0_a
-    segment[voice, _F0_START] = f0_start
-    segment[voice, _F0_END] = f0_end
-    segment[voice, _GAIN_START] = gain_frames[voice, frame]
-    segment[voice, _GAIN_END] = gain_frames[voice, frame + 1]
-    segment[voice, _NOISE_START] = noise_gain_frames[voice, frame]
-    segment[voice, _NOISE_END] = noise_gain_frames[voice, frame + 1]
+    segment[row, _F0_START] = f0_start
+    segment[row, _F0_END] = f0_end
+    segment[row, _GAIN_START] = gain_frames[row, frame]
+    segment[row, _GAIN_END] = gain_frames[row, frame + 1]
+    segment[row, _NOISE_START] = noise_gain_frames[voice, frame]
+    segment[row, _NOISE_END] = noise_gain_frames[voice, frame + 1]
 
-    phase = phase_next[voice]
+    phase = phase_next[row]
     advanced = phase + (hop * f0_start + (f0_end - f0_start) * ((hop - 1) / 2.0)) / sample_rate
-    phase_next[voice] = advanced - math.floor(advanced)
+    phase_next[row] = advanced - math.floor(advanced)
 
     lowest = min(f0_start, f0_end)
     count = 0
     if lowest > 0.0:
         count = min(n_harmonics, max(0, int(math.ceil(nyquist / lowest)) - 1))
-    n_active[voice] = count
+    n_active[row] = count
     phase_angle = 2.0 * math.pi * phase
     step_angle = 2.0 * math.pi * f0_start / sample_rate
     chirp_angle = 2.0 * math.pi * (f0_end - f0_start) / (hop * sample_rate)
-    phasor[voice, _Z_RE] = math.cos(phase_angle)
-    phasor[voice, _Z_IM] = math.sin(phase_angle)
-    phasor[voice, _STEP_RE] = math.cos(step_angle)
-    phasor[voice, _STEP_IM] = math.sin(step_angle)
-    phasor[voice, _CHIRP_RE] = math.cos(chirp_angle)
-    phasor[voice, _CHIRP_IM] = math.sin(chirp_angle)
+    phasor[row, _Z_RE] = math.cos(phase_angle)
+    phasor[row, _Z_IM] = math.sin(phase_angle)
+    phasor[row, _STEP_RE] = math.cos(step_angle)
+    phasor[row, _STEP_IM] = math.sin(step_angle)
+    phasor[row, _CHIRP_RE] = math.cos(chirp_angle)
+    phasor[row, _CHIRP_IM] = math.sin(chirp_angle)
 
 
 @njit(cache=True, fastmath=False, nogil=True)
@@ -198,7 +213,7 @@ def _harmonic_run(
     harmonics with all samples of the run as independent vector lanes, so it
     vectorises; harmonics above a sample's Nyquist limit have ``w_k = 0`` and
     leave its exact zeros untouched, so results do not depend on the run length.
-    Writes ``scratch[_EXCITATION, j]``.
+    Adds to ``scratch[_EXCITATION, j]`` (a section's copies add up there).
     """
     # Views of this run only, indexed from 0: loops over ``range(n_run)`` let
     # LLVM drop negative-index handling and vectorise.
@@ -253,7 +268,7 @@ def _harmonic_run(
     gain_start = segment_values[_GAIN_START]
     gain_slope = segment_values[_GAIN_END] - gain_start
     for i in range(n_run):
-        excitation[i] = (gain_start + gain_slope * ((j_start + i) / hop)) * (b_odd[i] * sine[i])
+        excitation[i] += (gain_start + gain_slope * ((j_start + i) / hop)) * (b_odd[i] * sine[i])
 
 
 @njit(cache=True, fastmath=False, nogil=True)
@@ -353,6 +368,7 @@ def _render_voice(
     shaped_noise: np.ndarray,
     window: np.ndarray,
     inv_harmonic: np.ndarray,
+    copies: int,
     phase_next: np.ndarray,
     segment: np.ndarray,
     n_active: np.ndarray,
@@ -366,12 +382,15 @@ def _render_voice(
 
     Frame ``f`` of the stream is at index ``f - frame_base`` of the frame stores
     (``taps_frames`` holds ``a_p .. a_1`` per frame), noise sample ``n`` at
-    ``n - noise_base``; ``scratch[voice]`` is per-voice work space.  Work
-    proceeds run by run, a run being the part of a segment inside the
-    requested range.
+    ``n - noise_base``; ``scratch[voice]`` is per-voice work space.  The harmonic
+    sources of voice ``v`` (``copies`` of them: 1 for a solo voice) are rows
+    ``v * copies .. (v + 1) * copies - 1`` of the F0, gain, phase, segment and phasor
+    stores; their excitations add up in copy order.  Work proceeds run by run, a run
+    being the part of a segment inside the requested range.
     """
     order = taps_frames.shape[2]
     voice_scratch = scratch[voice]
+    first_row = voice * copies
     done = 0
     while done < n_samples:
         n = start + done
@@ -379,25 +398,26 @@ def _render_voice(
         j_start = n % hop
         j_stop = min(hop, j_start + n_samples - done)
         if j_start == 0:
-            _sync_segment(
-                voice, frame, hop, sample_rate, nyquist, inv_harmonic.shape[0], f0_frames, gain_frames,
-                noise_gain_frames, phase_next, segment, n_active, phasor,
-            )
+            for row in range(first_row, first_row + copies):
+                _sync_segment(
+                    row, voice, frame, hop, sample_rate, nyquist, inv_harmonic.shape[0], f0_frames, gain_frames,
+                    noise_gain_frames, phase_next, segment, n_active, phasor,
+                )
             newer_buffer[voice] = 1 - newer_buffer[voice]
             filter_buffers[voice, newer_buffer[voice], :order] = 0.0
-        if n_active[voice] > 0:
-            _harmonic_run(
-                j_start, j_stop, hop, segment[voice], n_active[voice], tilt_corner, nyquist, inv_harmonic,
-                phasor[voice], voice_scratch,
-            )
-        else:
-            voice_scratch[_EXCITATION, j_start:j_stop] = 0.0
+        voice_scratch[_EXCITATION, j_start:j_stop] = 0.0
+        for row in range(first_row, first_row + copies):
+            if n_active[row] > 0:
+                _harmonic_run(
+                    j_start, j_stop, hop, segment[row], n_active[row], tilt_corner, nyquist, inv_harmonic,
+                    phasor[row], voice_scratch,
+                )
         newer = newer_buffer[voice]
         noise_index = n - noise_base
         _vocal_tract_run(
             j_start, j_stop, hop, voice_scratch[_EXCITATION, j_start:j_stop],
             shaped_noise[voice, noise_index : noise_index + j_stop - j_start],
-            segment[voice, _NOISE_START], segment[voice, _NOISE_END],
+            segment[first_row, _NOISE_START], segment[first_row, _NOISE_END],
             filter_buffers[voice, 1 - newer], taps_frames[voice, frame],
             filter_buffers[voice, newer], taps_frames[voice, frame + 1],
             window, out[voice, done : done + j_stop - j_start],
@@ -407,13 +427,13 @@ def _render_voice(
 
 @njit(cache=True, fastmath=False, nogil=True)
 def _render_kernel(start, n_samples, hop, sample_rate, nyquist, tilt_corner, frame_base, f0_frames, gain_frames,
-                   noise_gain_frames, taps_frames, noise_base, shaped_noise, window, inv_harmonic, phase_next, segment,
-                   n_active, phasor, filter_buffers, newer_buffer, scratch, out):
+                   noise_gain_frames, taps_frames, noise_base, shaped_noise, window, inv_harmonic, copies, phase_next,
+                   segment, n_active, phasor, filter_buffers, newer_buffer, scratch, out):
     """All voices one after the other (see :func:`_render_voice` for the arguments)."""
     for voice in range(out.shape[0]):
         _render_voice(voice, start, n_samples, hop, sample_rate, nyquist, tilt_corner, frame_base, f0_frames,
                       gain_frames, noise_gain_frames, taps_frames, noise_base, shaped_noise, window, inv_harmonic,
-                      phase_next, segment, n_active, phasor, filter_buffers, newer_buffer, scratch, out)
+                      copies, phase_next, segment, n_active, phasor, filter_buffers, newer_buffer, scratch, out)
 
 
 class StreamingVoiceSynth:
@@ -423,6 +443,7 @@ class StreamingVoiceSynth:
 
         synth = StreamingVoiceSynth(4, noise_bands)
         synth.push(f0_hz, amplitude, noise_gain, lsf_increments)  # (V, k), (V, k, 21)
+        # a section voice model (config.section_copies > 1) also takes spread=(V, k) cents
         audio = synth.render()          # (V, n) all samples complete so far
         ...
         tail = synth.flush()            # end of stream: last frame held
@@ -456,6 +477,8 @@ class StreamingVoiceSynth:
         self._noise_taps = np.ascontiguousarray(noise_bands @ noise_fir_basis(config))
         self._window = synthesis_window(config)
         self._inv_harmonic = 1.0 / np.arange(1, config.n_harmonics + 1, dtype=np.float64)
+        self._copy_ratios = section_ratios(config)
+        self._copy_offsets = section_offsets_cents(config)
         self._seed = seed
         self.reset()
 
@@ -478,17 +501,18 @@ class StreamingVoiceSynth:
         self._position = 0
         self._ended = False
         self._frame_base = 0
-        self._f0 = np.zeros((voices, 0))
-        self._gain = np.zeros((voices, 0))
+        sources = voices * cfg.section_copies  # harmonic sources: each voice's copies, voice by voice
+        self._f0 = np.zeros((sources, 0))
+        self._gain = np.zeros((sources, 0))
         self._noise_gain = np.zeros((voices, 0))
         self._taps = np.zeros((voices, 0, cfg.lpc_order))
         self._noise_base = 0
         self._shaped = np.zeros((voices, 0))
         self._noise_history = np.zeros((voices, cfg.noise_fir_taps - 1))
-        self._phase_next = np.zeros(voices)
-        self._segment = np.zeros((voices, 6))
-        self._n_active = np.zeros(voices, dtype=np.int64)
-        self._phasor = np.zeros((voices, 6))
+        self._phase_next = np.tile(section_phases(cfg), voices)
+        self._segment = np.zeros((sources, 6))
+        self._n_active = np.zeros(sources, dtype=np.int64)
+        self._phasor = np.zeros((sources, 6))
         self._filter_buffers = np.zeros((voices, 2, cfg.lpc_order + cfg.frame_size))
         self._newer_buffer = np.zeros(voices, dtype=np.int64)
         self._scratch = np.zeros((voices, _N_SCRATCH_ROWS, cfg.hop))
@@ -500,6 +524,7 @@ class StreamingVoiceSynth:
         noise_gain: np.ndarray,
         lsf_increments: np.ndarray,
         white_noise: np.ndarray | None = None,
+        spread: np.ndarray | None = None,
     ) -> None:
         """Append ``k`` frames.
 
@@ -511,6 +536,8 @@ class StreamingVoiceSynth:
             white_noise: ``(V, k * hop)`` white noise for the samples these frames
                 start (frame ``t`` owns ``[t*hop, (t+1)*hop)``); drawn uniform in
                 [-1, 1) from the per-voice generators when omitted.
+            spread: ``(V, k)`` cents ``> 0``, a section's spread (needed when
+                ``config.is_section``, ignored otherwise).
         """
         if self._ended:
             raise RuntimeError("stream was flushed; call reset() to start a new one")
@@ -541,6 +568,13 @@ class StreamingVoiceSynth:
         _prepare_frames_kernel(
             f0, amplitude, np.ascontiguousarray(increments), cfg.n_harmonics, cfg.nyquist, cfg.min_lsf_gap, gain, taps
         )
+        if cfg.is_section:
+            if spread is None or np.shape(spread) != f0.shape:
+                raise ValueError("a section voice model needs spread as (n_voices, k) cents")
+            # (V, k, C) -> rows voice * C + copy: each copy's F0 and its share of the gain
+            weights = section_weights(np.asarray(spread, dtype=np.float64), self._copy_offsets, np.exp)
+            f0 = np.ascontiguousarray((f0[:, None, :] * self._copy_ratios[None, :, None]).reshape(-1, n_frames))
+            gain = np.ascontiguousarray((gain[:, None, :] * weights.transpose(0, 2, 1)).reshape(-1, n_frames))
         self._append_frames(f0, gain, noise_gain, taps)
         self._shaped = np.concatenate((self._shaped, shaped), axis=1)
 
@@ -557,7 +591,7 @@ class StreamingVoiceSynth:
             _render_kernel(
                 self._position, count, cfg.hop, float(cfg.sample_rate), cfg.nyquist, cfg.tilt_corner_hz,
                 self._frame_base, self._f0, self._gain, self._noise_gain, self._taps,
-                self._noise_base, self._shaped, self._window, self._inv_harmonic,
+                self._noise_base, self._shaped, self._window, self._inv_harmonic, self.config.section_copies,
                 self._phase_next, self._segment, self._n_active, self._phasor,
                 self._filter_buffers, self._newer_buffer, self._scratch, out,
             )
@@ -611,12 +645,13 @@ def synthesize_voices_numba(
     Args:
         f0_hz: ``(V, T)`` Hz.
         controls: numpy ``amplitude``, ``noise_gain`` ``(V, T)``, ``lsf_increments``
-            ``(V, T, lpc_order + 1)``, ``noise_bands`` ``(V, n_noise_bands)``.
+            ``(V, T, lpc_order + 1)``, ``noise_bands`` ``(V, n_noise_bands)``; ``spread``
+            ``(V, T)`` cents for a section voice model.
         white_noise: ``(V, T*hop)`` or None (seeded per-voice generators).
 
     Returns:
         ``(V, T*hop)`` audio, the same samples as :func:`voice_torch.synthesize_voices`.
     """
     synth = StreamingVoiceSynth(np.shape(f0_hz)[0], controls.noise_bands, config, seed=seed, dtype=dtype)
-    synth.push(f0_hz, controls.amplitude, controls.noise_gain, controls.lsf_increments, white_noise)
+    synth.push(f0_hz, controls.amplitude, controls.noise_gain, controls.lsf_increments, white_noise, controls.spread)
     return np.concatenate((synth.render(), synth.flush()), axis=1)

@@ -9,6 +9,7 @@ default :class:`VoiceConfig`):
   ``(B, V, T, lpc_order + 1)`` positive, ``noise_bands`` ``(B, V, n_noise_bands)`` or
   ``(V, n_noise_bands)`` linear.
 * ``white_noise`` ``(B, V, T*hop)``: optional; default uniform in [-1, 1).
+* ``controls.spread`` ``(B, V, T)`` cents: a section's spread (``VoiceConfig.section_copies`` > 1).
 * output ``(B, V, T*hop)``: audio at ``sample_rate``.
 
 Model, sample by sample (segment ``t`` = samples ``[t*hop, (t+1)*hop)``,
@@ -29,6 +30,10 @@ frame alignment):
 * Harmonic excitation ``G[n] * sum_k w_k(f0[n]) sin(2 pi k phi[n])`` with
   ``w_k = min(1, tilt_corner_hz / (k f0[n]))`` (-6 dB/octave above the corner)
   for ``k < nyquist / f0[n]`` and 0 otherwise.
+* A section (``VoiceConfig.section_copies`` = C > 1) sums C such harmonic sources:
+  copy ``j`` at F0 times ``section_ratios[j]``, its phase starting at
+  ``section_phases[j]`` cycles, its gain ``G[t]`` times ``section_weights(spread[t])[j]``
+  (``K_t`` still counts the harmonics of the voice's own F0).
 * Noise excitation: white noise through a causal linear-phase FIR designed
   from the band magnitudes (:func:`noise_fir_basis`), times the linearly
   interpolated noise gain.
@@ -52,7 +57,15 @@ import torch
 import torch.nn.functional as F
 
 from sfgraph.dsp.lsf import lpc_impulse_response, lsf_from_increments, lsf_to_lpc, truncated_convolution
-from sfgraph.dsp.voice_config import VoiceConfig, noise_fir_basis, synthesis_window
+from sfgraph.dsp.voice_config import (
+    VoiceConfig,
+    noise_fir_basis,
+    section_offsets_cents,
+    section_phases,
+    section_ratios,
+    section_weights,
+    synthesis_window,
+)
 from sfgraph.dsp.voice_controls import VoiceControls
 
 DEFAULT_CONFIG = VoiceConfig()
@@ -85,14 +98,16 @@ def synthesize_voices(
     Returns:
         ``(B, V, T*hop)`` audio in the dtype of ``controls.amplitude``.
     """
-    excitation = harmonic_excitation(f0_hz, controls.amplitude, config, harmonic_sines) + noise_excitation(
+    excitation = harmonic_excitation(f0_hz, controls.amplitude, config, harmonic_sines,
+                                     controls.spread) + noise_excitation(
         controls.noise_gain, controls.noise_bands, white_noise, config, generator
     )
     return vocal_tract_filter(excitation, controls.lsf_increments, config)
 
 
 def harmonic_excitation(f0_hz: torch.Tensor, amplitude: torch.Tensor, config: VoiceConfig = DEFAULT_CONFIG,
-                        harmonic_sines: torch.Tensor | None = None) -> torch.Tensor:
+                        harmonic_sines: torch.Tensor | None = None, spread: torch.Tensor | None = None
+                        ) -> torch.Tensor:
     """Harmonic excitation before the vocal tract.
 
     Args:
@@ -100,16 +115,26 @@ def harmonic_excitation(f0_hz: torch.Tensor, amplitude: torch.Tensor, config: Vo
         amplitude: ``(B, V, T)`` linear.
         harmonic_sines: ``unit_harmonic_sines(f0_hz, config, amplitude.dtype)`` when already
             computed; computed here when omitted.
+        spread: ``(B, V, T)`` cents, a section's spread (needed when ``config.is_section``).
 
     Returns:
         ``(B, V, T*hop)`` in the dtype of ``amplitude``.
     """
     f0_frames = f0_hz.to(torch.float64).clamp(min=0.0)
     gain_frames = amplitude * harmonic_normalisation(f0_frames, config).to(amplitude.dtype)
+    if config.is_section:
+        if spread is None:
+            raise ValueError("a section voice model needs the spread control")
+        offsets = torch.as_tensor(section_offsets_cents(config), dtype=amplitude.dtype, device=amplitude.device)
+        # (B, V, T, C) -> (B, V, C, T): one gain track per copy
+        gain_frames = (gain_frames[..., None] * section_weights(spread, offsets, torch.exp)).movedim(-1, -2)
     gain_track = _interpolate_segments(gain_frames, _next_frame(gain_frames), config.hop)
     if harmonic_sines is None:
         harmonic_sines = unit_harmonic_sines(f0_hz, config, amplitude.dtype)
-    return (gain_track * harmonic_sines).flatten(-2)
+    excitation = gain_track * harmonic_sines
+    if config.is_section:
+        excitation = excitation.sum(dim=-3)
+    return excitation.flatten(-2)
 
 
 def unit_harmonic_sines(f0_hz: torch.Tensor, config: VoiceConfig = DEFAULT_CONFIG,
@@ -121,14 +146,25 @@ def unit_harmonic_sines(f0_hz: torch.Tensor, config: VoiceConfig = DEFAULT_CONFI
 
     Returns:
         ``(B, V, T, hop)`` in ``dtype``: segment ``t`` of every voice, the phase starting
-        at 0 at the first sample.
+        at 0 at the first sample; for a section ``(B, V, section_copies, T, hop)``, copy
+        ``j`` at F0 times ``section_ratios[j]`` from phase ``section_phases[j]``.
     """
     f0_frames = f0_hz.to(torch.float64).clamp(min=0.0)
+    if not config.is_section:
+        return _unit_sines(f0_frames, 0.0, config, dtype)
+    ratios, phases = section_ratios(config), section_phases(config)
+    return torch.stack([_unit_sines(f0_frames * float(ratio), float(phase), config, dtype)
+                        for ratio, phase in zip(ratios, phases, strict=True)], dim=-3)
+
+
+def _unit_sines(f0_frames: torch.Tensor, start_phase: float, config: VoiceConfig, dtype: torch.dtype) -> torch.Tensor:
+    """``unit_harmonic_sines`` of one source, float64 ``f0_frames`` ``(..., T)`` Hz (>= 0),
+    the phase starting at ``start_phase`` cycles: ``(..., T, hop)``."""
     voiced = f0_frames > 0
     f0_next = _next_frame(f0_frames)
     f0_start = torch.where(voiced, f0_frames, f0_next)
     f0_end = torch.where(_next_frame(voiced), f0_next, f0_frames)
-    phase = _segment_phase(f0_start, f0_end, config).to(dtype)
+    phase = _segment_phase(f0_start, f0_end, config, start_phase).to(dtype)
     f0_track = _interpolate_segments(f0_start, f0_end, config.hop).to(dtype)
     return _HarmonicSum.apply(phase, f0_track, config)
 
@@ -237,20 +273,21 @@ def _interpolate_segments(start: torch.Tensor, end: torch.Tensor, hop: int) -> t
     return start.unsqueeze(-1) + (end - start).unsqueeze(-1) * ramp
 
 
-def _segment_phase(f0_start: torch.Tensor, f0_end: torch.Tensor, config: VoiceConfig) -> torch.Tensor:
+def _segment_phase(f0_start: torch.Tensor, f0_end: torch.Tensor, config: VoiceConfig,
+                   start_phase: float = 0.0) -> torch.Tensor:
     """Wrapped fundamental phase in cycles, ``(..., T, hop)`` float64.
 
     Within a segment with F0 linear from ``f0s`` to ``f0e`` the running sum is
     ``(j*f0s + (f0e - f0s) * j*(j-1) / (2*hop)) / sample_rate`` cycles after
-    ``j`` samples; the segment starts are exclusive cumulative sums of the
-    per-segment advances, wrapped to [0, 1).
+    ``j`` samples; the segment starts are ``start_phase`` plus the exclusive
+    cumulative sums of the per-segment advances, wrapped to [0, 1).
     """
     hop = config.hop
     j = torch.arange(hop, device=f0_start.device, dtype=torch.float64)
     slope = (f0_end - f0_start).unsqueeze(-1)
     local = (j * f0_start.unsqueeze(-1) + slope * (j * (j - 1.0) / (2.0 * hop))) / config.sample_rate
     advance = (hop * f0_start + (f0_end - f0_start) * ((hop - 1) / 2.0)) / config.sample_rate
-    segment_start = torch.cumsum(advance, dim=-1) - advance
+    segment_start = torch.cumsum(advance, dim=-1) - advance + start_phase
     segment_start = segment_start - torch.floor(segment_start)
     phase = segment_start.unsqueeze(-1) + local
     return phase - torch.floor(phase)

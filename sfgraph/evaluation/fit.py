@@ -33,7 +33,7 @@ def fit_voices_to_stems(network: ParamNet, mix: np.ndarray, stems: np.ndarray, f
     """Synthesized voices ``(V, samples)`` float32 whose parameters were fitted to ``stems``.
 
     Adam over ``steps`` steps, learning rate ``learning_rate`` decaying to a tenth
-    on a cosine; amplitudes, noise gains and noise colours in the log domain, LSF
+    on a cosine; amplitudes, noise gains, noise colours (and a section's spread) in the log domain, LSF
     increments through the network's own bounded map (``lsf_increments_from_logits``).
     """
     config = network.config
@@ -50,14 +50,17 @@ def fit_voices_to_stems(network: ParamNet, mix: np.ndarray, stems: np.ndarray, f
     log_noise_gain = torch.log(estimate.noise_gain).requires_grad_()
     increment_logits = lsf_increment_logits(estimate.lsf_increments).requires_grad_()
     log_colour = torch.log(estimate.noise_bands[0]).requires_grad_()
-    variables = [log_amplitude, log_noise_gain, increment_logits, log_colour]
+    # a section's spread in the log domain too (None for solo voices)
+    log_spread = None if estimate.spread is None else torch.log(estimate.spread).requires_grad_()
+    variables = [log_amplitude, log_noise_gain, increment_logits, log_colour] + ([log_spread] if config.voice.is_section
+                                                                                 else [])
     optimizer = torch.optim.Adam(variables, lr=learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, steps)))))
 
     def voices(generator: torch.Generator) -> torch.Tensor:
         controls = VoiceControls(log_amplitude.exp(), log_noise_gain.exp(), lsf_increments_from_logits(increment_logits),
-                                 log_colour.exp())
+                                 log_colour.exp(), None if log_spread is None else log_spread.exp())
         return synthesize_voices(f0, controls, config=config.voice, generator=generator)
 
     for step in range(steps):

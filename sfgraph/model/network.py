@@ -70,6 +70,17 @@ def lsf_increment_logits(increments: torch.Tensor) -> torch.Tensor:
     return torch.logit(increments - LSF_INCREMENT_FLOOR, eps=1e-4)
 
 
+# A section's spread (cents) lies in (SPREAD_FLOOR_CENTS, SPREAD_FLOOR_CENTS + SPREAD_RANGE_CENTS):
+# from a near-unison to singers some 40 cents apart, wider than vibrato and detune together.
+SPREAD_FLOOR_CENTS = 0.5
+SPREAD_RANGE_CENTS = 40.0
+
+
+def spread_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """The network's bounded section spread, ``(…)`` logits → ``(…)`` cents."""
+    return SPREAD_FLOOR_CENTS + SPREAD_RANGE_CENTS * torch.sigmoid(logits)
+
+
 def log_magnitude_frames(mix: torch.Tensor, n_fft: int, hop: int, history: torch.Tensor | None = None) -> torch.Tensor:
     """(B, samples) → (B, frames, n_fft//2+1) log magnitudes, frames = samples // hop.
 
@@ -98,7 +109,8 @@ class VoiceDecoder(nn.Module):
                                     nn.Linear(config.f0_hidden, config.f0_hidden), nn.LeakyReLU(0.1))
         self.gru = nn.GRU(config.hidden + config.f0_hidden, config.hidden, batch_first=True)
         self.out = nn.Sequential(nn.Linear(config.hidden + config.f0_hidden, config.hidden), nn.LeakyReLU(0.1),
-                                 nn.Linear(config.hidden, 2 + config.voice.n_lsf_increments))
+                                 nn.Linear(config.hidden, 2 + config.voice.n_lsf_increments
+                                           + int(config.voice.is_section)))
 
     def forward(self, embedding, f0_hz, state):
         voiced = (f0_hz > 0).to(embedding.dtype)
@@ -113,7 +125,8 @@ class VoiceDecoder(nn.Module):
 class ParamNet(nn.Module):
     """Mixture (B, samples) at 16 kHz and F0 (B, V, frames) Hz → the voices' controls
     (``VoiceControls``: amplitude and noise gain (B, V, frames), LSF increments (B, V,
-    frames, lpc_order + 1), noise bands (B, V, n_noise_bands)), ``frames = samples // hop``.
+    frames, lpc_order + 1), noise bands (B, V, n_noise_bands), and for a section voice
+    model the spread (B, V, frames) cents), ``frames = samples // hop``.
     """
 
     def __init__(self, config: NetworkConfig):
@@ -159,11 +172,14 @@ class ParamNet(nn.Module):
             raw, decoder_state = decoder(embedding, f0_hz[:, v, :embedding.shape[1]], decoder_states[v])
             outputs.append(raw)
             new_states.append(decoder_state)
-        raw = torch.stack(outputs, dim=1)  # (B, V, frames, 2 + increments)
+        raw = torch.stack(outputs, dim=1)  # (B, V, frames, 2 + increments [+ spread])
+        increments_end = 2 + self.config.voice.n_lsf_increments
         controls = VoiceControls(amplitude=exp_sigmoid(raw[..., 0], self.config.amplitude_max),
                                  noise_gain=exp_sigmoid(raw[..., 1], self.config.noise_gain_max),
-                                 lsf_increments=lsf_increments_from_logits(raw[..., 2:]),
-                                 noise_bands=self.noise_bands().expand(raw.shape[0], -1, -1))
+                                 lsf_increments=lsf_increments_from_logits(raw[..., 2:increments_end]),
+                                 noise_bands=self.noise_bands().expand(raw.shape[0], -1, -1),
+                                 spread=spread_from_logits(raw[..., increments_end])
+                                 if self.config.voice.is_section else None)
         return controls, (encoder_state, new_states)
 
 
@@ -204,7 +220,7 @@ class StreamingParamNet:
         features = log_magnitude_frames(audio, config.n_fft, config.voice.hop, self.history)
         self.history = torch.cat([self.history, audio], dim=-1)[:, -self.history.shape[-1]:]
         controls, self.state = self.network.forward_features(features, f0_frames, self.state)
-        return VoiceControls(*(values[0].cpu().numpy() for values in controls))
+        return controls.map(lambda values: values[0].cpu().numpy())
 
     @torch.no_grad()
     def noise_bands(self) -> np.ndarray:

@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,7 @@ class Segments:
         frames = self.segment // self.hop
         mix = self.mixes[index][start_frame * self.hop:start_frame * self.hop + self.segment]
         f0 = self.f0s[index][:, start_frame:start_frame + frames]
-        sines = self.sines[index][:, start_frame:start_frame + frames]
+        sines = self.sines[index][..., start_frame:start_frame + frames, :]  # a section's have a copy axis
         mix = torch.nn.functional.pad(mix, (0, self.segment - mix.shape[-1]))
         f0 = torch.nn.functional.pad(f0, (0, frames - f0.shape[-1]))
         sines = torch.nn.functional.pad(sines, (0, 0, 0, frames - sines.shape[-2]))
@@ -162,13 +162,33 @@ def voice_config_to_train(given: VoiceConfig | None, start: ParamNet | None, mod
     return VoiceConfig()
 
 
+def becomes_section(saved: VoiceConfig, wanted: VoiceConfig) -> bool:
+    """Whether ``wanted`` is the section form of the solo voice model ``saved`` (all else equal):
+    a section network then starts from a solo network's weights, its spread output new."""
+    return (not saved.is_section and wanted.is_section
+            and replace(wanted, section_copies=1, section_step_cents=saved.section_step_cents) == saved)
+
+
+def load_leading_weights(network: ParamNet, state: dict) -> None:
+    """``state`` (a trained network's) into ``network``: every tensor of the same shape, and of
+    one with more output rows (a section decoder's last layer), the rows they share; the
+    other rows keep their fresh initialisation."""
+    own = network.state_dict()
+    for name, values in state.items():
+        if own[name].shape[1:] == values.shape[1:] and own[name].shape[0] >= values.shape[0]:
+            own[name][:values.shape[0]] = values
+    network.load_state_dict(own)
+
+
 def check_initial_model(model: str, start: ParamNet, network: ParamNet) -> None:
     """Refuse to start from a model whose settings differ from the network about to train,
     naming the differences and the flags that match it."""
-    changed = setting_differences(start.config, network.config)
+    saved, wanted = start.config, network.config
+    if becomes_section(saved.voice, wanted.voice):  # the spread is the one new output
+        saved = replace(saved, voice=wanted.voice)
+    changed = setting_differences(saved, wanted)
     if not changed:
         return
-    saved, wanted = start.config, network.config
     hints = []
     if saved.voices != wanted.voices:
         hints.append(f"use a dataset with the voices {', '.join(saved.voices)}")
@@ -261,7 +281,7 @@ class Trainer:
                                          voice=voice))
         if start is not None:
             check_initial_model(self.init, start, network)
-            network.load_state_dict(start.state_dict())
+            load_leading_weights(network, start.state_dict())
         self.network = network.to(self.device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, learning_rate_factor(config))
