@@ -84,7 +84,7 @@ class ParamNetNode(Node):
 
     Inputs: ``mix`` (1, samples) at the model's rate (16 kHz; other rates are
     resampled), consumed a hop (256 samples) at a time; ``f0`` (voices, frames) Hz at
-    sample_rate / hop frames/s, voices in the model's order. Output ``params``: (voices,
+    sample_rate / hop frames/s, voices in the model's order. Output ``controls``: (voices,
     2 + lpc_order + 1, frames), each frame's amplitude, noise gain and LSF increments, and
     for a section voice model one more row, the spread (``VoiceControls.pack_frames``); the stream's ``constants`` carry the model's voice
     settings and noise colours (``VoiceControlStream``). Streams as
@@ -107,7 +107,7 @@ class ParamNetNode(Node):
         voice = VoiceConfig()
         return PortMap({"mix": Port("audio", "the mixture", channels=1, rate=voice.sample_rate, quantum=voice.hop),
                         "f0": Port("f0", "F0 per voice", unit="Hz", rate=Fraction(voice.sample_rate, voice.hop))},
-                       {"params": Port("tensor", "the voices' controls per frame")})
+                       {"controls": Port("tensor", "the voices' controls per frame")})
 
     def configure(self, inputs, context):
         import torch
@@ -137,7 +137,7 @@ class ParamNetNode(Node):
         # stalls on a busy CPU (live, the engine already runs the graph on one)
         self.threads = 1 if context.mode == "offline" else None
         self.stream = StreamingParamNet(self.network)
-        return {"params": StreamSpec("tensor", (len(voices), n_frame_controls(config.voice)), f0.rate, voices,
+        return {"controls": StreamSpec("tensor", (len(voices), n_frame_controls(config.voice)), f0.rate, voices,
                                      VoiceControlStream(config.voice, self.stream.noise_bands))}
 
     def prepare(self):
@@ -150,15 +150,15 @@ class ParamNetNode(Node):
         from sfgraph.threads import torch_threads
 
         with torch_threads(self.threads):
-            return {"params": self.stream.process(mix[0], f0).pack_frames()}
+            return {"controls": self.stream.process(mix[0], f0).pack_frames()}
 
 
 class SourceFilterSynth(Node):
     """Synthesizes each voice from its F0 and controls (Numba, streaming).
 
-    Inputs: ``f0`` (voices, frames) Hz and ``params`` (voices, 2 + lpc_order + 1
+    Inputs: ``f0`` (voices, frames) Hz and ``controls`` (voices, 2 + lpc_order + 1
     [+ 1 spread for a section voice model], frames) from ``param_net`` (``VoiceControls.pack_frames``), both at sample_rate /
-    hop frames/s; the voice settings and noise colours are the ones the ``params``
+    hop frames/s; the voice settings and noise colours are the ones the ``controls``
     stream carries (``VoiceControlStream``). Output ``voices``: (voices, samples) at
     the model's rate, labelled by voice. Frame t holds at sample t·hop; a segment
     is rendered once the next frame is in, so the output runs ``hop`` samples
@@ -168,23 +168,23 @@ class SourceFilterSynth(Node):
 
     type_name = "sf_synth"
     inputs = {"f0": Port("f0", "F0 per voice", unit="Hz"),
-              "params": Port("tensor", "the voices' controls per frame from param_net")}
+              "controls": Port("tensor", "the voices' controls per frame from param_net")}
     outputs = {"voices": Port("audio", "one synthesized voice per channel")}
     params = {"seed": Param("int", 0, "seed of the noise generators")}
 
     def configure(self, inputs, context):
         from sfgraph.dsp.voice_controls import VoiceControlStream, n_frame_controls
 
-        f0, params = inputs["f0"], inputs["params"]
-        if not isinstance(params.constants, VoiceControlStream):
-            raise PortError("params", f"expects the voice controls of a param_net (with its voice settings), "
-                                      f"got a {params.describe()} stream without them")
-        self.config = params.constants.config
+        f0, controls = inputs["f0"], inputs["controls"]
+        if not isinstance(controls.constants, VoiceControlStream):
+            raise PortError("controls", f"expects the voice controls of a param_net (with its voice settings), "
+                                        f"got a {controls.describe()} stream without them")
+        self.config = controls.constants.config
         n_controls = n_frame_controls(self.config)
-        if params.shape[1:] != (n_controls,) or params.channels != f0.channels:
-            raise PortError("params", f"expects ({f0.channels} voices, {n_controls} controls) per frame, "
-                                      f"got {params.shape}")
-        if params.rate != f0.rate or f0.rate != Fraction(self.config.sample_rate, self.config.hop):
+        if controls.shape[1:] != (n_controls,) or controls.channels != f0.channels:
+            raise PortError("controls", f"expects ({f0.channels} voices, {n_controls} controls) per frame, "
+                                        f"got {controls.shape}")
+        if controls.rate != f0.rate or f0.rate != Fraction(self.config.sample_rate, self.config.hop):
             raise PortError("f0", f"expects {self.config.sample_rate / self.config.hop:g} frames/s on both inputs")
         self.lookahead = 1  # frame: Node.lookahead counts input items
         return {"voices": audio_spec(f0.channels, self.config.sample_rate, f0.labels)}
@@ -193,16 +193,16 @@ class SourceFilterSynth(Node):
         from sfgraph.dsp.voice_numba import StreamingVoiceSynth
 
         # read now, not at configure: the model's weights may change in between (separate --adapt)
-        self.noise_bands = self.input_specs["params"].constants.noise_bands()
+        self.noise_bands = self.input_specs["controls"].constants.noise_bands()
         self.synth = StreamingVoiceSynth(self.output_specs["voices"].channels, self.noise_bands, self.config,
                                          seed=self.p.seed)
 
     def reset(self):
         self.synth.reset()
 
-    def process(self, f0, params):
+    def process(self, f0, controls):
         from sfgraph.dsp.voice_controls import VoiceControls
 
-        controls = VoiceControls.split_frames(params, self.noise_bands, self.config)
+        controls = VoiceControls.split_frames(controls, self.noise_bands, self.config)
         self.synth.push(f0, controls.amplitude, controls.noise_gain, controls.lsf_increments, spread=controls.spread)
         return {"voices": self.synth.render()}

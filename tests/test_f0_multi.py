@@ -317,7 +317,7 @@ connections:
   {f0_input}- f0.f0 -> net.f0
   - mix.audio -> net.mix
   - f0.f0 -> synth.f0
-  - net.params -> synth.params
+  - net.controls -> synth.controls
   - synth.voices -> mask.voices
   - mix.audio -> mask.mix
   - mask.voices -> out.audio

@@ -32,7 +32,7 @@ PROCESSORS = {
                "channels": {"ch1": {"verb": {"room_size": 0.9}}}}, {"audio": 2}),
     "mask": ({"n_fft": 1024, "hop": 128}, {"mix": 1, "voices": 3}),
     "param_net": ({"model": "{model}"}, {"mix": 1, "f0": F0_SPEC}),
-    "sf_synth": ({}, {"f0": F0_SPEC, "params": StreamSpec("tensor", (4, 23), 62.5, VOICES, VoiceControlStream(
+    "sf_synth": ({}, {"f0": F0_SPEC, "controls": StreamSpec("tensor", (4, 23), 62.5, VOICES, VoiceControlStream(
         VoiceConfig(), lambda: np.linspace(1.0, 0.1, 4 * 40).reshape(4, 40)))}),
     "resample": ({"rate": 16000}, {"audio": 2}),
     "f0_crepe": ({"model": "tiny"}, {"audio": 2}),

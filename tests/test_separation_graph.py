@@ -109,13 +109,13 @@ def test_param_net_node_streams_the_networks_frames(tmp_path, causal):
     specs = {"mix": audio_spec(1, 16000), "f0": StreamSpec("f0", (4,), 62.5, ("soprano", "alto", "tenor", "bass"))}
     node.output_specs, node.input_specs, node.context = node.configure(specs, context), specs, context
     node.prepare()
-    first = node.process(mix=mix.numpy()[:, :256 * 3], f0=f0.numpy()[0, :, :3])["params"]
+    first = node.process(mix=mix.numpy()[:, :256 * 3], f0=f0.numpy()[0, :, :3])["controls"]
     assert first.shape[-1] == (4 if causal else 3)
-    rest = node.process(mix=mix.numpy()[:, 256 * 3:], f0=f0.numpy()[0, :, 3:])["params"]
+    rest = node.process(mix=mix.numpy()[:, 256 * 3:], f0=f0.numpy()[0, :, 3:])["controls"]
     streamed = np.concatenate([first, rest], axis=-1)[..., :20]
     np.testing.assert_allclose(streamed, whole.map(lambda values: values[0].numpy()).pack_frames(),
                                atol=1e-5)
-    np.testing.assert_array_equal(node.output_specs["params"].constants.noise_bands(), whole.noise_bands[0].numpy())
+    np.testing.assert_array_equal(node.output_specs["controls"].constants.noise_bands(), whole.noise_bands[0].numpy())
 
 
 def test_separate_on_the_demo_clip_equals_the_whole_signal_mask(tmp_path):
@@ -152,7 +152,7 @@ connections:
   - mix.audio -> net.mix
   - f0.f0 -> net.f0
   - f0.f0 -> synth.f0
-  - net.params -> synth.params
+  - net.controls -> synth.controls
   - synth.voices -> out.audio
 """
 
@@ -178,7 +178,7 @@ def test_sf_synth_renders_with_the_voice_settings_of_the_param_nets_model(graph_
                         output_dir=tmp_path)
     network = load_model(other_voice_model)
     voice = network.config.voice
-    assert graph.nodes["net"].output_specs["params"].shape == (4, 2 + 13 + 1)  # and the section's spread
+    assert graph.nodes["net"].output_specs["controls"].shape == (4, 2 + 13 + 1)  # and the section's spread
     render(graph, progress=False)
     synthesized = np.concatenate([read_wav(tmp_path / "synth" / f"{name}.wav")[0] for name in network.config.voices])
     assert synthesized.shape == (4, frames * 256)
@@ -218,4 +218,4 @@ def test_separation_nodes_refuse_what_they_cannot_render(tmp_path):
         node.configure({"mix": audio_spec(1, 16000), "f0": f0}, context)
     synth = node_types()["sf_synth"]("synth", {})
     with pytest.raises(PortError, match="expects the voice controls of a param_net"):
-        synth.configure({"f0": f0, "params": StreamSpec("tensor", (4, 23), 62.5, f0.labels)}, context)
+        synth.configure({"f0": f0, "controls": StreamSpec("tensor", (4, 23), 62.5, f0.labels)}, context)
