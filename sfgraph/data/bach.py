@@ -472,10 +472,12 @@ FESTIVAL_RMS = 0.05  # Festival's voice is scaled to about a soundfont voice's l
 
 
 def render_performance(
-    performance: ChoralePerformance, patches: Sequence[Patch], fluidsynth: str, workers: int, seed: Sequence[int]
+    performance: ChoralePerformance, patches: Sequence[Patch], fluidsynth: str, text2wave: str | None, workers: int,
+    seed: Sequence[int]
 ) -> np.ndarray:
     """Render every voice with its patch; returns ``(n_voices, n_samples)`` float32, zero-padded
-    to a common length. ``seed`` draws the words Festival sings (voice i: ``[*seed, i]``)."""
+    to a common length. ``text2wave`` sings the ``FESTIVAL`` patches; ``seed`` draws the words
+    it sings (voice i: ``[*seed, i]``)."""
     end_s = performance.end_s + RELEASE_TAIL_S
 
     def render(index: int) -> np.ndarray:
@@ -484,7 +486,7 @@ def render_performance(
             return render_midi(voice_track(voice, program), end_s, soundfont, fluidsynth)
         try:
             sung = render_festival(voice.note_on_s, voice.note_off_s, voice.keys,
-                                   np.random.default_rng([*seed, index]), find_text2wave(), SAMPLE_RATE)
+                                   np.random.default_rng([*seed, index]), text2wave, SAMPLE_RATE)
         except FestivalError as exc:
             raise GeneratorError(str(exc)) from None
         level = np.sqrt(np.mean(sung.astype(np.float64) ** 2))
@@ -605,6 +607,7 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
         raise GeneratorError("Festival's voice needs an F0 tracker to measure what it sang")
     if (FESTIVAL, 0) in patches and options.section_size > 1:
         raise GeneratorError("Festival's voice sings solo parts only (its F0 is measured, not known per singer)")
+    text2wave = find_text2wave_or_fail() if (FESTIVAL, 0) in patches else None
     outdir = Path(outdir)
     if outdir.exists() and any(outdir.iterdir()) and not force:
         raise GeneratorError(f"{outdir}: folder is not empty (use --force to write into it)")
@@ -642,7 +645,8 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
             if n_chunks == 0:
                 skipped.append(chorale)
                 continue
-            rendered = sum_sections([render_performance(performance, voice_patches, fluidsynth, options.workers,
+            rendered = sum_sections([render_performance(performance, voice_patches, fluidsynth, text2wave,
+                                                        options.workers,
                                                         (options.seed, crc, 4) + ((singer,) if singer else ()))
                                      for singer, (performance, voice_patches)
                                      in enumerate(zip(singers, singer_patches, strict=True))])

@@ -108,16 +108,15 @@ def _fit_frames(mix_mag, voice_mag, mixture_share, voice_fit, decay, iterations,
         weighted[:] = _EPS
         for v in range(n_voices):
             for f in range(n_freq):
-                fitted = gain[v] * shaped[v, f]
+                shaped[v, f] *= gain[v]  # from here on the fitted voice
                 # x ** 1.0 is x: the magnitude masks (power 1) skip the call to pow
-                powered[v, f] = fitted if power == 1.0 else fitted ** power
-                total[f] += fitted
+                powered[v, f] = shaped[v, f] if power == 1.0 else shaped[v, f] ** power
+                total[f] += shaped[v, f]
                 weighted[f] += powered[v, f]
         for v in range(n_voices):
             for f in range(n_freq):
-                fitted = gain[v] * shaped[v, f]
                 masks[v, t, f] = powered[v, f] / weighted[f]
-                mixture_share[v, f] = decay * mixture_share[v, f] + fitted / total[f] * mix_mag[t, f]
+                mixture_share[v, f] = decay * mixture_share[v, f] + shaped[v, f] / total[f] * mix_mag[t, f]
                 voice_fit[v, f] = decay * voice_fit[v, f] + gain[v] * voice_mag[v, t, f]
 
 
