@@ -11,6 +11,7 @@ from sfgraph.graph.errors import PortError
 from sfgraph.graph.node import Node
 from sfgraph.graph.params import Param
 from sfgraph.graph.ports import Port, PortMap, StreamSpec, audio_spec
+from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE
 
 
 class Mask(Node):
@@ -86,8 +87,9 @@ class ParamNetNode(Node):
     resampled), consumed a hop (256 samples) at a time; ``f0`` (voices, frames) Hz at
     sample_rate / hop frames/s, voices in the model's order. Output ``controls``: (voices,
     2 + lpc_order + 1, frames), each frame's amplitude, noise gain and LSF increments, and
-    for a section voice model one more row, the spread (``VoiceControls.pack_frames``); the stream's ``constants`` carry the model's voice
-    settings and noise colours (``VoiceControlStream``). Streams as
+    for a section voice model one more row, the spread (``VoiceControls.pack_frames``);
+    the stream's ``constants`` carry the model's voice settings and noise colours
+    (``VoiceControlStream``). Streams as
     ``StreamingParamNet`` does: offline and live give the same frames, frame t with the
     hop that completes its analysis window, which for a ``causal_frames`` model is the
     hop before it (one frame ahead of the input).
@@ -101,12 +103,9 @@ class ParamNetNode(Node):
 
     @classmethod
     def declare_ports(cls, params):
-        from sfgraph.dsp.voice_config import VoiceConfig
-
         # the frame grid of the F0 nodes; configure refuses a model on another
-        voice = VoiceConfig()
-        return PortMap({"mix": Port("audio", "the mixture", channels=1, rate=voice.sample_rate, quantum=voice.hop),
-                        "f0": Port("f0", "F0 per voice", unit="Hz", rate=Fraction(voice.sample_rate, voice.hop))},
+        return PortMap({"mix": Port("audio", "the mixture", channels=1, rate=SAMPLE_RATE, quantum=HOP_LENGTH),
+                        "f0": Port("f0", "F0 per voice", unit="Hz", rate=Fraction(SAMPLE_RATE, HOP_LENGTH))},
                        {"controls": Port("tensor", "the voices' controls per frame")})
 
     def configure(self, inputs, context):
@@ -157,9 +156,10 @@ class SourceFilterSynth(Node):
     """Synthesizes each voice from its F0 and controls (Numba, streaming).
 
     Inputs: ``f0`` (voices, frames) Hz and ``controls`` (voices, 2 + lpc_order + 1
-    [+ 1 spread for a section voice model], frames) from ``param_net`` (``VoiceControls.pack_frames``), both at sample_rate /
-    hop frames/s; the voice settings and noise colours are the ones the ``controls``
-    stream carries (``VoiceControlStream``). Output ``voices``: (voices, samples) at
+    [+ 1 spread for a section voice model], frames) from ``param_net``
+    (``VoiceControls.pack_frames``), both at sample_rate / hop frames/s; the voice
+    settings and noise colours are the ones the ``controls`` stream carries
+    (``VoiceControlStream``). Output ``voices``: (voices, samples) at
     the model's rate, labelled by voice. Frame t holds at sample t·hop; a segment
     is rendered once the next frame is in, so the output runs ``hop`` samples
     (16 ms) behind its input (``lookahead``: one frame) while staying aligned to
