@@ -4,7 +4,8 @@ Every node here emits the same ``f0`` port, labelled by voice, so they replace o
 another in a graph: ``f0_files`` (CSV files), ``f0_score`` (a MIDI or MusicXML
 score, optionally aligned to the recording), ``f0_crepe`` (tracking one voice per
 audio channel), ``f0_multi`` (every voice from the mixture alone) and ``f0_midi``
-(notes played live).
+(notes played live). ``f0_refine`` takes an ``f0`` stream and gives it back refined
+against each voice's own audio (a first separation).
 """
 from __future__ import annotations
 
@@ -289,6 +290,60 @@ class F0Multi(Node):
         from sfgraph.f0.multif0 import estimate_f0
 
         return estimate_f0(mix, self.options)
+
+
+class F0Refine(Node):
+    """Refines F0 tracks against each voice's own audio, e.g. a first separation from an
+    F0 estimated on the mixture, for a second, better separation (``graphs/separate_auto.yaml``):
+    each voice's pitch moves to where its partials' peaks are, within ``reach_cents``
+    (see ``sfgraph.f0.refine``).
+
+    Inputs: ``voices`` (voices, samples) at 16 kHz, one voice per channel, consumed 256
+    samples (one frame) at a time; ``f0`` (voices, frames) Hz at 62.5 frames/s, frame t
+    at sample t·256, the same voices in the same order. Output ``f0``: the refined F0,
+    same shape, labels and units, 0 where the input F0 is 0. Frame t needs the voices'
+    audio up to ``n_fft / 2`` samples past it (64 ms by default): its output stays on the
+    timeline but runs that far behind its input (``lookahead``). Offline and live give
+    the same frames.
+    """
+
+    type_name = "f0_refine"
+    inputs = {"voices": Port("audio", "one voice per channel (e.g. a first separation)", rate=SAMPLE_RATE,
+                             quantum=HOP_LENGTH),
+              "f0": Port("f0", "F0 per voice, to refine", unit="Hz", rate=Fraction(SAMPLE_RATE, HOP_LENGTH))}
+    outputs = {"f0": Port("f0", "refined F0 per voice", unit="Hz")}
+    params = {
+        "n_fft": Param("int", 2048, "analysis window (power of two; look-ahead is half of it)", unit="samples",
+                       range=(512, 8192)),
+        "reach_cents": Param("float", 100.0, "how far from the given F0 a partial is looked for", unit="cents",
+                             range=(1.0, 600.0)),
+        "harmonics": Param("int", 8, "partials used, lowest first", range=(1, 64)),
+    }
+
+    def configure(self, inputs, context):
+        from sfgraph.f0.refine import RefineOptions
+
+        voices, f0 = inputs["voices"], inputs["f0"]
+        if voices.channels != f0.channels:
+            raise PortError("voices", f"has {voices.channels} channel(s) but the F0 input has {f0.channels} voice(s)")
+        if voices.labels is not None and f0.labels is not None and tuple(voices.labels) != tuple(f0.labels):
+            raise PortError("voices", f"carries {', '.join(voices.labels)} but the F0 input has "
+                                      f"{', '.join(f0.labels)}: connect the same voices in the same order")
+        self.options = RefineOptions(n_fft=self.p.n_fft, reach_cents=self.p.reach_cents, harmonics=self.p.harmonics)
+        self.options.check()
+        self.lookahead = self.options.lookahead_samples
+        return {"f0": f0}
+
+    def prepare(self):
+        from sfgraph.f0.refine import F0Refiner
+
+        self.refiner = F0Refiner(self.output_specs["f0"].channels, self.options)
+
+    def reset(self):
+        self.refiner.reset()
+
+    def process(self, voices, f0):
+        return {"f0": self.refiner.push(voices, f0)}
 
 
 class F0Midi(Node):

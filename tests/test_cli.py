@@ -128,10 +128,16 @@ def test_separate_graph_builds_every_variant_of_separate():
     assert nodes["synth_out"] == ("file_out", {"path": "synth/{label}.wav"})
     assert connections == plain_connections + ["synth.voices -> synth_out.audio"]
 
-    nodes, connections = sources(separate_graph("mix.wav", "auto", ranges=["C4-A5", "F3-D5", "C3-A4", "E2-E4"]))
+    nodes, connections = sources(separate_graph("mix.wav", "auto", ranges=["C4-A5", "F3-D5", "C3-A4", "E2-E4"],
+                                                synth=True, mask_fit=0, device="cpu"))
     assert nodes["f0"] == ("f0_multi", {"voices": ["soprano", "alto", "tenor", "bass"],
                                         "ranges": ["C4-A5", "F3-D5", "C3-A4", "E2-E4"]})
-    assert connections == plain_connections + ["mix.audio -> f0.mix"]
+    assert nodes["refine"][0] == "f0_refine"
+    assert nodes["net"][1] == nodes["net2"][1] == {"model": "sfgraph:models/default", "device": "cpu"}
+    assert nodes["mask"][1]["fit_seconds"] == nodes["mask2"][1]["fit_seconds"] == 0
+    # the first pass separates for the refinement, the second for the output
+    assert {"mix.audio -> f0.mix", "mask.voices -> refine.voices", "f0.f0 -> refine.f0", "refine.f0 -> net2.f0",
+            "refine.f0 -> synth2.f0", "mask2.voices -> out.audio", "synth2.voices -> synth_out.audio"} <= set(connections)
 
 
 def test_errors_name_the_command_and_exit_by_the_policy(tmp_path, capsys):

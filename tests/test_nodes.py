@@ -37,6 +37,7 @@ PROCESSORS = {
     "resample": ({"rate": 16000}, {"audio": 2}),
     "f0_crepe": ({"model": "tiny"}, {"audio": 2}),
     "f0_multi": ({"viterbi_lag": 4}, {"mix": 1}),
+    "f0_refine": ({"n_fft": 1024}, {"voices": 4, "f0": F0_SPEC}),
 }
 
 

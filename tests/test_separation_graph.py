@@ -219,3 +219,28 @@ def test_separation_nodes_refuse_what_they_cannot_render(tmp_path):
     synth = node_types()["sf_synth"]("synth", {})
     with pytest.raises(PortError, match="expects the voice controls of a param_net"):
         synth.configure({"f0": f0, "controls": StreamSpec("tensor", (4, 23), 62.5, f0.labels)}, context)
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_leading_silence_does_not_change_the_networks_frames(causal):
+    """A stream that starts with silence (an all-zero mixture, every voice unvoiced), as a
+    branch that delay compensation pads with zeros does, gives the frames the sound alone
+    gives once the sound comes: the network is left as one silent frame leaves it."""
+    import torch
+
+    from sfgraph.model.network import NetworkConfig, ParamNet, StreamingParamNet
+
+    torch.manual_seed(3)
+    network = ParamNet(NetworkConfig(hidden=16, f0_hidden=8, causal_frames=causal)).eval()
+    rng = np.random.default_rng(4)
+    mix = (0.3 * rng.standard_normal(256 * 20)).astype(np.float32)
+    f0 = rng.uniform(100, 600, (4, 20)).astype(np.float32)
+    alone = StreamingParamNet(network).process(mix, f0).pack_frames()
+    silence = 9
+    stream = StreamingParamNet(network)
+    quiet = stream.process(np.zeros(256 * 5, np.float32), np.zeros((4, 5), np.float32)).pack_frames()
+    rest = stream.process(np.concatenate([np.zeros(256 * (silence - 5), np.float32), mix]),
+                          np.concatenate([np.zeros((4, silence - 5), np.float32), f0], axis=1)).pack_frames()
+    delayed = np.concatenate([quiet, rest], axis=-1)
+    lead = silence + (1 if causal else 0)  # a causal network's own first frame is silent too
+    np.testing.assert_allclose(delayed[..., lead - (1 if causal else 0):], alone, atol=1e-5)
+    np.testing.assert_array_equal(delayed[..., 1:lead], np.repeat(delayed[..., :1], lead - 1, axis=-1))

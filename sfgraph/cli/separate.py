@@ -17,43 +17,45 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
                    device: str = "auto"):
     """The ``separate`` graph declaration for one recording.
 
-    ``f0``: a folder of ``<voice>.csv`` (``f0_files``), a score aligned to the recording
-    (``f0_score``, by its suffix), or ``"auto"``: every voice of the model from the
-    mixture (``f0_multi``, ``ranges`` one ``LOW-HIGH`` per voice); ``model``: a model
+    ``f0``: a folder of ``<voice>.csv`` (``f0_files``) or a score aligned to the recording
+    (``f0_score``, by its suffix), in graphs/separate.yaml; or ``"auto"``: every voice of
+    the model from the mixture (``f0_multi``, ``ranges`` one ``LOW-HIGH`` per voice),
+    refined on a first separation, in graphs/separate_auto.yaml. ``model``: a model
     folder instead of the bundled one; ``synth``: also write the synthesized voices to
-    ``synth/<voice>.wav``; ``power``, ``n_fft``: the mask's exponent and STFT size; ``mask_fit``:
+    ``synth/<voice>.wav``; ``power``, ``n_fft``: the masks' exponent and STFT size; ``mask_fit``:
     the memory in seconds of the voices' fit to the mixture before masking (0: none)."""
     from sfgraph.graph.declaration import Connection, NodeDecl, load_graph_decl
 
-    decl = load_graph_decl("separate")
+    auto = f0 == "auto"
+    decl = load_graph_decl("separate_auto" if auto else "separate")
     decl.node("mix").set_param("path", mix)
-    net = decl.node("net")
-    net.set_param("device", device)
-    if model:
-        net.set_param("model", model)
+    nets, masks = (("net", "net2"), ("mask", "mask2")) if auto else (("net",), ("mask",))
+    for name in nets:
+        decl.node(name).set_param("device", device)
+        if model:
+            decl.node(name).set_param("model", model)
     source = decl.node("f0")
-    if f0 == "auto":
+    if auto:
         from sfgraph.model.checkpoint import read_model_config
         from sfgraph.resources import resolve_path
 
-        source.type, source.params = "f0_multi", {}
-        source.set_param("voices", list(read_model_config(resolve_path(net.params["model"]))[0].voices))
+        source.set_param("voices", list(read_model_config(resolve_path(decl.node("net").params["model"]))[0].voices))
         if ranges:
             source.set_param("ranges", list(ranges))
-        decl.connections.append(Connection("mix", "audio", "f0", "mix", source.line))
     elif Path(f0).suffix.lower() in SCORE_SUFFIXES:
         source.type, source.params = "f0_score", {}
         source.set_param("path", f0)
         source.set_param("align_to", mix)
     else:
         source.set_param("dir", f0)
-    decl.node("mask").set_param("power", power)
-    decl.node("mask").set_param("n_fft", n_fft)
-    decl.node("mask").set_param("fit_seconds", mask_fit)
+    for name in masks:
+        decl.node(name).set_param("power", power)
+        decl.node(name).set_param("n_fft", n_fft)
+        decl.node(name).set_param("fit_seconds", mask_fit)
     if synth:
         line = decl.node("out").line
         decl.nodes.append(NodeDecl("synth_out", "file_out", {"path": "synth/{label}.wav"}, line))
-        decl.connections.append(Connection("synth", "voices", "synth_out", "audio", line))
+        decl.connections.append(Connection("synth2" if auto else "synth", "voices", "synth_out", "audio", line))
     return decl
 
 
@@ -74,7 +76,8 @@ def run_separate(args) -> int:
     if args.adapt is not None:
         adapt_to_recording(graph, args)
     result = render(graph, progress=not args.quiet)
-    print(f"separated {result.seconds:.1f} s into {', '.join(graph.nodes['mask'].output_specs['voices'].labels)}:")
+    voices = graph.nodes[graph.incoming("out")[0].connection.src].output_specs["voices"].labels
+    print(f"separated {result.seconds:.1f} s into {', '.join(voices)}:")
     for path in written_files(graph):
         print(f"  {path}")
     return 0
@@ -82,9 +85,10 @@ def run_separate(args) -> int:
 
 def adapt_to_recording(graph, args) -> None:
     """Fine-tune the separate graph's model on its own mixture and F0 (``--adapt``), write
-    it to OUTPUT/model/ and give its weights to the graph's ``param_net``, which then
-    separates with them (the graph is built once: model, score alignment and F0 files
-    are read once)."""
+    it to OUTPUT/model/ and give its weights to the graph's ``param_net`` nodes, which then
+    separate with them (the graph is built once: model, score alignment and F0 files
+    are read once). With ``--f0 auto`` it learns on the F0 estimated from the mixture,
+    before the refinement, which needs a separation."""
     from sfgraph.model.adapt import AdaptOptions, adapt, save_adapted_model
 
     mix = graph.nodes["mix"].read_whole().mean(axis=0)
@@ -101,18 +105,22 @@ def adapt_to_recording(graph, args) -> None:
     change = (f"held-back loss {result.initial_loss:.3f} -> {result.best_loss:.3f} (step {result.best_step})"
               if result.best_step else
               f"no step beat the starting model on the held-back part (loss {result.initial_loss:.3f}): kept it")
-    network.load_state_dict(model.state_dict())
+    for node in graph.nodes.values():
+        if node.type_name == "param_net":
+            node.network.load_state_dict(model.state_dict())
     print(f"adapted on {result.training_seconds:.1f} s of the recording ({result.validation_seconds:.1f} s held back), "
           f"{result.steps} steps in {result.seconds / 60:.1f} min: {change}; model in {folder}")
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     p = add_command(commands, "separate", run_separate,
-                    help="separate a mixture into its voices (runs graphs/separate.yaml)")
+                    help="separate a mixture into its voices (runs graphs/separate.yaml, or "
+                         "graphs/separate_auto.yaml with --f0 auto)")
     p.add_argument("mix", help="the mixture (any rate; resampled to the model's 16 kHz)")
     p.add_argument("--f0", required=True,
                    help="folder of <voice>.csv F0 files (time_s,f0_hz), a score (.mid, .musicxml) with one part "
-                        "per voice (aligned to the recording), or 'auto': estimated from the mixture (multi-F0)")
+                        "per voice (aligned to the recording), or 'auto': estimated from the mixture (multi-F0), "
+                        "refined on a first separation, then separated again")
     p.add_argument("--ranges", help="with --f0 auto: LOW-HIGH note range per voice, comma-separated (e.g. "
                                     "C4-A5,F3-D5,C3-A4,E2-E4; default from the names soprano, alto, tenor, bass)")
     p.add_argument("--model", help="model folder from 'sfgraph train' (default: the bundled model)")

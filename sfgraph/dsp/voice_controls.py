@@ -59,6 +59,16 @@ class VoiceControls(NamedTuple):
                              lsf_increments=self.lsf_increments[..., :count, :],
                              spread=None if self.spread is None else self.spread[..., :count])
 
+    @classmethod
+    def concat_frames(cls, parts: list[VoiceControls]) -> VoiceControls:
+        """numpy controls of consecutive frame spans as one (the first part's noise colours)."""
+        first = parts[0]
+        return first._replace(amplitude=np.concatenate([p.amplitude for p in parts], axis=-1),
+                              noise_gain=np.concatenate([p.noise_gain for p in parts], axis=-1),
+                              lsf_increments=np.concatenate([p.lsf_increments for p in parts], axis=-2),
+                              spread=None if first.spread is None else
+                              np.concatenate([p.spread for p in parts], axis=-1))
+
     def pack_frames(self) -> np.ndarray:
         """The per-frame controls of numpy ``(V, T)`` fields as one stream block,
         ``(V, n_frame_controls, T)`` float32: amplitude, noise gain, LSF increments, and

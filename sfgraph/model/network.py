@@ -81,6 +81,9 @@ def spread_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return SPREAD_FLOOR_CENTS + SPREAD_RANGE_CENTS * torch.sigmoid(logits)
 
 
+MAGNITUDE_FLOOR = 1e-5  # added before the log: a silent frame is log(MAGNITUDE_FLOOR) in every bin
+
+
 def log_magnitude_frames(mix: torch.Tensor, n_fft: int, hop: int, history: torch.Tensor | None = None) -> torch.Tensor:
     """(B, samples) → (B, frames, n_fft//2+1) log magnitudes, frames = samples // hop.
 
@@ -96,7 +99,7 @@ def log_magnitude_frames(mix: torch.Tensor, n_fft: int, hop: int, history: torch
     padded = torch.cat([history, mix[..., :frames * hop]], dim=-1)
     window = torch.hann_window(n_fft, periodic=True, dtype=mix.dtype, device=mix.device)
     segments = padded.unfold(-1, n_fft, hop)  # (B, frames, n_fft)
-    return torch.log(torch.fft.rfft(segments * window, dim=-1).abs() + 1e-5)
+    return torch.log(torch.fft.rfft(segments * window, dim=-1).abs() + MAGNITUDE_FLOOR)
 
 
 class VoiceDecoder(nn.Module):
@@ -195,6 +198,13 @@ class StreamingParamNet:
     n_noise_bands)): for a model with centred frames frame t comes with the block starting
     at sample t·hop; for a ``causal_frames`` model with the hop before it, so its first block
     also gives frame 0 (from silence) and it runs one frame ahead of its input.
+
+    Leading silence (frames whose mixture window is all zeros and whose voices are all
+    unvoiced) leaves the network where the sound alone would start it (a ``causal_frames``
+    network: after its own silent first frame), however long the silence lasts: a branch
+    that a graph delays by padding it with zeros, or a recording that starts with silence,
+    gives the frames the sound alone gives, as the GRUs were trained (on segments that
+    start with the sound).
     """
 
     def __init__(self, network: ParamNet):
@@ -208,6 +218,7 @@ class StreamingParamNet:
         self.history = torch.zeros(1, config.n_fft - config.voice.hop, device=self.device)
         self.state = None
         self.started = False
+        self.heard = False
 
     @torch.no_grad()
     def process(self, mix: np.ndarray, f0: np.ndarray) -> VoiceControls:
@@ -219,8 +230,23 @@ class StreamingParamNet:
         self.started = True
         features = log_magnitude_frames(audio, config.n_fft, config.voice.hop, self.history)
         self.history = torch.cat([self.history, audio], dim=-1)[:, -self.history.shape[-1]:]
-        controls, self.state = self.network.forward_features(features, f0_frames, self.state)
-        return controls.map(lambda values: values[0].cpu().numpy())
+        parts = []
+        if not self.heard:
+            frames = features.shape[1]
+            heard = (features[0] > math.log(MAGNITUDE_FLOOR)).any(-1) | (f0_frames[0, :, :frames] > 0).any(0)
+            silent = int(heard.int().argmax()) if bool(heard.any()) else frames
+            if silent:
+                hush, after_hush = self.network.forward_features(features[:, :1], f0_frames[:, :, :1])
+                # where the sound alone would start from: a causal network's stream opens with a silent frame
+                self.state = after_hush if config.causal_frames else None
+                parts.append(hush.map(lambda values: values[0].cpu().numpy()))
+                parts.extend([parts[0]] * (silent - 1))
+                features, f0_frames = features[:, silent:], f0_frames[:, :, silent:]
+            self.heard = silent < frames
+        if features.shape[1] or not parts:
+            controls, self.state = self.network.forward_features(features, f0_frames, self.state)
+            parts.append(controls.map(lambda values: values[0].cpu().numpy()))
+        return parts[0] if len(parts) == 1 else VoiceControls.concat_frames(parts)
 
     @torch.no_grad()
     def noise_bands(self) -> np.ndarray:
