@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces the README's "Real singing" table: separation of real recordings with true F0 by
 # the oracle masks, F0-informed NMF, a model (masks fitted to the mixture, the default, and
-# plain masks, --mask-fit 0), and that model adapted to each recording (--adapt 1 and 3). The model is the bundled one, or with VARIED=1 one trained first on the
+# plain masks, --mask-fit 0), that model adapted to each recording (--adapt 1 and 3), and the model with
+# F0 from the mixture (--f0 auto: multi-F0 refined on a first separation; and the multi-F0 alone).
+# The model is the bundled one, or with VARIED=1 one trained first on the
 # varied soundfont material (1300 steps at most, 60 minutes).
 #   [VARIED=1 | MODEL=FOLDER] bash examples/reproduce_real_results.sh REAL_DATASET [WORKDIR]
 # REAL_DATASET: a dataset folder with stems (e.g. the developers' ../shared/real_dev).
@@ -32,6 +34,10 @@ for item in "$real"/*/; do
   $bin/sfgraph separate "$item/mix.wav" --f0 "$item/f0" --model "$MODEL" -o "$work/estimates/model/$name" -q
   $bin/sfgraph separate "$item/mix.wav" --f0 "$item/f0" --model "$MODEL" --mask-fit 0 \
     -o "$work/estimates/model_plain/$name" -q
+  $bin/sfgraph separate "$item/mix.wav" --f0 auto --model "$MODEL" -o "$work/estimates/model_auto/$name" -q
+  $bin/sfgraph f0 "$item/mix.wav" --method multif0 -o "$work/f0_multif0/$name" >/dev/null
+  $bin/sfgraph separate "$item/mix.wav" --f0 "$work/f0_multif0/$name" --model "$MODEL" \
+    -o "$work/estimates/model_multif0/$name" -q
   for minutes in 1 3; do
     $bin/sfgraph separate "$item/mix.wav" --f0 "$item/f0" --model "$MODEL" --adapt "$minutes" \
       -o "$work/estimates/adapt$minutes/$name" -q
@@ -41,7 +47,7 @@ $bin/sfgraph baseline nmf "$real" -o "$work/estimates/nmf" --quiet
 $bin/sfgraph baseline oracle "$real" -o "$work/estimates/oracle" --quiet
 $bin/sfgraph baseline mixture "$real" -o "$work/estimates/mixture" --quiet
 estimates=()
-for method in model model_plain adapt1 adapt3 nmf oracle mixture; do
+for method in model model_plain model_auto model_multif0 adapt1 adapt3 nmf oracle mixture; do
   estimates+=(--estimates "$method=$work/estimates/$method")
 done
 $bin/sfgraph eval "$real" -o "$work/report" --quiet "${estimates[@]}"
