@@ -5,7 +5,8 @@ another in a graph: ``f0_files`` (CSV files), ``f0_score`` (a MIDI or MusicXML
 score, optionally aligned to the recording), ``f0_crepe`` (tracking one voice per
 audio channel), ``f0_multi`` (every voice from the mixture alone) and ``f0_midi``
 (notes played live). ``f0_refine`` takes an ``f0`` stream and gives it back refined
-against each voice's own audio (a first separation).
+against each voice's own audio (a first separation); ``f0_out`` writes one to files
+that ``f0_files`` reads.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from sfgraph.data.layout import DatasetError, f0_doubts, read_f0_csv, resample_f0
+from sfgraph.atomic import destination_problem, discard, partial_path
+from sfgraph.data.layout import DatasetError, f0_csv_text, f0_doubts, read_f0_csv, resample_f0
 from sfgraph.f0 import MULTIF0_MODEL
 from sfgraph.graph.errors import InputWarning, PortError
 from sfgraph.graph.node import Node
@@ -344,6 +346,55 @@ class F0Refine(Node):
 
     def process(self, voices, f0):
         return {"f0": self.refiner.push(voices, f0)}
+
+
+class F0Out(Node):
+    """Writes each voice's F0 to ``<voice>.csv`` in a folder, the files ``f0_files`` and
+    ``sfgraph separate --f0`` read (header ``time_s,f0_hz``, 0 = unvoiced).
+
+    Input ``f0``: (voices, frames) Hz at any frame rate (62.5 frames/s from the F0 nodes),
+    one file per voice, named by its label; frame t is written at t / rate seconds.
+    Offline the graph's latency is removed first, so the times are the recording's. The
+    files are written when the render ends and moved into place with its other outputs,
+    all together, only if it succeeded (``sfgraph.atomic``).
+    """
+
+    type_name = "f0_out"
+    inputs = {"f0": Port("f0", "F0 per voice", unit="Hz")}
+    params = {"dir": Param("str", "f0", "folder for <voice>.csv, relative to the output folder")}
+
+    def configure(self, inputs, context):
+        spec = inputs["f0"]
+        self.targets = [context.output_path(f"{self.p.dir}/{label}.csv") for label in spec.channel_labels()]
+        problems = [p for p in map(destination_problem, self.targets) if p]
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.rate = float(spec.rate)
+        return {}
+
+    def prepare(self):
+        self.blocks = []
+
+    def process(self, f0):
+        self.blocks.append(np.array(f0, dtype=np.float64))
+        return {}
+
+    def close(self, ok=True):
+        if not ok:
+            discard(self.staged_outputs())
+            return
+        track = np.concatenate(self.blocks, axis=1) if self.blocks else np.zeros((len(self.targets), 0))
+        times = np.arange(track.shape[1]) / self.rate
+        for final, values in zip(self.targets, track):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            partial_path(final).write_text(f0_csv_text(times, values))
+
+    def staged_outputs(self):
+        return [(partial_path(final), final) for final in self.targets]
+
+    @property
+    def written(self) -> list:
+        return list(self.targets)
 
 
 class F0Midi(Node):

@@ -137,7 +137,9 @@ def test_separate_graph_builds_every_variant_of_separate():
     assert nodes["mask"][1]["fit_seconds"] == nodes["mask2"][1]["fit_seconds"] == 0
     # the first pass separates for the refinement, the second for the output
     assert {"mix.audio -> f0.mix", "mask.voices -> refine.voices", "f0.f0 -> refine.f0", "refine.f0 -> net2.f0",
-            "refine.f0 -> synth2.f0", "mask2.voices -> out.audio", "synth2.voices -> synth_out.audio"} <= set(connections)
+            "refine.f0 -> synth2.f0", "mask2.voices -> out.audio", "synth2.voices -> synth_out.audio",
+            "refine.f0 -> f0_out.f0"} <= set(connections)
+    assert nodes["f0_out"] == ("f0_out", {"dir": "f0"})
 
 
 def test_errors_name_the_command_and_exit_by_the_policy(tmp_path, capsys):

@@ -283,6 +283,15 @@ def test_separate_with_f0_auto_beats_the_mixture(tmp_path):
     ours = si_sdr_db(stems, estimates[:, :stems.shape[1]])
     floor = si_sdr_db(stems, np.repeat(item.load_mix()[None], len(item.voices), axis=0))
     assert np.mean(ours) > np.mean(floor) + 10, (ours, floor)
+    # the refined F0 it separated with, in files that --f0 reads, on the recording's frame grid
+    true_f0 = item.f0_on_frames()
+    for voice, truth in zip(item.voices, true_f0):
+        times, f0 = read_f0_csv(tmp_path / "out" / "f0" / f"{voice}.csv")
+        np.testing.assert_allclose(times, frame_times(item.num_samples)[:times.size], atol=1e-6)
+        assert times.size >= truth.size - 1
+        both = (f0 > 0) & (truth[:f0.size] > 0)
+        assert both.mean() > 0.6
+        assert np.median(np.abs(1200 * np.log2(f0[both] / truth[:f0.size][both]))) < 15
 
 
 def test_f0_multi_node_in_a_graph_reports_bad_ranges(graph_file):

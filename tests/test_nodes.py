@@ -82,7 +82,8 @@ def run_in_blocks(node, inputs, sizes):
 
 
 def test_every_builtin_processor_is_covered():
-    sinks_and_sources = {"file_in", "file_out", "f0_files", "f0_score", "f0_midi", "device_in", "device_out", "meter"}
+    sinks_and_sources = {"file_in", "file_out", "f0_files", "f0_out", "f0_score", "f0_midi", "device_in", "device_out",
+                         "meter"}
     builtins = {name for name, cls in node_types().items() if cls.__module__.startswith("sfgraph.nodes")}
     assert builtins - sinks_and_sources == set(PROCESSORS)
 

@@ -20,7 +20,8 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
     ``f0``: a folder of ``<voice>.csv`` (``f0_files``) or a score aligned to the recording
     (``f0_score``, by its suffix), in graphs/separate.yaml; or ``"auto"``: every voice of
     the model from the mixture (``f0_multi``, ``ranges`` one ``LOW-HIGH`` per voice),
-    refined on a first separation, in graphs/separate_auto.yaml. ``model``: a model
+    refined on a first separation, in graphs/separate_auto.yaml, the refined F0 also
+    written to ``f0/<voice>.csv``. ``model``: a model
     folder instead of the bundled one; ``synth``: also write the synthesized voices to
     ``synth/<voice>.wav``; ``power``, ``n_fft``: the masks' exponent and STFT size; ``mask_fit``:
     the memory in seconds of the voices' fit to the mixture before masking (0: none)."""
@@ -52,6 +53,10 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
         decl.node(name).set_param("power", power)
         decl.node(name).set_param("n_fft", n_fft)
         decl.node(name).set_param("fit_seconds", mask_fit)
+    if auto:  # the F0 the voices were separated with, to check (sfgraph f0 --plot) or reuse (--f0 OUTPUT/f0)
+        line = decl.node("out").line
+        decl.nodes.append(NodeDecl("f0_out", "f0_out", {"dir": "f0"}, line))
+        decl.connections.append(Connection("refine", "f0", "f0_out", "f0", line))
     if synth:
         line = decl.node("out").line
         decl.nodes.append(NodeDecl("synth_out", "file_out", {"path": "synth/{label}.wav"}, line))

@@ -141,14 +141,23 @@ def f0_doubts(path: Path, times: np.ndarray, f0_hz: np.ndarray) -> list[str]:
             f"(first {f0_hz[first]:g} Hz at {times[first]:.2f} s)"]
 
 
-def write_f0_csv(path: Path, times: np.ndarray, f0_hz: np.ndarray) -> None:
-    """Write one voice's F0 track atomically; ``times`` and ``f0_hz`` of shape ``(n_frames,)``."""
+def f0_csv_text(times: np.ndarray, f0_hz: np.ndarray) -> str:
+    """One voice's F0 track as the text of an F0 file; ``times`` and ``f0_hz`` of shape ``(n_frames,)``."""
     times = np.asarray(times, dtype=np.float64)
     f0_hz = np.asarray(f0_hz, dtype=np.float64)
     if times.shape != f0_hz.shape or times.ndim != 1:
-        raise ValueError(f"{path}: times {times.shape} and f0 {f0_hz.shape} must be equal 1-D shapes")
+        raise ValueError(f"times {times.shape} and f0 {f0_hz.shape} must be equal 1-D shapes")
     rows = "\n".join(f"{time:.6f},{value:.4f}" for time, value in zip(times, f0_hz, strict=True))
-    write_text(path, f"{F0_HEADER}\n{rows}\n")
+    return f"{F0_HEADER}\n{rows}\n"
+
+
+def write_f0_csv(path: Path, times: np.ndarray, f0_hz: np.ndarray) -> None:
+    """Write one voice's F0 track atomically; ``times`` and ``f0_hz`` of shape ``(n_frames,)``."""
+    try:
+        text = f0_csv_text(times, f0_hz)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    write_text(path, text)
 
 
 def resample_f0(times: np.ndarray, f0_hz: np.ndarray, new_times: np.ndarray) -> np.ndarray:
