@@ -53,7 +53,7 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
         decl.node(name).set_param("power", power)
         decl.node(name).set_param("n_fft", n_fft)
         decl.node(name).set_param("fit_seconds", mask_fit)
-    if auto:  # the F0 the voices were separated with, to check (sfgraph f0 --plot) or reuse (--f0 OUTPUT/f0)
+    if auto:  # the F0 the voices were separated with, to check or to reuse (--f0 OUTPUT/f0)
         line = decl.node("out").line
         decl.nodes.append(NodeDecl("f0_out", "f0_out", {"dir": "f0"}, line))
         decl.connections.append(Connection("refine", "f0", "f0_out", "f0", line))
