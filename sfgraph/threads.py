@@ -11,8 +11,10 @@ ones, and 2-3 s with one. So:
   when torch loads it, so this runs on ``import sfgraph``, before any sfgraph module
   imports torch; a value the user set is kept.
 - ``use_threads``: as many threads as cores other processes leave idle when the job
-  starts (at least one), unless the user gives a count; ``CpuShare`` measures that share
-  again while a job runs (training checks every 10 steps).
+  starts (at least one), unless the user gives a count; ``StepThreads`` measures that share
+  again every 10 steps of a loop of optimisation steps (training, ``--adapt``, the
+  salience network's training, the fitted baseline), so a job that arrives later does not
+  stall a team.
 - ``torch_threads``: one thread for the small ops of a network run a few frames at a time
   (the parameter network, CREPE, the multi-F0 network), where a team costs more than it
   saves.
@@ -85,6 +87,24 @@ def use_threads(threads: int | None = None) -> int:
     count = threads or default_threads()
     torch.set_num_threads(count)
     return count
+
+
+class StepThreads:
+    """Torch's threads for a loop of optimisation steps: ``threads`` throughout, or (None) the
+    cores other processes leave idle, measured at the start and again every ``check_every`` steps."""
+
+    def __init__(self, threads: int | None, check_every: int = 10):
+        self.count = use_threads(threads)
+        self.share = CpuShare() if threads is None else None
+        self.check_every = check_every
+
+    def step_done(self, step: int) -> None:
+        """After step number ``step`` (from 1): every ``check_every`` steps, fit the count to the idle cores."""
+        if self.share is not None and step % self.check_every == 0:
+            import torch
+
+            self.count = self.share.threads()
+            torch.set_num_threads(self.count)
 
 
 @contextlib.contextmanager

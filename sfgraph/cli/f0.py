@@ -158,7 +158,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="crops of 64 frames per step")
     p.add_argument("--lr", type=float, default=2e-3, help="initial learning rate (cosine decay to 1/20)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: the cores idle, checked every 10 steps; see sfgraph.threads)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
     p = add_command(commands, "eval-f0", run_eval_f0,

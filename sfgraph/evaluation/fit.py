@@ -23,6 +23,7 @@ from sfgraph.dsp.voice_controls import VoiceControls
 from sfgraph.dsp.voice_torch import synthesize_voices
 from sfgraph.model.loss import spectral_loss
 from sfgraph.model.network import ParamNet, lsf_increment_logits, lsf_increments_from_logits
+from sfgraph.threads import StepThreads
 
 FIT_LEARNING_RATE = 0.05
 
@@ -57,6 +58,7 @@ def fit_voices_to_stems(network: ParamNet, mix: np.ndarray, stems: np.ndarray, f
     optimizer = torch.optim.Adam(variables, lr=learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, steps)))))
+    step_threads = StepThreads(None)  # the cores other processes leave idle, checked again every 10 steps
 
     def voices(generator: torch.Generator) -> torch.Tensor:
         controls = VoiceControls(log_amplitude.exp(), log_noise_gain.exp(), lsf_increments_from_logits(increment_logits),
@@ -69,6 +71,7 @@ def fit_voices_to_stems(network: ParamNet, mix: np.ndarray, stems: np.ndarray, f
         loss.backward()
         optimizer.step()
         schedule.step()
+        step_threads.step_done(step + 1)
     with torch.no_grad():
         fitted = voices(torch.Generator().manual_seed(seed))[0].numpy()
     return np.pad(fitted, ((0, 0), (0, mix.shape[-1] - fitted.shape[-1])))

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from sfgraph.f0.multif0 import BINS, HOP_LENGTH, N_FFT, HarmonicSpectrum, SalienceConfig, SalienceNet, hz_to_bin, \
     save_salience_model
+from sfgraph.threads import StepThreads
 
 TARGET_SIGMA_BINS = 0.6
 
@@ -37,7 +38,7 @@ class SalienceTrainConfig:
     level_db: float = 12.0
     validation_items: int = 2
     seed: int = 0
-    threads: int = 2
+    threads: int | None = None  # None: the cores other processes leave idle (sfgraph.threads.StepThreads)
 
 
 def salience_target(f0_hz: np.ndarray) -> np.ndarray:
@@ -98,7 +99,7 @@ def validation_loss(network: SalienceNet, examples, context: int) -> float:
 
 def train(datasets, output: Path, config: SalienceTrainConfig, progress: bool = True) -> dict:
     torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
+    step_threads = StepThreads(config.threads)
     rng = np.random.default_rng(config.seed)
     context = SalienceConfig().context
     examples = load_examples(datasets, config.crop_frames + context)
@@ -121,6 +122,7 @@ def train(datasets, output: Path, config: SalienceTrainConfig, progress: bool = 
         loss.backward()
         optimizer.step()
         schedule.step()
+        step_threads.step_done(step)
         running.append(loss.item())
         out_of_time = time.perf_counter() - started > config.max_minutes * 60
         if step % config.eval_every == 0 or step == config.max_steps or out_of_time:

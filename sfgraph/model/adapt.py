@@ -24,8 +24,8 @@ from sfgraph.atomic import staged_folder
 from sfgraph.dsp.voice_config import VoiceConfig
 from sfgraph.model.checkpoint import save_model
 from sfgraph.model.network import ParamNet
-from sfgraph.model.train import THREAD_CHECK_STEPS, Segments, evaluate, training_step
-from sfgraph.threads import CpuShare, use_threads
+from sfgraph.model.train import Segments, evaluate, training_step
+from sfgraph.threads import StepThreads
 
 VALIDATION_EVERY = 5  # every fifth chunk of the recording is held back
 
@@ -113,8 +113,7 @@ def adapt(network: ParamNet, mix: np.ndarray, f0: np.ndarray, options: AdaptOpti
         raise ValueError(f"F0 has {f0.shape[0]} voices; the model separates {len(network.config.voices)}")
     train_set, validation_set = split_recording(mix, f0, voice, options.segment_seconds)
     device = next(network.parameters()).device
-    use_threads()  # the cores other processes leave idle, checked again every THREAD_CHECK_STEPS steps
-    cpu_share = CpuShare()
+    step_threads = StepThreads(None)  # the cores other processes leave idle, checked again every 10 steps
     model = copy.deepcopy(network).to(device)
     torch.manual_seed(options.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
@@ -138,8 +137,7 @@ def adapt(network: ParamNet, mix: np.ndarray, f0: np.ndarray, options: AdaptOpti
         loss = training_step(model, model.config, optimizer, train_set, options.batch_size, generator, device)
         warmup.step()
         step += 1
-        if step % THREAD_CHECK_STEPS == 0:
-            torch.set_num_threads(cpu_share.threads())
+        step_threads.step_done(step)
         step_seconds = time.perf_counter() - step_started
         last = options.max_steps is not None and step >= options.max_steps
         if step % options.eval_every == 0 or last or \

@@ -34,11 +34,8 @@ from sfgraph.model.folder_lock import FolderLock, prepare_output_folder
 from sfgraph.model.loss import spectral_loss
 from sfgraph.model.network import NetworkConfig, ParamNet
 from sfgraph.resources import resolve_path
-from sfgraph.threads import CpuShare, use_threads
+from sfgraph.threads import StepThreads
 
-
-# steps between checks of how many cores other processes leave idle (when --threads is not given)
-THREAD_CHECK_STEPS = 10
 
 
 class Segments:
@@ -216,7 +213,7 @@ def train(dataset, model_dir: Path, config: TrainConfig, resume: bool = False,
     The model folder is locked while training (a second run into it fails at once) and
     must be empty unless ``resume`` or ``force`` (which removes the earlier run's files).
     ``threads``: torch's CPU threads; None: the cores other processes leave idle, checked
-    again every ``THREAD_CHECK_STEPS`` steps (see ``sfgraph.threads``). ``voice``: the voice
+    again every 10 steps (``sfgraph.threads.StepThreads``). ``voice``: the voice
     model's settings (``voice_config_to_train``: by default the ``init`` or resumed model's)."""
     config.check()
     main_process = int(os.environ.get("RANK", "0")) == 0
@@ -255,8 +252,7 @@ class Trainer:
 
     def set_up_processes(self) -> None:
         """Threads, device, and the process group when torchrun started several processes."""
-        use_threads(self.threads)
-        self.cpu_share = CpuShare() if self.threads is None else None
+        self.step_threads = StepThreads(self.threads)
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         self.device = torch.device("cuda" if self.device_name == "auto" and torch.cuda.is_available() else
                                    "cpu" if self.device_name == "auto" else self.device_name)
@@ -349,8 +345,7 @@ class Trainer:
                              generator, self.device)
         self.schedule.step()
         self.state["step"] += 1
-        if self.cpu_share is not None and self.state["step"] % THREAD_CHECK_STEPS == 0:
-            torch.set_num_threads(self.cpu_share.threads())
+        self.step_threads.step_done(self.state["step"])
         return loss
 
     def over_budget(self) -> bool:
