@@ -1,19 +1,27 @@
-"""Whole-process speed of ``sfgraph separate`` and ``sfgraph train``, alone and beside a CPU hog.
+"""Whole-process speed of ``sfgraph separate``, ``render``, ``train`` and ``separate --adapt``,
+alone and beside CPU hogs.
 
-    python benchmarks/bench_separate.py [--lengths 1 60 600] [--hogs N] [--train-steps 4]
-                                        [--python PYTHON] [--json results.json]
+    python benchmarks/bench_separate.py [--lengths 1 60 600] [--hogs 1 2] [--train-steps 4]
+                                        [--adapt-steps 4] [--python PYTHON] [--json results.json]
 
 Mixtures are the bundled demo quartet (10 s, with its F0 files) tiled to each length.
 Each ``sfgraph separate`` runs as its own process (start-up, model load and Numba's
 cached kernels included) after one warm-up run; the table gives wall seconds, the
 real-time factor (audio seconds per wall second), CPU seconds (what a busy machine
-changes least) and the process's peak memory. Then the 60-s mixture and a few training
-steps of the bundled recipe (width 192, batches of 8 four-second segments, on three 20-s
-items tiled from the demo clip) run alone and again beside ``--hogs`` busy processes
-(default one: another job sharing the machine); the table gives the slowdown as a ratio.
+changes least) and the process's peak memory.
+
+Then four jobs run alone and beside each count of ``--hogs`` busy processes (each in a
+session of its own, as another user's job; default 1 and 2, i.e. one per core here), and
+the table gives each loaded time as a ratio to the time alone: ``separate`` on 60 s and
+``render choir_fx`` on 60 s (whole process, wall seconds), training steps of the bundled
+recipe (width 192, batches of 8 four-second segments, on three 20-s items tiled from the
+demo clip; seconds per step by the training log's clock) and ``separate --adapt`` on a
+20-s item (seconds per adaptation step, validations included, as its model.json records).
+
 ``--python`` runs another interpreter or checkout (e.g. ``"env PYTHONPATH=OLD_CHECKOUT
-python"``, from outside this folder) for before/after numbers. The load the machine
-already had is printed first: other processes shift every number, the ratios least.
+python"``, from outside this folder) for before/after numbers. Other processes shift
+every number, the ratios least: the cores they kept busy are printed before the run and
+beside each loaded job (the hogs' own share left out).
 """
 from __future__ import annotations
 
@@ -78,12 +86,26 @@ def separate(python: list[str], item: Path, output: Path) -> tuple[float, float,
                   "-o", str(output), "-q"])
 
 
+def render_choir_fx(python: list[str], item: Path, output: Path) -> float:
+    """Wall seconds of ``sfgraph render choir_fx`` on ``item`` (the mixture read at the graph's 48 kHz)."""
+    return timed([*python, "-m", "sfgraph", "render", "choir_fx", "-q", "-o", str(output),
+                  "-p", f"mic.file={item / 'mix.wav'}", "-p", f"f0.dir={item / 'f0'}"])[0]
+
+
 def train_seconds_per_step(python: list[str], dataset: Path, output: Path, steps: int) -> float:
-    """Seconds per step of the bundled recipe's training (the log's clock, loading and validation excluded)."""
-    timed([*python, "-m", "sfgraph", "train", str(dataset), "-o", str(output), "--steps", str(steps),
+    """Seconds per step of the bundled recipe's training (the log's clock, loading excluded)."""
+    timed([*python, "-m", "sfgraph", "train", str(dataset), "-o", str(output), "--force", "--steps", str(steps),
            "--eval-every", str(steps), "--hidden", "192", "--batch-size", "8", "-q"])
     last = (output / "log.csv").read_text().splitlines()[-1].split(",")
     return float(last[4]) / steps
+
+
+def adapt_seconds_per_step(python: list[str], item: Path, output: Path, steps: int) -> float:
+    """Seconds per step of ``separate --adapt`` (its validations included), as model.json records them."""
+    timed([*python, "-m", "sfgraph", "separate", str(item / "mix.wav"), "--f0", str(item / "f0"), "-o", str(output),
+           "-q", "--adapt", "10", "--adapt-steps", str(steps)])
+    adapted = json.loads((output / "model" / "model.json").read_text())["training"]["adapted"]
+    return adapted["seconds"] / adapted["steps"]
 
 
 def _spin() -> None:
@@ -105,6 +127,14 @@ class Hogs:
         time.sleep(0.5)
         return self
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds the hogs have used so far (from /proc)."""
+        ticks = 0
+        for process in self.processes:
+            with open(f"/proc/{process.pid}/stat") as stat:
+                ticks += sum(int(v) for v in stat.read().rsplit(")", 1)[1].split()[11:13])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def __exit__(self, *exc):
         for process in self.processes:
             process.terminate()
@@ -112,11 +142,24 @@ class Hogs:
             process.join()
 
 
+def with_others_busy(job, hogs: Hogs | None = None) -> tuple[float, float]:
+    """(the job's result, cores that processes other than the job and the hogs kept busy meanwhile)."""
+    hogs_before = hogs.cpu_seconds() if hogs else 0.0
+    share, started, before = CpuShare(), time.monotonic(), os.times()
+    result = job()
+    after, wall = os.times(), time.monotonic() - started
+    job_seconds = after.children_user + after.children_system - before.children_user - before.children_system
+    hog_seconds = hogs.cpu_seconds() - hogs_before if hogs else 0.0
+    return result, max(0.0, (share.others_busy() or 0.0) - (job_seconds + hog_seconds) / wall)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=float, nargs="+", default=[1, 60, 600], help="mixture seconds")
-    parser.add_argument("--hogs", type=int, default=1, help="busy processes beside the loaded runs")
+    parser.add_argument("--hogs", type=int, nargs="+", default=[1, 2], help="counts of busy processes beside the "
+                                                                            "loaded runs")
     parser.add_argument("--train-steps", type=int, default=4, help="training steps per measurement (0: none)")
+    parser.add_argument("--adapt-steps", type=int, default=4, help="adaptation steps per measurement (0: none)")
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs sfgraph (split on spaces)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -139,21 +182,32 @@ def main() -> None:
             results["separate"][seconds] = {"wall_s": wall, "real_time_factor": seconds / wall, "cpu_s": cpu,
                                             "peak_mb": peak}
             print(f"{seconds:>11g}s {wall:8.2f} {seconds / wall:12.1f} {cpu:8.2f} {peak:8.0f}")
-        loaded = 60.0 if 60.0 in items else max(items)
-        jobs = {f"separate {loaded:g} s": lambda: separate(python, items[loaded], tmp / "out")[0]}
+        minute = items[60.0] if 60.0 in items else tiled_item(60.0, tmp / "mix_60s")
+        jobs = {"separate 60 s, s": lambda: separate(python, minute, tmp / "out")[0],
+                "render choir_fx 60 s, s": lambda: render_choir_fx(python, minute, tmp / "out")}
         if args.train_steps:
             dataset = tmp / "train"
             for index in range(3):
                 tiled_item(20.0, dataset / f"item{index}", offset=3.0 * index)
             jobs["train, s/step"] = lambda: train_seconds_per_step(python, dataset, tmp / "model", args.train_steps)
-        print(f"\nbeside {args.hogs} busy process(es): {'job':>16} {'alone':>8} {'loaded':>8} {'ratio':>6}")
-        results["under_load"] = {"hogs": args.hogs}
+        if args.adapt_steps:
+            recording = tiled_item(20.0, tmp / "recording")
+            jobs["--adapt, s/step"] = lambda: adapt_seconds_per_step(python, recording, tmp / "adapted",
+                                                                     args.adapt_steps)
+        header = "".join(f" {f'{n} hog(s)':>10} {'ratio':>6} {'others':>6}" for n in args.hogs)
+        print(f"\n{'job':>24} {'alone':>8} {'others':>6}{header}   (others: cores other processes kept busy)")
+        results["under_load"] = {}
         for name, job in jobs.items():
-            alone = job()
-            with Hogs(args.hogs):
-                loaded_time = job()
-            results["under_load"][name] = {"alone": alone, "loaded": loaded_time, "ratio": loaded_time / alone}
-            print(f"{'':>28} {name:>16} {alone:8.2f} {loaded_time:8.2f} {loaded_time / alone:6.2f}")
+            alone, others_alone = with_others_busy(job)
+            row = {"alone": alone, "others_busy_alone": others_alone}
+            line = f"{name:>24} {alone:8.2f} {others_alone:6.2f}"
+            for hogs in args.hogs:
+                with Hogs(hogs) as running:
+                    loaded, others_loaded = with_others_busy(job, running)
+                row[f"hogs_{hogs}"] = {"time": loaded, "ratio": loaded / alone, "others_busy": others_loaded}
+                line += f" {loaded:10.2f} {loaded / alone:6.2f} {others_loaded:6.2f}"
+            results["under_load"][name] = row
+            print(line, flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
