@@ -7,13 +7,8 @@ import pytest
 import scipy.signal
 import torch
 
-from sfgraph.dsp.lsf import (
-    lpc_impulse_response,
-    lsf_from_increments,
-    lsf_increments_to_lpc_numpy,
-    lsf_to_lpc,
-    reflection_coefficients,
-)
+from sfgraph.dsp.lsf import lsf_increments_to_lpc_numpy, reflection_coefficients
+from sfgraph.dsp.lsf_torch import lpc_impulse_response, lsf_from_increments, lsf_to_lpc
 from sfgraph.dsp.voice_config import VoiceConfig
 
 ORDER = 20

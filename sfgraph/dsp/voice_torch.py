@@ -43,7 +43,7 @@ frame alignment):
   zero-state response is the first ``frame_size`` samples of the linear
   convolution with the impulse response, computed with an FFT of length
   ``2 * frame_size``; the impulse response itself comes from the exact
-  recursion in float64 (:func:`sfgraph.dsp.lsf.lpc_impulse_response`).
+  recursion in float64 (:func:`sfgraph.dsp.lsf_torch.lpc_impulse_response`).
   The Numba synthesizer runs the same recursion directly, so both agree even
   for sharp resonances.
 """
@@ -56,7 +56,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from sfgraph.dsp.lsf import lpc_impulse_response, lsf_from_increments, lsf_to_lpc, truncated_convolution
+from sfgraph.dsp.lsf_torch import lpc_impulse_response, lsf_from_increments, lsf_to_lpc, truncated_convolution
 from sfgraph.dsp.voice_config import (
     VoiceConfig,
     noise_fir_basis,
