@@ -6,14 +6,23 @@ training config) and ``weights.pt`` (the best weights); training adds
 """
 from __future__ import annotations
 
+import collections
 import json
+import pickle
+import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
 
 from sfgraph.atomic import write_bytes, write_torch
 from sfgraph.model.errors import ModelError
-from sfgraph.model.network import NetworkConfig, ParamNet
+from sfgraph.model.network_config import NetworkConfig
+
+if TYPE_CHECKING:  # torch is imported by the functions that need it: separating needs none
+    import torch
+
+    from sfgraph.model.network import ParamNet
 
 FORMAT_VERSION = 1
 
@@ -50,6 +59,10 @@ def read_model_config(folder: Path) -> tuple[NetworkConfig, dict]:
 
 def load_model(folder: Path, device: str | torch.device = "cpu") -> ParamNet:
     """Load a model folder; raises ModelError naming the file for any problem."""
+    import torch
+
+    from sfgraph.model.network import ParamNet
+
     config, _ = read_model_config(folder)
     weights_path = Path(folder) / "weights.pt"
     if not weights_path.exists():
@@ -65,3 +78,52 @@ def load_model(folder: Path, device: str | torch.device = "cpu") -> ParamNet:
         raise ModelError(f"{weights_path}: weights do not match model.json ({str(exc).splitlines()[0]})") from None
     network.eval()
     return network
+
+
+# torch.save's storage types, by the names its pickle gives them
+_STORAGE_DTYPES = {"FloatStorage": np.float32, "HalfStorage": np.float16, "DoubleStorage": np.float64}
+
+
+def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_) -> np.ndarray:
+    item = storage.itemsize
+    return np.lib.stride_tricks.as_strided(storage[offset:], size, tuple(item * s for s in stride)).copy()
+
+
+class _StateDictUnpickler(pickle.Unpickler):
+    """Reads the pickle of a ``torch.save``d state dict as numpy arrays: only an ordered dict
+    of tensors is allowed, as ``torch.load(weights_only=True)`` allows only plain data."""
+
+    def __init__(self, archive: zipfile.ZipFile, prefix: str):
+        super().__init__(archive.open(f"{prefix}data.pkl"))
+        self.archive, self.prefix = archive, prefix
+
+    def find_class(self, module, name):
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _STORAGE_DTYPES[name]
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a state dict of tensors")
+
+    def persistent_load(self, record):
+        _, dtype, key, _location, count = record  # ("storage", type, key, device, element count)
+        data = self.archive.read(f"{self.prefix}data/{key}")
+        return np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"), count=count)
+
+
+def read_weights(path: Path) -> dict[str, np.ndarray]:
+    """A ``weights.pt`` (a ``torch.save``d state dict) as float32 numpy arrays, without torch;
+    raises ModelError naming the file when it is missing, damaged or holds anything else."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: missing")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
+            if len(pickles) != 1:
+                raise ValueError("not a torch.save archive")
+            state = _StateDictUnpickler(archive, pickles[0][:-len("data.pkl")]).load()
+        return {name: np.asarray(values, np.float32) for name, values in state.items()}
+    except Exception as exc:  # zipfile, pickle and numpy raise several types for damaged files
+        raise ModelError(f"{path}: corrupted or truncated weights ({type(exc).__name__})") from None

@@ -3,60 +3,30 @@
 Causal by construction (a unidirectional GRU encoder over the mixture's frames, one
 GRU decoder per voice), so the same weights run offline over a whole file
 (``ParamNet``) or on a stream, a block at a time, with the hidden state carried
-between blocks (``StreamingParamNet``).
+between blocks (``StreamingParamNet``). Separating on the CPU runs the same network
+without torch (``sfgraph.model.inference``).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sfgraph.dsp.voice_config import VoiceConfig
 from sfgraph.dsp.voice_controls import VoiceControls
-from sfgraph.grid import DEFAULT_VOICES
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """Architecture of the parameter network (saved with every model)."""
-
-    voices: tuple[str, ...] = DEFAULT_VOICES
-    hidden: int = 256            # GRU width of encoder and decoders
-    f0_hidden: int = 64          # width of the F0 embedding
-    n_fft: int = 512             # mixture features: log-magnitude STFT, samples at 16 kHz
-    amplitude_max: float = 2.0   # harmonic amplitude ceiling (linear)
-    noise_gain_max: float = 0.5  # noise gain ceiling (linear)
-    # False: frame t's analysis window is centred on its time t·hop. True: it ends
-    # there, and the decoders see the previous frame's F0, so that a stream has frame t
-    # as soon as sample t·hop is in: one hop (16 ms) less latency live.
-    causal_frames: bool = False
-    voice: VoiceConfig = field(default_factory=VoiceConfig)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "NetworkConfig":
-        """The config ``to_dict`` wrote; without ``voice`` (the voice model's settings), the
-        default ``VoiceConfig``."""
-        values = dict(values)
-        values["voices"] = tuple(values["voices"])
-        values["voice"] = VoiceConfig(**values.get("voice", {}))
-        return cls(**values)
+from sfgraph.model.network_config import (
+    LSF_INCREMENT_FLOOR,
+    SPREAD_FLOOR_CENTS,
+    SPREAD_RANGE_CENTS,
+    NetworkConfig,
+)
 
 
 def exp_sigmoid(x: torch.Tensor, maximum: float) -> torch.Tensor:
     """A positive, bounded output with a log-scale range (as DDSP's amplitudes)."""
     return maximum * torch.sigmoid(x) ** math.log(10.0) + 1e-7
-
-
-# Smallest LSF increment the network gives: with the sigmoid's ceiling of one more, a spread
-# of at most ~100:1, since crowded LSFs make float filters unstable (see VoiceConfig.min_lsf_gap).
-LSF_INCREMENT_FLOOR = 0.01
 
 
 def lsf_increments_from_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -68,12 +38,6 @@ def lsf_increment_logits(increments: torch.Tensor) -> torch.Tensor:
     """The logits that ``lsf_increments_from_logits`` maps to ``increments`` ``(…)`` (clamped
     1e-4 inside the range)."""
     return torch.logit(increments - LSF_INCREMENT_FLOOR, eps=1e-4)
-
-
-# A section's spread (cents) lies in (SPREAD_FLOOR_CENTS, SPREAD_FLOOR_CENTS + SPREAD_RANGE_CENTS):
-# from a near-unison to singers some 40 cents apart, wider than vibrato and detune together.
-SPREAD_FLOOR_CENTS = 0.5
-SPREAD_RANGE_CENTS = 40.0
 
 
 def spread_from_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -209,8 +173,13 @@ class StreamingParamNet:
 
     def __init__(self, network: ParamNet):
         self.network = network
+        self.config = network.config
         self.device = next(network.parameters()).device
         self.reset()
+
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Run with ``weights`` (a state dict as numpy arrays) from now on."""
+        self.network.load_state_dict({name: torch.from_numpy(values) for name, values in weights.items()})
 
     def reset(self) -> None:
         """Start a new stream."""
