@@ -10,6 +10,12 @@ ones, and 2-3 s with one. So:
 - ``wait_passively``: idle OpenMP threads sleep. libgomp reads ``OMP_WAIT_POLICY`` once,
   when torch loads it, so this runs on ``import sfgraph``, before any sfgraph module
   imports torch; a value the user set is kept.
+- ``numpy_blas_on_one_thread``: numpy's OpenBLAS runs a matrix product on one thread. Its
+  team spins too: the parameter network's products in numpy (``sfgraph.model.inference``)
+  took 2.6 s on 60 s with a team of two on the busy machine and 0.2 s on one thread.
+  OpenBLAS reads ``OPENBLAS_NUM_THREADS`` when numpy loads it, so this also runs on
+  ``import sfgraph`` (a value the user set is kept; a program that imported numpy before
+  sfgraph keeps its team).
 - ``use_threads``: as many threads as cores other processes leave idle when the job
   starts (at least one), unless the user gives a count; ``StepThreads`` measures that share
   again every 10 steps of a loop of optimisation steps (training, ``--adapt``, the
@@ -31,6 +37,11 @@ import time
 def wait_passively() -> None:
     """Make OpenMP threads sleep when idle, unless ``OMP_WAIT_POLICY`` is already set."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def numpy_blas_on_one_thread() -> None:
+    """Make numpy's OpenBLAS use one thread, unless ``OPENBLAS_NUM_THREADS`` is already set."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def available_cores() -> int:
