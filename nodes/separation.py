@@ -1,6 +1,7 @@
 """Separation: soft masks from synthesized voices applied to the mixture."""
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -109,19 +110,16 @@ class ParamNetNode(Node):
                        {"controls": Port("tensor", "the voices' controls per frame")})
 
     def configure(self, inputs, context):
-        import torch
-
         from sfgraph.dsp.voice_controls import VoiceControlStream, n_frame_controls
-        from sfgraph.model.checkpoint import ModelError, load_model
-        from sfgraph.model.network import StreamingParamNet
+        from sfgraph.model.checkpoint import ModelError
 
-        device = torch.device("cuda" if self.p.device == "auto" and torch.cuda.is_available() else
-                              "cpu" if self.p.device == "auto" else self.p.device)
+        self.model_folder = context.input_path(self.p.model)
+        self.device = self.resolved_device()
         try:
-            self.network = load_model(context.input_path(self.p.model), device)
+            self.stream = self.load_stream()
         except ModelError as exc:
             raise ValueError(str(exc)) from None
-        config = self.network.config
+        config = self.stream.config
         mix_port = self.input_ports["mix"]
         if (config.voice.sample_rate, config.voice.hop) != (mix_port.rate, mix_port.quantum):
             raise ValueError(f"{self.p.model}: a model for {config.voice.sample_rate} Hz audio in "
@@ -132,12 +130,33 @@ class ParamNetNode(Node):
         if f0.channels != len(voices) or (f0.labels is not None and tuple(f0.labels) != tuple(voices)):
             given = ", ".join(f0.labels) if f0.labels else f"{f0.channels} unnamed voices"
             raise PortError("f0", f"the model separates {', '.join(voices)}; the F0 input has {given}")
-        # offline on one torch thread: ops on a few frames gain nothing from a team, and a team
-        # stalls on a busy CPU (live, the engine already runs the graph on one)
-        self.threads = 1 if context.mode == "offline" else None
-        self.stream = StreamingParamNet(self.network)
         return {"controls": StreamSpec("tensor", (len(voices), n_frame_controls(config.voice)), f0.rate, voices,
                                      VoiceControlStream(config.voice, self.stream.noise_bands))}
+
+    def resolved_device(self) -> str:
+        """``device`` with auto resolved: CUDA where torch finds it. Without the NVIDIA driver
+        (``/proc/driver/nvidia``) it cannot, so torch is not imported to ask."""
+        if self.p.device != "auto":
+            return self.p.device
+        if not os.path.exists("/proc/driver/nvidia"):
+            return "cpu"
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def load_stream(self):
+        """The network on a stream: on the CPU without torch (``InferenceParamNet``, no torch
+        import at start-up, its thread pools left alone), on CUDA torch's ``StreamingParamNet``."""
+        if self.device == "cpu":
+            from sfgraph.model.checkpoint import read_model_config, read_weights
+            from sfgraph.model.inference import InferenceParamNet
+
+            config, _ = read_model_config(self.model_folder)
+            return InferenceParamNet(config, read_weights(self.model_folder / "weights.pt"))
+        from sfgraph.model.checkpoint import load_model
+        from sfgraph.model.network import StreamingParamNet
+
+        return StreamingParamNet(load_model(self.model_folder, self.device))
 
     def prepare(self):
         self.stream.reset()
@@ -146,10 +165,7 @@ class ParamNetNode(Node):
         self.stream.reset()
 
     def process(self, mix, f0):
-        from sfgraph.threads import torch_threads
-
-        with torch_threads(self.threads):
-            return {"controls": self.stream.process(mix[0], f0).pack_frames()}
+        return {"controls": self.stream.process(mix[0], f0).pack_frames()}
 
 
 class SourceFilterSynth(Node):

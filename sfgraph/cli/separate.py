@@ -91,14 +91,17 @@ def run_separate(args) -> int:
 def adapt_to_recording(graph, args) -> None:
     """Fine-tune the separate graph's model on its own mixture and F0 (``--adapt``), write
     it to OUTPUT/model/ and give its weights to the graph's ``param_net`` nodes, which then
-    separate with them (the graph is built once: model, score alignment and F0 files
-    are read once). With ``--f0 auto`` it learns on the F0 estimated from the mixture,
-    before the refinement, which needs a separation."""
+    separate with them (the graph is built once: score alignment and F0 files are read
+    once; the model is loaded again, into torch, to be trained). With ``--f0 auto`` it
+    learns on the F0 estimated from the mixture, before the refinement, which needs a
+    separation."""
     from sfgraph.model.adapt import AdaptOptions, adapt, save_adapted_model
+    from sfgraph.model.checkpoint import load_model
 
     mix = graph.nodes["mix"].read_whole().mean(axis=0)
     f0 = graph.nodes["f0"].whole_track(mix)
-    network = graph.nodes["net"].network
+    net = graph.nodes["net"]
+    network = load_model(net.model_folder, net.device)
     options = AdaptOptions(minutes=args.adapt, max_steps=args.adapt_steps, seed=args.seed)
     try:
         model, result = adapt(network, mix, f0, options, progress=not args.quiet)
@@ -110,9 +113,10 @@ def adapt_to_recording(graph, args) -> None:
     change = (f"held-back loss {result.initial_loss:.3f} -> {result.best_loss:.3f} (step {result.best_step})"
               if result.best_step else
               f"no step beat the starting model on the held-back part (loss {result.initial_loss:.3f}): kept it")
+    weights = {name: values.cpu().numpy() for name, values in model.state_dict().items()}
     for node in graph.nodes.values():
         if node.type_name == "param_net":
-            node.network.load_state_dict(model.state_dict())
+            node.stream.load_weights(weights)
     print(f"adapted on {result.training_seconds:.1f} s of the recording ({result.validation_seconds:.1f} s held back), "
           f"{result.steps} steps in {result.seconds / 60:.1f} min: {change}; model in {folder}")
 
