@@ -93,7 +93,8 @@ class ParamNetNode(Node):
     (``VoiceControlStream``). Streams as
     ``StreamingParamNet`` does: offline and live give the same frames, frame t with the
     hop that completes its analysis window, which for a ``causal_frames`` model is the
-    hop before it (one frame ahead of the input).
+    hop before it (one frame ahead of the input). On the CPU it runs the network without
+    torch (``InferenceParamNet``: the same controls within float32 rounding).
     """
 
     type_name = "param_net"
