@@ -10,12 +10,11 @@ ones, and 2-3 s with one. So:
 - ``wait_passively``: idle OpenMP threads sleep. libgomp reads ``OMP_WAIT_POLICY`` once,
   when torch loads it, so this runs on ``import sfgraph``, before any sfgraph module
   imports torch; a value the user set is kept.
-- ``numpy_blas_on_one_thread``: numpy's OpenBLAS runs a matrix product on one thread. Its
-  team spins too: the parameter network's products in numpy (``sfgraph.model.inference``)
-  took 2.6 s on 60 s with a team of two on the busy machine and 0.2 s on one thread.
-  OpenBLAS reads ``OPENBLAS_NUM_THREADS`` when numpy loads it, so this also runs on
-  ``import sfgraph`` (a value the user set is kept; a program that imported numpy before
-  sfgraph keeps its team).
+- ``numpy_blas_threads``: numpy's OpenBLAS on one thread where sfgraph's own products run
+  (the parameter network without torch, ``sfgraph.model.inference``). Its team spins too:
+  those products on 60 s took 2.6 s with a team of two on the busy machine and 0.2 s on
+  one thread, and a whole render 12.0 against 3.4 s. Set at run time (threadpoolctl, about
+  8 µs a block), since an environment variable acts only if it comes before numpy's import.
 - ``use_threads``: as many threads as cores other processes leave idle when the job
   starts (at least one), unless the user gives a count; ``StepThreads`` measures that share
   again every 10 steps of a loop of optimisation steps (training, ``--adapt``, the
@@ -30,6 +29,7 @@ Numba: sfgraph's kernels are serial (no ``parallel=True``), so Numba starts no t
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 
@@ -37,11 +37,6 @@ import time
 def wait_passively() -> None:
     """Make OpenMP threads sleep when idle, unless ``OMP_WAIT_POLICY`` is already set."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def numpy_blas_on_one_thread() -> None:
-    """Make numpy's OpenBLAS use one thread, unless ``OPENBLAS_NUM_THREADS`` is already set."""
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def available_cores() -> int:
@@ -133,3 +128,17 @@ def torch_threads(threads: int | None):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@functools.cache
+def _blas_pools():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # the BLAS libraries loaded now: numpy's, since the caller uses numpy
+
+
+@contextlib.contextmanager
+def numpy_blas_threads(threads: int):
+    """Run numpy's BLAS on ``threads`` threads inside the block (restored after)."""
+    with _blas_pools().limit(limits=threads, user_api="blas"):
+        yield

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from sfgraph.threads import CpuShare, available_cores, use_threads
+from sfgraph.threads import CpuShare, available_cores, numpy_blas_threads, use_threads
 
 PROBE = "import os, sfgraph, torch; print(os.environ['OMP_WAIT_POLICY'])"
 
@@ -38,3 +38,16 @@ def test_use_threads_defaults_to_the_idle_cores_it_may_use():
         assert 1 <= chosen <= available_cores() and torch.get_num_threads() == chosen
     finally:
         torch.set_num_threads(before)
+
+
+def test_numpy_blas_threads_holds_inside_the_block_only():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {pool["filepath"]: pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    before = blas_threads()
+    assert before  # numpy's OpenBLAS
+    with numpy_blas_threads(1):
+        assert set(blas_threads().values()) == {1}
+    assert blas_threads() == before

@@ -24,6 +24,7 @@ from sfgraph.model.network_config import (
     SPREAD_RANGE_CENTS,
     NetworkConfig,
 )
+from sfgraph.threads import numpy_blas_threads
 
 LEAKY_SLOPE = 0.1  # the network's LeakyReLU
 LAYER_NORM_EPSILON = 1e-5  # torch's LayerNorm default
@@ -159,9 +160,9 @@ class InferenceParamNet:
         frames = mix.size // hop
         padded = np.concatenate([self.history, mix])
         self.history = padded[padded.size - self.history.size:].copy()
-        features = self.log_magnitude_frames(padded, frames)
-        embedding = self.encode(features)
-        raw = self.decode(embedding, f0[:, :frames])
+        with numpy_blas_threads(1):  # a team gains little on these products and stalls on a busy CPU
+            embedding = self.encode(self.log_magnitude_frames(padded, frames))
+            raw = self.decode(embedding, f0[:, :frames])
         return self.controls(raw)
 
     def log_magnitude_frames(self, padded: np.ndarray, frames: int) -> np.ndarray:
