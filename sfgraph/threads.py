@@ -142,3 +142,18 @@ def numpy_blas_threads(threads: int):
     """Run numpy's BLAS on ``threads`` threads inside the block (restored after)."""
     with _blas_pools().limit(limits=threads, user_api="blas"):
         yield
+
+
+def realtime_priority() -> bool:
+    """Run the calling thread under real-time round-robin scheduling at the lowest priority, as
+    audio software runs its processing threads, where the system allows it (root, or an
+    ``rtprio`` limit as music machines give their audio group); returns whether it does. Above
+    every ordinary process, it is no longer preempted by an offline job or other busy
+    processes while it holds the GIL the audio callback waits for; below the audio server's
+    and callback's threads, it cannot delay them. The kernel keeps a share of every second
+    for ordinary processes (``sched_rt_runtime_us``), so a graph too heavy cannot freeze the machine."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(os.sched_get_priority_min(os.SCHED_RR)))
+    except (OSError, AttributeError):  # no permission, or no such scheduling on this system
+        return False
+    return True

@@ -4,11 +4,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
 
-from sfgraph.threads import CpuShare, available_cores, numpy_blas_threads, use_threads
+from sfgraph.threads import CpuShare, available_cores, numpy_blas_threads, realtime_priority, use_threads
 
 PROBE = "import os, sfgraph, torch; print(os.environ['OMP_WAIT_POLICY'])"
 
@@ -51,3 +52,17 @@ def test_numpy_blas_threads_holds_inside_the_block_only():
     with numpy_blas_threads(1):
         assert set(blas_threads().values()) == {1}
     assert blas_threads() == before
+
+
+def test_realtime_priority_applies_to_the_calling_thread_only_where_allowed():
+    seen = {}
+
+    def worker():
+        seen["granted"] = realtime_priority()
+        seen["policy"] = os.sched_getscheduler(0)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen["policy"] == (os.SCHED_RR if seen["granted"] else os.SCHED_OTHER)
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # this thread is left as it was

@@ -117,7 +117,8 @@ def run_live(args) -> int:
         report.write(Path(args.report))
     print(f"{report.ended} after {report.seconds:.1f} s: {report.blocks} blocks, {report.xruns} xruns "
           f"({report.underruns} under, {report.overruns} over), worker CPU {100 * report.cpu_load:.0f}% "
-          f"(peak {100 * report.cpu_load_peak:.0f}%), latency {report.latency_ms:.1f} ms, "
+          f"(peak {100 * report.cpu_load_peak:.0f}%{'' if report.worker_realtime else ', no real-time scheduling'}), "
+          f"latency {report.latency_ms:.1f} ms, "
           f"{report.node_errors} node errors")
     if report.ended.startswith("device lost"):
         raise CliError(f"{report.ended}; the graph's output files were discarded", EXIT_DEVICE)

@@ -65,6 +65,7 @@ class LiveReport:
     sample_rate: int
     block_size: int
     ahead_blocks: int
+    worker_realtime: bool  # the worker ran under real-time scheduling (sfgraph.threads.realtime_priority)
     input_device: str | None
     output_device: str | None
     ended: str
