@@ -24,6 +24,9 @@ ones, and 2-3 s with one. So:
   (the parameter network, CREPE, the multi-F0 network), where a team costs more than it
   saves.
 
+- ``realtime_priority``: the live worker runs above ordinary processes (see
+  ``sfgraph.engine.live``), so an offline job beside it does not make the audio late.
+
 Numba: sfgraph's kernels are serial (no ``parallel=True``), so Numba starts no threads.
 """
 from __future__ import annotations
