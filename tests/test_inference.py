@@ -12,7 +12,7 @@ import torch
 from sfgraph.dsp.voice_config import VoiceConfig
 from sfgraph.model.checkpoint import ModelError, load_model, read_weights, save_model
 from sfgraph.model.inference import InferenceParamNet, weight_shapes
-from sfgraph.model.network import NetworkConfig, ParamNet
+from sfgraph.model.network import NetworkConfig, ParamNet, StreamingParamNet
 from sfgraph.resources import resolve_resource
 
 SECTION = VoiceConfig(n_harmonics=12, lpc_order=12, n_noise_bands=16, section_copies=3, section_step_cents=8.0)
@@ -52,6 +52,24 @@ def test_inference_gives_the_torch_networks_controls_in_any_blocks(config):
     for blocks in ([frames], [1] * frames, [7, 1, 30, 22]):
         np.testing.assert_allclose(streamed(inference, mix, f0, blocks), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(inference.noise_bands(), network.noise_bands().detach().numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_inference_handles_leading_silence_as_the_torch_stream(causal):
+    """Blocks of silence, then silence and sound: the frames StreamingParamNet gives (the
+    network left where the sound alone starts it)."""
+    torch.manual_seed(3)
+    network = ParamNet(NetworkConfig(hidden=16, f0_hidden=8, causal_frames=causal)).eval()
+    rng = np.random.default_rng(4)
+    blocks = [(np.zeros(256 * 5, np.float32), np.zeros((4, 5), np.float32)),
+              (np.concatenate([np.zeros(256 * 4, np.float32), (0.3 * rng.standard_normal(256 * 20)).astype(np.float32)]),
+               np.concatenate([np.zeros((4, 4), np.float32), rng.uniform(100, 600, (4, 20)).astype(np.float32)],
+                              axis=1))]
+    weights = {name: values.numpy() for name, values in network.state_dict().items()}
+    torch_stream, inference = StreamingParamNet(network), InferenceParamNet(network.config, weights)
+    expected, frames = ([stream.process(mix, f0).pack_frames() for mix, f0 in blocks]
+                        for stream in (torch_stream, inference))
+    np.testing.assert_allclose(np.concatenate(frames, axis=-1), np.concatenate(expected, axis=-1), atol=1e-5)
 
 
 def test_inference_with_the_bundled_model_on_the_demo_clip_stays_within_float32_rounding():

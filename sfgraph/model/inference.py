@@ -20,6 +20,7 @@ from sfgraph.dsp.voice_controls import VoiceControls
 from sfgraph.model.errors import ModelError
 from sfgraph.model.network_config import (
     LSF_INCREMENT_FLOOR,
+    MAGNITUDE_FLOOR,
     SPREAD_FLOOR_CENTS,
     SPREAD_RANGE_CENTS,
     NetworkConfig,
@@ -142,13 +143,15 @@ class InferenceParamNet:
         self.encoder_state = np.zeros((1, config.hidden), np.float32)
         self.decoder_states = np.zeros((len(config.voices), config.hidden), np.float32)
         self.started = False
+        self.heard = False
 
     def noise_bands(self) -> np.ndarray:
         """The network's noise colours, (V, n_noise_bands) float32 (``ParamNet.noise_bands``)."""
         return self.noise_colours
 
     def process(self, mix: np.ndarray, f0: np.ndarray) -> VoiceControls:
-        """``StreamingParamNet.process``: the controls of the frames this block completes."""
+        """``StreamingParamNet.process``: the controls of the frames this block completes, and
+        leading silence handled as there (the network left where the sound alone starts it)."""
         config = self.config
         hop = config.voice.hop
         mix = np.asarray(mix, np.float32)
@@ -161,16 +164,33 @@ class InferenceParamNet:
         padded = np.concatenate([self.history, mix])
         self.history = padded[padded.size - self.history.size:].copy()
         with numpy_blas_threads(1):  # a team gains little on these products and stalls on a busy CPU
-            embedding = self.encode(self.log_magnitude_frames(padded, frames))
-            raw = self.decode(embedding, f0[:, :frames])
-        return self.controls(raw)
+            features, f0 = self.log_magnitude_frames(padded, frames), f0[:, :frames]
+            parts = []
+            if not self.heard:
+                heard = (features > np.float32(math.log(MAGNITUDE_FLOOR))).any(-1) | (f0 > 0).any(0)
+                silent = int(heard.argmax()) if heard.any() else frames
+                if silent:
+                    self.encoder_state[:], self.decoder_states[:] = 0.0, 0.0
+                    hush = self.frame_controls(features[:1], f0[:, :1])
+                    if not config.causal_frames:  # a causal network's stream opens with a silent frame
+                        self.encoder_state[:], self.decoder_states[:] = 0.0, 0.0
+                    parts += [hush] * silent
+                    features, f0 = features[silent:], f0[:, silent:]
+                self.heard = silent < frames
+            if features.shape[0] or not parts:
+                parts.append(self.frame_controls(features, f0))
+        return parts[0] if len(parts) == 1 else VoiceControls.concat_frames(parts)
+
+    def frame_controls(self, features: np.ndarray, f0: np.ndarray) -> VoiceControls:
+        """The controls of these feature frames and F0s, from the GRU states, which advance."""
+        return self.controls(self.decode(self.encode(features), f0))
 
     def log_magnitude_frames(self, padded: np.ndarray, frames: int) -> np.ndarray:
         """``log_magnitude_frames`` of the network: (frames, n_fft // 2 + 1)."""
         n_fft, hop = self.config.n_fft, self.config.voice.hop
         window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
         segments = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:frames]
-        return np.log(np.abs(np.fft.rfft(segments * window, axis=-1)) + np.float32(1e-5))
+        return np.log(np.abs(np.fft.rfft(segments * window, axis=-1)) + np.float32(MAGNITUDE_FLOOR))
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         """Input norm, the input layer and the encoder GRU: (frames, H)."""

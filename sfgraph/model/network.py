@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from sfgraph.dsp.voice_controls import VoiceControls
 from sfgraph.model.network_config import (
     LSF_INCREMENT_FLOOR,
+    MAGNITUDE_FLOOR,
     SPREAD_FLOOR_CENTS,
     SPREAD_RANGE_CENTS,
     NetworkConfig,
@@ -43,9 +44,6 @@ def lsf_increment_logits(increments: torch.Tensor) -> torch.Tensor:
 def spread_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """The network's bounded section spread, ``(…)`` logits → ``(…)`` cents."""
     return SPREAD_FLOOR_CENTS + SPREAD_RANGE_CENTS * torch.sigmoid(logits)
-
-
-MAGNITUDE_FLOOR = 1e-5  # added before the log: a silent frame is log(MAGNITUDE_FLOOR) in every bin
 
 
 def log_magnitude_frames(mix: torch.Tensor, n_fft: int, hop: int, history: torch.Tensor | None = None) -> torch.Tensor:

@@ -37,6 +37,8 @@ class NetworkConfig:
         return cls(**values)
 
 
+MAGNITUDE_FLOOR = 1e-5  # added before the log of the mixture's features: a silent frame is log(MAGNITUDE_FLOOR) in every bin
+
 # Smallest LSF increment the network gives: with the sigmoid's ceiling of one more, a spread
 # of at most ~100:1, since crowded LSFs make float filters unstable (see VoiceConfig.min_lsf_gap).
 LSF_INCREMENT_FLOOR = 0.01
