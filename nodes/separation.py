@@ -149,11 +149,9 @@ class ParamNetNode(Node):
         """The network on a stream: on the CPU without torch (``InferenceParamNet``, no torch
         import at start-up, its thread pools left alone), on CUDA torch's ``StreamingParamNet``."""
         if self.device == "cpu":
-            from sfgraph.model.checkpoint import read_model_config, read_weights
-            from sfgraph.model.inference import InferenceParamNet
+            from sfgraph.model.inference import load_inference_model
 
-            config, _ = read_model_config(self.model_folder)
-            return InferenceParamNet(config, read_weights(self.model_folder / "weights.pt"))
+            return load_inference_model(self.model_folder)
         from sfgraph.model.checkpoint import load_model
         from sfgraph.model.network import StreamingParamNet
 

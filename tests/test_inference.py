@@ -11,7 +11,7 @@ import torch
 
 from sfgraph.dsp.voice_config import VoiceConfig
 from sfgraph.model.checkpoint import ModelError, load_model, read_weights, save_model
-from sfgraph.model.inference import InferenceParamNet, weight_shapes
+from sfgraph.model.inference import InferenceParamNet, load_inference_model, weight_shapes
 from sfgraph.model.network import NetworkConfig, ParamNet, StreamingParamNet
 from sfgraph.resources import resolve_resource
 
@@ -118,12 +118,16 @@ def test_read_weights_reads_what_torch_saves_without_torch(tmp_path):
 def test_damaged_or_mismatched_weights_are_model_errors_naming_the_file(tmp_path):
     save_model(tmp_path, ParamNet(NetworkConfig(hidden=16, f0_hidden=8)))
     path = tmp_path / "weights.pt"
-    weights = read_weights(path)
+    weights, saved = read_weights(path), path.read_bytes()
     with pytest.raises(ModelError, match="do not match.*encoder.weight_hh_l0"):
         InferenceParamNet(NetworkConfig(hidden=16, f0_hidden=8), {**weights, "encoder.weight_hh_l0": np.zeros(3)})
     with pytest.raises(ModelError, match="do not match.*noise_shape"):
         InferenceParamNet(NetworkConfig(hidden=16, f0_hidden=8),
                           {name: values for name, values in weights.items() if name != "noise_shape"})
+    save_model(tmp_path, ParamNet(NetworkConfig(hidden=16, f0_hidden=4)))
+    path.write_bytes(saved)  # model.json says an F0 width of 4, the weights have 8
+    with pytest.raises(ModelError, match=f"{path}: weights do not match.*decoders.0.gru"):
+        load_inference_model(tmp_path)
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(ModelError, match=f"{path}: corrupted or truncated"):
         read_weights(path)

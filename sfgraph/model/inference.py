@@ -12,11 +12,13 @@ within float32 rounding (the sums run in another order; tested).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from numba import njit
 
 from sfgraph.dsp.voice_controls import VoiceControls
+from sfgraph.model.checkpoint import read_model_config, read_weights
 from sfgraph.model.errors import ModelError
 from sfgraph.model.network_config import (
     LSF_INCREMENT_FLOOR,
@@ -239,3 +241,15 @@ class InferenceParamNet:
                              noise_bands=self.noise_colours,
                              spread=(SPREAD_FLOOR_CENTS + SPREAD_RANGE_CENTS * squashed[..., increments_end]
                                      ).astype(np.float32) if config.voice.is_section else None)
+
+
+def load_inference_model(folder: Path) -> InferenceParamNet:
+    """``checkpoint.load_model`` without torch: a model folder's network, for separating on the
+    CPU; ModelError naming the file for any problem."""
+    config, _ = read_model_config(folder)
+    path = Path(folder) / "weights.pt"
+    weights = read_weights(path)  # its errors name the file
+    try:
+        return InferenceParamNet(config, weights)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
