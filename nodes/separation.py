@@ -31,6 +31,11 @@ class Mask(Node):
     mixture (``sfgraph.dsp.mask_fit``): a per-voice timbre correction across frequency,
     learned causally over about ``fit_seconds`` s and smoothed over ``fit_smoothing_hz``,
     and a gain per voice and frame (``fit_iterations`` updates). It adds no latency.
+
+    With ``section_cents`` > 0 each voice estimate's STFT magnitude is first widened
+    along frequency by a Gaussian of that many cents (``sfgraph.dsp.section_width``): a
+    choir section's partials are bands a few to tens of cents wide, a one-F0 voice
+    model's are sharp. Frame by frame, so it adds no latency either.
     """
 
     type_name = "mask"
@@ -46,6 +51,9 @@ class Mask(Node):
         "fit_iterations": Param("int", 3, "gain updates per frame of the mixture fit", range=(0, 50)),
         "fit_smoothing_hz": Param("float", 125.0, "smoothing of the timbre correction across frequency "
                                                   "(half-width)", unit="Hz", range=(0.0, 4000.0)),
+        "section_cents": Param("float", 0.0, "widen each voice estimate's partials like a choir section's "
+                                             "(Gaussian standard deviation); 0: as they are",
+                               unit="cents", range=(0.0, 100.0)),
     }
 
     @classmethod
@@ -72,7 +80,7 @@ class Mask(Node):
                if self.p.fit_seconds > 0 else None)
         self.separator = StreamingMaskSeparator(self.output_specs["voices"].channels, self.p.n_fft, self.p.hop,
                                                 self.p.power, self.p.synthesis, fit,
-                                                float(self.output_specs["voices"].rate))
+                                                float(self.output_specs["voices"].rate), self.p.section_cents)
 
     def reset(self):
         self.separator.reset()
@@ -178,14 +186,18 @@ class SourceFilterSynth(Node):
     the model's rate, labelled by voice. Frame t holds at sample t·hop; a segment
     is rendered once the next frame is in, so the output runs ``hop`` samples
     (16 ms) behind its input (``lookahead``: one frame) while staying aligned to
-    the timeline.
+    the timeline. ``noise`` scales each voice's noise part (breath, consonants; the
+    ``noise_gain`` control): 1 renders the voices as the model made them, 0 their
+    harmonic part alone, which makes sharper masks (README, "Choir sections").
     """
 
     type_name = "sf_synth"
     inputs = {"f0": Port("f0", "F0 per voice", unit="Hz"),
               "controls": Port("tensor", "the voices' controls per frame from param_net")}
     outputs = {"voices": Port("audio", "one synthesized voice per channel")}
-    params = {"seed": Param("int", 0, "seed of the noise generators")}
+    params = {"seed": Param("int", 0, "seed of the noise generators"),
+              "noise": Param("float", 1.0, "scale of the voices' noise part: 1 as the model made it, "
+                                           "0 the harmonic part alone", range=(0.0, 1.0))}
 
     def configure(self, inputs, context):
         from sfgraph.dsp.voice_controls import VoiceControlStream, n_frame_controls
@@ -219,5 +231,6 @@ class SourceFilterSynth(Node):
         from sfgraph.dsp.voice_controls import VoiceControls
 
         controls = VoiceControls.split_frames(controls, self.noise_bands, self.config)
-        self.synth.push(f0, controls.amplitude, controls.noise_gain, controls.lsf_increments, spread=controls.spread)
+        self.synth.push(f0, controls.amplitude, controls.noise_gain * np.float32(self.p.noise), controls.lsf_increments,
+                        spread=controls.spread)
         return {"voices": self.synth.render()}

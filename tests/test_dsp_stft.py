@@ -20,13 +20,16 @@ def test_analysis_then_synthesis_reconstructs_the_signal(n_fft, hop, synthesis):
         assert not synthesis_window[:n_fft - synthesis].any() and synthesis_window[n_fft - synthesis + 1:].all()
 
 
+@pytest.mark.parametrize("section_cents", [0.0, 12.0])
 @pytest.mark.parametrize("fit", [None, MixtureFit(seconds=0.1)])
 @pytest.mark.parametrize("n_fft, hop, synthesis", CONFIGS)
-def test_streaming_separator_equals_the_whole_signal_after_its_latency(n_fft, hop, synthesis, fit):
+def test_streaming_separator_equals_the_whole_signal_after_its_latency(n_fft, hop, synthesis, fit, section_cents):
     rng = np.random.default_rng(1)
     mix, voices = rng.standard_normal(6000), rng.random((3, 6000))
-    whole = mask_separate(mix, voices, n_fft, hop, synthesis=synthesis, fit=fit, sample_rate=16000)
-    separator = StreamingMaskSeparator(3, n_fft, hop, synthesis=synthesis, fit=fit, sample_rate=16000)
+    whole = mask_separate(mix, voices, n_fft, hop, synthesis=synthesis, fit=fit, sample_rate=16000,
+                          section_cents=section_cents)
+    separator = StreamingMaskSeparator(3, n_fft, hop, synthesis=synthesis, fit=fit, sample_rate=16000,
+                                       section_cents=section_cents)
     assert separator.latency == (synthesis or n_fft) - hop
     pad = separator.latency + 4 * hop
     mix_in = np.concatenate([mix, np.zeros(pad)])

@@ -26,3 +26,39 @@ def test_bundled_model_separates_the_fixture_well_above_the_floor(tmp_path):
     ours, floor = float(np.mean(scores)), float(np.mean(floors))
     assert ours > floor + 12.0, (ours, floor)
     assert min(np.mean(scores, axis=0)) > 3.0  # every voice, not just the easy ones
+
+
+def test_a_model_folders_separation_settings_are_its_defaults_and_the_options_override_them(tmp_path, capsys):
+    """model.json's ``separation`` sets the mask's section width and the synthesized voices'
+    noise for ``separate``; --section-cents and --synth-noise override them; a bad setting is
+    an input error naming the file."""
+    import json
+    import shutil
+
+    from sfgraph.cli.separate import separate_graph
+    from sfgraph.resources import resolve_resource
+
+    model = tmp_path / "choir"
+    shutil.copytree(resolve_resource("sfgraph:models/default"), model)
+    description = json.loads((model / "model.json").read_text())
+
+    def settings(**given):
+        decl = separate_graph("mix.wav", "f0", model=str(model), **given)
+        return decl.node("mask").params.get("section_cents", 0.0), decl.node("synth").params.get("noise", 1.0)
+
+    assert settings() == (0.0, 1.0)  # none recorded: the nodes' defaults
+    (model / "model.json").write_text(json.dumps({**description, "separation": {"section_cents": 10,
+                                                                               "synth_noise": 0}}))
+    assert settings() == (10.0, 0.0)
+    assert settings(section_cents=0.0, synth_noise=0.5) == (0.0, 0.5)
+    assert settings(section_cents=4.0) == (4.0, 0.0)
+    assert separate_graph("mix.wav", "f0").node("mask").params.get("section_cents", 0.0) == 0.0  # the bundled model
+
+    folder = FIXTURES / "bach_tiny" / sorted(p.name for p in (FIXTURES / "bach_tiny").iterdir() if p.is_dir())[0]
+    for bad, message in (({"section_cents": -3}, "section_cents = -3: give a number from 0 to 100"),
+                         ({"mask_width": 3}, "unknown separation setting 'mask_width'")):
+        (model / "model.json").write_text(json.dumps({**description, "separation": bad}))
+        code = main(["separate", str(folder / "mix.wav"), "--f0", str(folder / "f0"), "--model", str(model),
+                     "-o", str(tmp_path / "out"), "-q"])
+        assert code == 2 and message in capsys.readouterr().err
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -19,7 +19,8 @@ block_size: 300
 nodes:
   - {id: mix, type: file_in, params: {path: mix.wav}}
   - {id: stems, type: file_in, params: {path: stems.wav}}
-  - {id: mask, type: mask, params: {n_fft: 2048, hop: 256, power: 1, synthesis: SYNTHESIS, fit_seconds: FIT}}
+  - {id: mask, type: mask, params: {n_fft: 2048, hop: 256, power: 1, synthesis: SYNTHESIS, fit_seconds: FIT,
+                                    section_cents: CENTS}}
   - {id: out, type: file_out, params: {path: "sep/{label}.wav"}}
 connections:
   - mix.audio -> mask.mix
@@ -28,9 +29,9 @@ connections:
 """
 
 
-@pytest.mark.parametrize("fit_seconds", [0.0, 2.0])
+@pytest.mark.parametrize("fit_seconds, section_cents", [(0.0, 0.0), (2.0, 0.0), (2.0, 12.0)])
 @pytest.mark.parametrize("synthesis", [None, 512])
-def test_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path, synthesis, fit_seconds):
+def test_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path, synthesis, fit_seconds, section_cents):
     rng = np.random.default_rng(0)
     t = np.arange(16000 * 2 + 77) / 16000
     stems = np.stack([0.3 * np.sin(2 * np.pi * f * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.7 * t))
@@ -39,12 +40,13 @@ def test_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path, synthes
     write_wav(tmp_path / "mix.wav", mix, 16000)
     write_wav(tmp_path / "stems.wav", stems, 16000)
     path = graph_file(ORACLE.replace("SYNTHESIS", "null" if synthesis is None else str(synthesis))
-                      .replace("FIT", str(fit_seconds)))
+                      .replace("FIT", str(fit_seconds)).replace("CENTS", str(section_cents)))
     graph = build_graph(load_graph_decl(str(path)), output_dir=tmp_path)
     assert graph.total_latency() * 16000 == (synthesis or 2048) - 256
     render(graph, progress=False)
     fit = MixtureFit(seconds=fit_seconds) if fit_seconds else None
-    expected = mask_separate(mix.astype(np.float32), stems.astype(np.float32), 2048, 256, 1.0, synthesis, fit, 16000)
+    expected = mask_separate(mix.astype(np.float32), stems.astype(np.float32), 2048, 256, 1.0, synthesis, fit, 16000,
+                             section_cents)
     for j in range(3):
         out, _ = read_wav(tmp_path / "sep" / f"ch{j}.wav")
         assert out.shape[-1] == mix.size
@@ -195,6 +197,40 @@ def test_sf_synth_renders_with_the_voice_settings_of_the_param_nets_model(graph_
     defaults = VoiceConfig()
     default_source = dataclasses.replace(voice, n_harmonics=defaults.n_harmonics, tilt_corner_hz=defaults.tilt_corner_hz)
     assert np.abs(synthesize_voices_numba(f0, controls, config=default_source)[:, :end] - expected[:, :end]).max() > 1e-2
+
+
+def test_sf_synth_noise_scales_the_voices_noise_part(graph_file, tmp_path):
+    """``noise: 0`` renders the harmonic part alone: the whole-signal synthesis of the
+    bundled model's controls with every noise gain at zero; 0.5 lies between."""
+    import torch
+
+    from sfgraph.dsp.voice_numba import synthesize_voices_numba
+    from sfgraph.model.checkpoint import load_model
+    from sfgraph.resources import resolve_resource
+
+    demo = resolve_resource("sfgraph:assets/demo/quartet")
+    frames = 120
+    write_wav(tmp_path / "mix.wav", read_wav(demo / "mix.wav")[0][:, :frames * 256], 16000)
+    (tmp_path / "f0").symlink_to(demo / "f0")
+    network = load_model(resolve_resource("sfgraph:models/default"))
+    rendered = {}
+    for noise in (0.0, 0.5, 1.0):
+        graph_text = SYNTH.replace("MODEL", "sfgraph:models/default").replace(
+            "{id: synth, type: sf_synth}", f"{{id: synth, type: sf_synth, params: {{noise: {noise}}}}}")
+        graph = build_graph(load_graph_decl(str(graph_file(graph_text))), output_dir=tmp_path)
+        render(graph, progress=False)
+        rendered[noise] = np.concatenate([read_wav(tmp_path / "synth" / f"{name}.wav")[0]
+                                          for name in network.config.voices])
+    f0 = graph.nodes["f0"].track[:, :frames].astype(np.float32)
+    with torch.no_grad():
+        controls = network(torch.from_numpy(read_wav(tmp_path / "mix.wav")[0]), torch.from_numpy(f0)[None]
+                           ).map(lambda values: values[0].numpy())
+    harmonic = synthesize_voices_numba(f0, controls._replace(noise_gain=0 * controls.noise_gain),
+                                       config=network.config.voice)
+    end = (frames - 1) * 256
+    np.testing.assert_allclose(rendered[0.0][:, :end], harmonic[:, :end], atol=1e-5)
+    noise_part = [np.abs(rendered[scale][:, :end] - harmonic[:, :end]).mean() for scale in (0.5, 1.0)]
+    assert 0 < noise_part[0] < noise_part[1], noise_part
 
 
 def test_separation_nodes_refuse_what_they_cannot_render(tmp_path):

@@ -14,7 +14,7 @@ SCORE_SUFFIXES = (".mid", ".midi", ".musicxml", ".xml", ".mxl")
 
 def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[str] | None = None,
                    synth: bool = False, power: float = 1.0, n_fft: int = 2048, mask_fit: float = 2.0,
-                   device: str = "auto"):
+                   device: str = "auto", section_cents: float | None = None, synth_noise: float | None = None):
     """The ``separate`` graph declaration for one recording.
 
     ``f0``: a folder of ``<voice>.csv`` (``f0_files``) or a score aligned to the recording
@@ -24,17 +24,24 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
     written to ``f0/<voice>.csv``. ``model``: a model
     folder instead of the bundled one; ``synth``: also write the synthesized voices to
     ``synth/<voice>.wav``; ``power``, ``n_fft``: the masks' exponent and STFT size; ``mask_fit``:
-    the memory in seconds of the voices' fit to the mixture before masking (0: none)."""
+    the memory in seconds of the voices' fit to the mixture before masking (0: none);
+    ``section_cents``, ``synth_noise``: the masks' section width and the synthesized
+    voices' noise scale, None for the model's own (``separation_settings``)."""
     from sfgraph.graph.declaration import Connection, NodeDecl, load_graph_decl
 
     auto = f0 == "auto"
     decl = load_graph_decl("separate_auto" if auto else "separate")
     decl.node("mix").set_param("path", mix)
-    nets, masks = (("net", "net2"), ("mask", "mask2")) if auto else (("net",), ("mask",))
+    nets, synths, masks = ((("net", "net2"), ("synth", "synth2"), ("mask", "mask2")) if auto else
+                           (("net",), ("synth",), ("mask",)))
     for name in nets:
         decl.node(name).set_param("device", device)
         if model:
             decl.node(name).set_param("model", model)
+    settings = separation_settings(decl.node("net").params["model"], section_cents, synth_noise)
+    for name in synths:
+        if "synth_noise" in settings:
+            decl.node(name).set_param("noise", settings["synth_noise"])
     source = decl.node("f0")
     if auto:
         from sfgraph.model.checkpoint import read_model_config
@@ -53,6 +60,8 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
         decl.node(name).set_param("power", power)
         decl.node(name).set_param("n_fft", n_fft)
         decl.node(name).set_param("fit_seconds", mask_fit)
+        if "section_cents" in settings:
+            decl.node(name).set_param("section_cents", settings["section_cents"])
     if auto:  # the F0 the voices were separated with, to check or to reuse (--f0 OUTPUT/f0)
         line = decl.node("out").line
         decl.nodes.append(NodeDecl("f0_out", "f0_out", {"dir": "f0"}, line))
@@ -62,6 +71,19 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
         decl.nodes.append(NodeDecl("synth_out", "file_out", {"path": "synth/{label}.wav"}, line))
         decl.connections.append(Connection("synth2" if auto else "synth", "voices", "synth_out", "audio", line))
     return decl
+
+
+def separation_settings(model: str, section_cents: float | None = None,
+                        synth_noise: float | None = None) -> dict[str, float]:
+    """The separation settings for ``model`` (a folder or ``sfgraph:`` path): its model.json's
+    ``separation`` (``sfgraph.model.checkpoint.separation_settings``), with the values given
+    here (not None) in their place."""
+    from sfgraph.model.checkpoint import separation_settings as model_settings
+    from sfgraph.resources import resolve_path
+
+    settings = model_settings(resolve_path(model))
+    given = {"section_cents": section_cents, "synth_noise": synth_noise}
+    return {**settings, **{name: value for name, value in given.items() if value is not None}}
 
 
 def run_separate(args) -> int:
@@ -76,7 +98,7 @@ def run_separate(args) -> int:
     decl = separate_graph(args.mix, args.f0, model=args.model,
                           ranges=[r.strip() for r in args.ranges.split(",")] if args.ranges else None,
                           synth=args.synth, power=args.power, n_fft=args.n_fft, mask_fit=args.mask_fit,
-                          device=args.device)
+                          device=args.device, section_cents=args.section_cents, synth_noise=args.synth_noise)
     graph = build_graph(decl, output_dir=output)
     if args.adapt is not None:
         adapt_to_recording(graph, args)
@@ -109,7 +131,9 @@ def adapt_to_recording(graph, args) -> None:
         raise CliError(f"--adapt: {args.mix}: {exc}") from None
     folder = Path(args.output) / "model"
     save_adapted_model(folder, model, result, options, recording=str(Path(args.mix).resolve()),
-                       start_model=graph.nodes["net"].p.model)
+                       start_model=graph.nodes["net"].p.model,
+                       separation=separation_settings(graph.nodes["net"].p.model, args.section_cents,
+                                                      args.synth_noise))
     change = (f"held-back loss {result.initial_loss:.3f} -> {result.best_loss:.3f} (step {result.best_step})"
               if result.best_step else
               f"no step beat the starting model on the held-back part (loss {result.initial_loss:.3f}): kept it")
@@ -140,6 +164,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--mask-fit", type=float, default=2.0, metavar="SECONDS",
                    help="fit the voices to the mixture before masking, with this memory in seconds "
                         "(default 2; 0: masks straight from the synthesized voices)")
+    p.add_argument("--section-cents", type=float, metavar="CENTS",
+                   help="widen the synthesized voices' partials by this many cents before masking, like a choir "
+                        "section's (default: the model's setting, else 0; see README, 'Choir sections')")
+    p.add_argument("--synth-noise", type=float, metavar="SCALE",
+                   help="scale of the synthesized voices' noise part that shapes the masks: 1 as the model made "
+                        "it, 0 the harmonic part alone (default: the model's setting, else 1)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     p.add_argument("--adapt", type=float, metavar="MINUTES",
                    help="first fine-tune the model on this recording itself (its mixture and F0s, no stems) for at "

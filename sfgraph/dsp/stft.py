@@ -17,13 +17,16 @@ so the latency is ``synthesis - hop``. The whole-signal and streaming versions g
 the same output, the streaming one shifted by its latency.
 
 Masks come straight from the voice estimates (``ratio_masks``) or, with a
-``MixtureFit``, from the voices first corrected by the mixture (``sfgraph.dsp.mask_fit``).
+``MixtureFit``, from the voices first corrected by the mixture (``sfgraph.dsp.mask_fit``);
+``section_cents`` > 0 first widens each voice estimate's partials like a choir section's
+(``sfgraph.dsp.section_width``).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from sfgraph.dsp.mask_fit import MixtureFit, StreamingMixtureFit, fit_masks
+from sfgraph.dsp.section_width import SectionWidth
 
 
 def hann(n: int) -> np.ndarray:
@@ -108,21 +111,24 @@ def ratio_masks(voice_spectra: np.ndarray, power: float = 1.0, eps: float = 1e-8
 
 def mask_separate(mix: np.ndarray, voices: np.ndarray, n_fft: int = 2048, hop: int = 256,
                   power: float = 1.0, synthesis: int | None = None, fit: MixtureFit | None = None,
-                  sample_rate: float | None = None) -> np.ndarray:
+                  sample_rate: float | None = None, section_cents: float = 0.0) -> np.ndarray:
     """Separate ``mix`` (samples,) with masks from estimated ``voices`` (V, samples).
 
     Returns (V, samples) float32: voice j is the mixture's STFT times
     |S_j|^p / Σ_k |S_k|^p, inverted. With the true stems as ``voices`` this is the
     oracle ratio mask. ``synthesis``: see ``window_pair``. ``fit``: first correct the
     voices by the mixture (``sfgraph.dsp.mask_fit``; needs ``sample_rate`` in Hz).
+    ``section_cents``: first widen each voice's partials by that many cents
+    (``sfgraph.dsp.section_width``; 0: as they are).
     """
     analysis, synthesis_window = window_pair(n_fft, hop, synthesis)
     mix_spec = stft(np.asarray(mix, dtype=np.float64), n_fft, hop, window=analysis)
-    voice_spec = stft(np.asarray(voices, dtype=np.float64), n_fft, hop, window=analysis)
+    voice_mag = SectionWidth(n_fft, section_cents).widen(
+        np.abs(stft(np.asarray(voices, dtype=np.float64), n_fft, hop, window=analysis)))
     if fit is None:
-        masks = ratio_masks(voice_spec, power)
+        masks = ratio_masks(voice_mag, power)
     else:
-        masks = fit_masks(np.abs(mix_spec), np.abs(voice_spec), n_fft, hop, _fit_rate(sample_rate), fit, power)
+        masks = fit_masks(np.abs(mix_spec), voice_mag, n_fft, hop, _fit_rate(sample_rate), fit, power)
     return istft(masks * mix_spec[None], n_fft, hop, mix.shape[-1], window=synthesis_window).astype(np.float32)
 
 
@@ -147,8 +153,10 @@ class StreamingMaskSeparator:
     """
 
     def __init__(self, n_voices: int, n_fft: int = 2048, hop: int = 256, power: float = 1.0,
-                 synthesis: int | None = None, fit: MixtureFit | None = None, sample_rate: float | None = None):
+                 synthesis: int | None = None, fit: MixtureFit | None = None, sample_rate: float | None = None,
+                 section_cents: float = 0.0):
         self.n_voices, self.n_fft, self.hop, self.power = n_voices, n_fft, hop, power
+        self.width = SectionWidth(n_fft, section_cents)
         self.fit = None if fit is None else StreamingMixtureFit(n_voices, n_fft, hop, _fit_rate(sample_rate), fit)
         self.span = n_fft if synthesis is None else synthesis  # samples each frame writes, at its end
         self.latency = self.span - hop
@@ -182,10 +190,11 @@ class StreamingMaskSeparator:
         # frame t: samples [t*hop, t*hop + n_fft) of the history and the block, as a view
         segments = np.lib.stride_tricks.sliding_window_view(signals, self.n_fft, axis=-1)[:, ::self.hop]
         spectra = fft.rfft(segments * self.analysis, axis=-1)
+        voice_mag = self.width.widen(np.abs(spectra[1:]))
         if self.fit is None:
-            masks = ratio_masks(spectra[1:], self.power)
+            masks = ratio_masks(voice_mag, self.power)
         else:
-            masks = self.fit.masks(np.abs(spectra[0]), np.abs(spectra[1:]), self.power)
+            masks = self.fit.masks(np.abs(spectra[0]), voice_mag, self.power)
         pieces = fft.irfft(masks.astype(np.float32) * spectra[0], n=self.n_fft, axis=-1)
         pieces = pieces[..., self.n_fft - self.span:] * self.synthesis
         out = np.empty((self.n_voices, self.latency + n), np.float32)

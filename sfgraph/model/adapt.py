@@ -162,11 +162,12 @@ def adapt(network: ParamNet, mix: np.ndarray, f0: np.ndarray, options: AdaptOpti
 
 
 def save_adapted_model(folder: Path, model: ParamNet, result: AdaptResult, options: AdaptOptions,
-                       recording: str, start_model: str) -> None:
+                       recording: str, start_model: str, separation: dict | None = None) -> None:
     """Write ``model`` as a model folder at ``folder``, all at once: it is written beside
     it under a hidden name and renamed into place, so ``folder`` holds the old model or the
-    new, whole. ``model.json`` records the recording, the starting model and the run."""
+    new, whole. ``model.json`` records the recording, the starting model and the run, and
+    keeps the starting model's ``separation`` settings."""
     with staged_folder(folder) as staging:
         save_model(staging, model, {"adapted": {"recording": recording, "start_model": start_model,
                                                 "minutes": options.minutes, **asdict(result),
-                                                "options": asdict(options)}})
+                                                "options": asdict(options)}}, separation)

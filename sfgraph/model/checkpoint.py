@@ -1,7 +1,8 @@
 """Model folders: weights, configuration and voice names, written atomically.
 
 A model folder holds ``model.json`` (format version, network config, voices,
-training config) and ``weights.pt`` (the best weights); training adds
+training config, and optionally the separation settings the model is meant to be used
+with, ``separation``) and ``weights.pt`` (the best weights); training adds
 ``checkpoint.pt`` (everything needed to resume), ``log.csv`` and ``loss_curve.png``.
 """
 from __future__ import annotations
@@ -26,13 +27,39 @@ if TYPE_CHECKING:  # torch is imported by the functions that need it: separating
 
 FORMAT_VERSION = 1
 
+# model.json's "separation": settings a model is meant to separate with, which
+# `sfgraph separate` uses unless told otherwise, with their ranges: the mask's section
+# width (cents, the mask node's section_cents) and the scale of the synthesized voices'
+# noise part (sf_synth's noise)
+SEPARATION_SETTINGS = {"section_cents": (0.0, 100.0), "synth_noise": (0.0, 1.0)}
 
-def save_model(folder: Path, network: ParamNet, training: dict | None = None) -> None:
+
+def save_model(folder: Path, network: ParamNet, training: dict | None = None,
+               separation: dict | None = None) -> None:
     folder = Path(folder)
     write_torch(folder / "weights.pt", network.state_dict())
     description = {"format_version": FORMAT_VERSION, "network": network.config.to_dict(),
                    "voices": list(network.config.voices), "training": training or {}}
+    if separation:
+        description["separation"] = dict(separation)
     write_bytes(folder / "model.json", json.dumps(description, indent=2).encode())
+
+
+def separation_settings(folder: Path) -> dict[str, float]:
+    """The separation settings model.json recommends (``SEPARATION_SETTINGS``; none: {}),
+    checked: ModelError names the file and the setting for an unknown name or a bad value."""
+    description = read_model_config(folder)[1]
+    settings = description.get("separation", {})
+    path = Path(folder) / "model.json"
+    if not isinstance(settings, dict):
+        raise ModelError(f"{path}: 'separation' must map setting names to numbers, got {settings!r}")
+    for name, value in settings.items():
+        if name not in SEPARATION_SETTINGS:
+            raise ModelError(f"{path}: unknown separation setting {name!r} (known: {', '.join(SEPARATION_SETTINGS)})")
+        low, high = SEPARATION_SETTINGS[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ModelError(f"{path}: separation setting {name} = {value!r}: give a number from {low:g} to {high:g}")
+    return {name: float(value) for name, value in settings.items()}
 
 
 def read_model_config(folder: Path) -> tuple[NetworkConfig, dict]:
