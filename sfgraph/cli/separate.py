@@ -76,12 +76,18 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
 def separation_settings(model: str, section_cents: float | None = None,
                         synth_noise: float | None = None) -> dict[str, float]:
     """The separation settings for ``model`` (a folder or ``sfgraph:`` path): its model.json's
-    ``separation`` (``sfgraph.model.checkpoint.separation_settings``), with the values given
-    here (not None) in their place."""
+    ``separation`` (``sfgraph.model.checkpoint.separation_settings``; a bad one raises
+    ModelError), with the values given here (not None) in their place."""
+    from sfgraph.model.checkpoint import ModelError, read_model_config
     from sfgraph.model.checkpoint import separation_settings as model_settings
     from sfgraph.resources import resolve_path
 
-    settings = model_settings(resolve_path(model))
+    folder = resolve_path(model)
+    try:
+        description = read_model_config(folder)[1]
+    except ModelError:  # no model there: param_net says so when the graph is built
+        description = {}
+    settings = model_settings(folder, description)
     given = {"section_cents": section_cents, "synth_noise": synth_noise}
     return {**settings, **{name: value for name, value in given.items() if value is not None}}
 

@@ -45,10 +45,11 @@ def save_model(folder: Path, network: ParamNet, training: dict | None = None,
     write_bytes(folder / "model.json", json.dumps(description, indent=2).encode())
 
 
-def separation_settings(folder: Path) -> dict[str, float]:
-    """The separation settings model.json recommends (``SEPARATION_SETTINGS``; none: {}),
-    checked: ModelError names the file and the setting for an unknown name or a bad value."""
-    description = read_model_config(folder)[1]
+def separation_settings(folder: Path, description: dict | None = None) -> dict[str, float]:
+    """The separation settings a model folder's model.json recommends (``SEPARATION_SETTINGS``;
+    none: {}), checked: ModelError names the file and the setting for an unknown name or a
+    bad value. ``description``: model.json as ``read_model_config`` gave it (None: read it)."""
+    description = read_model_config(folder)[1] if description is None else description
     settings = description.get("separation", {})
     path = Path(folder) / "model.json"
     if not isinstance(settings, dict):
