@@ -201,7 +201,7 @@ def test_sf_synth_renders_with_the_voice_settings_of_the_param_nets_model(graph_
 
 def test_sf_synth_noise_scales_the_voices_noise_part(graph_file, tmp_path):
     """``noise: 0`` renders the harmonic part alone: the whole-signal synthesis of the
-    bundled model's controls with every noise gain at zero; 0.5 lies between."""
+    bundled model's controls with every noise gain at zero; 0.5 adds half the noise."""
     import torch
 
     from sfgraph.dsp.voice_numba import synthesize_voices_numba
@@ -228,9 +228,10 @@ def test_sf_synth_noise_scales_the_voices_noise_part(graph_file, tmp_path):
     harmonic = synthesize_voices_numba(f0, controls._replace(noise_gain=0 * controls.noise_gain),
                                        config=network.config.voice)
     end = (frames - 1) * 256
-    np.testing.assert_allclose(rendered[0.0][:, :end], harmonic[:, :end], atol=1e-5)
-    noise_part = [np.abs(rendered[scale][:, :end] - harmonic[:, :end]).mean() for scale in (0.5, 1.0)]
-    assert 0 < noise_part[0] < noise_part[1], noise_part
+    # param_net runs the torch-free network on the CPU: its controls match torch's to ~1e-5
+    np.testing.assert_allclose(rendered[0.0][:, :end], harmonic[:, :end], atol=1e-4)
+    residual, half, whole = (np.abs(rendered[scale][:, :end] - harmonic[:, :end]).mean() for scale in (0.0, 0.5, 1.0))
+    assert whole > 50 * residual and half == pytest.approx(whole / 2, rel=0.1), (residual, half, whole)
 
 
 def test_separation_nodes_refuse_what_they_cannot_render(tmp_path):
