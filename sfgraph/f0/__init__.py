@@ -7,12 +7,14 @@
 - ``midi_live``: notes played on a live MIDI input → F0 per voice.
 - ``multif0``: every voice's F0 from the mixture alone (salience network + voice tracker);
   ``multif0_train`` trains its network (supervised, on generated data).
+- ``refine``: F0 tracks refined against each voice's own audio (a first separation): the
+  pitch its partials' peaks show.
 - ``recording``: reads the recordings the trackers take (one file, or a file per voice).
 - ``plot``: draws F0 tracks over a recording's spectrogram.
 
 Their scores are in ``sfgraph.evaluation.f0_scoring``, the commands in ``sfgraph.cli.f0``.
 
-The nodes ``f0_crepe``, ``f0_score``, ``f0_multi`` and ``f0_midi`` (``nodes/f0.py``) wrap these.
+The nodes ``f0_crepe``, ``f0_score``, ``f0_multi``, ``f0_midi`` and ``f0_refine`` (``nodes/f0.py``) wrap these.
 """
 
 MULTIF0_MODEL = "sfgraph:models/multif0"  # the bundled multi-F0 salience model
