@@ -151,7 +151,10 @@ def test_ctrl_c_during_adaptation_leaves_no_outputs_and_no_model(short_recording
     process = subprocess.Popen(
         [sys.executable, "-m", "sfgraph", "separate", str(short_recording / "mix.wav"), "--f0",
          str(short_recording / "f0"), "--adapt", "5", "-o", str(out)],
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # as at a terminal: a shell's background job (`make test &`) starts with SIGINT ignored,
+        # and Python then installs no KeyboardInterrupt handler
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = ""
     deadline = time.monotonic() + 120
     while "steps 1," not in seen and time.monotonic() < deadline:  # a training step has run
