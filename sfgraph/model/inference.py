@@ -26,6 +26,7 @@ from sfgraph.model.network_config import (
     SPREAD_FLOOR_CENTS,
     SPREAD_RANGE_CENTS,
     NetworkConfig,
+    leading_silent_frames,
 )
 from sfgraph.threads import numpy_blas_threads
 
@@ -169,8 +170,7 @@ class InferenceParamNet:
             features, f0 = self.log_magnitude_frames(padded, frames), f0[:, :frames]
             parts = []
             if not self.heard:
-                heard = (features > np.float32(math.log(MAGNITUDE_FLOOR))).any(-1) | (f0 > 0).any(0)
-                silent = int(heard.argmax()) if heard.any() else frames
+                silent = leading_silent_frames(features, f0)
                 if silent:
                     self.encoder_state[:], self.decoder_states[:] = 0.0, 0.0
                     hush = self.frame_controls(features[:1], f0[:, :1])

@@ -22,6 +22,7 @@ from sfgraph.model.network_config import (
     SPREAD_FLOOR_CENTS,
     SPREAD_RANGE_CENTS,
     NetworkConfig,
+    leading_silent_frames,
 )
 
 
@@ -200,8 +201,7 @@ class StreamingParamNet:
         parts = []
         if not self.heard:
             frames = features.shape[1]
-            heard = (features[0] > math.log(MAGNITUDE_FLOOR)).any(-1) | (f0_frames[0, :, :frames] > 0).any(0)
-            silent = int(heard.int().argmax()) if bool(heard.any()) else frames
+            silent = leading_silent_frames(features[0], f0_frames[0])
             if silent:
                 hush, after_hush = self.network.forward_features(features[:, :1], f0_frames[:, :, :1])
                 # where the sound alone would start from: a causal network's stream opens with a silent frame

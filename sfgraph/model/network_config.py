@@ -2,6 +2,8 @@
 (apart from ``sfgraph.model.network``, so that reading it needs no torch)."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, field
 
 from sfgraph.dsp.voice_config import VoiceConfig
@@ -38,6 +40,16 @@ class NetworkConfig:
 
 
 MAGNITUDE_FLOOR = 1e-5  # added before the log of the mixture's features: a silent frame is log(MAGNITUDE_FLOOR) in every bin
+
+
+def leading_silent_frames(features, f0_hz) -> int:
+    """How many frames open in silence: the mixture's window all zeros (``features`` (frames,
+    bins), log magnitudes) and every voice unvoiced (``f0_hz`` (V, ≥ frames)). numpy arrays
+    or torch tensors, for both streaming networks (``StreamingParamNet``, ``InferenceParamNet``)."""
+    frames = features.shape[0]
+    # a Python float against float32 features compares in float32 (numpy 2, torch), as they were computed
+    heard = ((features > math.log(MAGNITUDE_FLOOR)).any(-1) | (f0_hz[:, :frames] > 0).any(0)).tolist()
+    return heard.index(True) if True in heard else frames
 
 # Smallest LSF increment the network gives: with the sigmoid's ceiling of one more, a spread
 # of at most ~100:1, since crowded LSFs make float filters unstable (see VoiceConfig.min_lsf_gap).
