@@ -22,3 +22,14 @@ def read_wav(path: Path) -> tuple[np.ndarray, float]:
     """(channels, samples) float32 and the sample rate in Hz."""
     with AudioFile(str(path)) as f:
         return f.read(f.frames), f.samplerate
+
+
+def harmonic_tone(hz: float, seconds: float, partials: int, level: float, rate: int = 16000) -> np.ndarray:
+    """A steady tone of ``partials`` harmonics, the k-th at ``level / k``, float32 at ``rate``."""
+    t = np.arange(int(seconds * rate)) / rate
+    return sum(level / k * np.sin(2 * np.pi * k * hz * t) for k in range(1, partials + 1)).astype(np.float32)
+
+
+def cents(estimate, truth) -> np.ndarray:
+    """How far ``estimate`` Hz lies above ``truth`` Hz, in cents."""
+    return 1200 * np.log2(np.asarray(estimate) / truth)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import FIXTURES, write_wav
+from helpers import FIXTURES, harmonic_tone, write_wav
 from sfgraph.data.layout import load_dataset
 from sfgraph.f0.crepe import CrepeTracker, FixedLagViterbi, TrackerOptions, hz_to_cents, track_f0
 from sfgraph.graph.build import build_graph
@@ -18,9 +18,8 @@ from sfgraph.graph.declaration import load_graph_decl
 RATE = 16000
 
 
-def harmonic_tone(hz: float, seconds: float, partials: int = 5) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return sum(0.3 / k * np.sin(2 * np.pi * k * hz * t) for k in range(1, partials + 1)).astype(np.float32)
+def tone(hz: float, seconds: float) -> np.ndarray:
+    return harmonic_tone(hz, seconds, partials=5, level=0.3)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ def test_torchcrepe_imports_beside_a_broken_torchaudio(tmp_path):
 
 @pytest.mark.parametrize("decoder", ["viterbi", "weighted_argmax", "argmax"])
 def test_known_tones_are_tracked_within_10_cents_and_silence_is_unvoiced(decoder):
-    audio = np.stack([harmonic_tone(220.0, 1.0), harmonic_tone(523.25, 1.0), np.zeros(RATE, np.float32)])
+    audio = np.stack([tone(220.0, 1.0), tone(523.25, 1.0), np.zeros(RATE, np.float32)])
     track = track_f0(audio, TrackerOptions(decoder=decoder))
     assert track.f0_hz.shape == (3, 1 + RATE // 256) == track.confidence.shape
     steady = slice(4, -4)  # frames whose window lies inside the tone
@@ -70,7 +69,7 @@ def test_known_tones_are_tracked_within_10_cents_and_silence_is_unvoiced(decoder
 
 
 def test_tracker_gives_the_same_frames_whatever_the_blocks():
-    audio = np.stack([harmonic_tone(196.0, 0.6), harmonic_tone(330.0, 0.6)])
+    audio = np.stack([tone(196.0, 0.6), tone(330.0, 0.6)])
     audio[1, 4000:6000] = 0.0  # a rest in one voice
     whole = track_f0(audio)
     tracker = CrepeTracker(2)

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import FIXTURES
+from helpers import FIXTURES, cents, harmonic_tone
 from sfgraph.data.layout import DEFAULT_VOICES, frame_times, load_dataset, read_f0_csv
 from sfgraph.f0 import MULTIF0_MODEL
 from sfgraph.evaluation.f0_scoring import score_item
@@ -33,17 +33,12 @@ RATE = 16000
 MODEL = resolve_resource(MULTIF0_MODEL)
 
 
-def harmonic_tone(hz: float, seconds: float, partials: int = 8) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return sum(0.2 / k * np.sin(2 * np.pi * k * hz * t) for k in range(1, partials + 1)).astype(np.float32)
-
-
-def cents(estimate: np.ndarray, truth: float) -> np.ndarray:
-    return 1200 * np.log2(estimate / truth)
+def tone(hz: float, seconds: float) -> np.ndarray:
+    return harmonic_tone(hz, seconds, partials=8, level=0.2)
 
 
 def test_harmonic_spectrum_stacks_a_tones_partials_on_its_bin():
-    features = HarmonicSpectrum().push(np.concatenate([harmonic_tone(220.0, 1.0), np.zeros(2048)]))
+    features = HarmonicSpectrum().push(np.concatenate([tone(220.0, 1.0), np.zeros(2048)]))
     frame = features[30]  # (harmonics, bins) dB, well inside the tone
     tone_bin = int(round(hz_to_bin(220.0)))
     for h, harmonic in enumerate(HARMONICS):
@@ -111,7 +106,7 @@ def test_voice_tracker_decides_at_once_with_no_lag():
 def test_a_known_tone_is_tracked_within_10_cents_and_silence_is_silent():
     options = MultiF0Options(model=MODEL, voices=("lead",), ranges=parse_ranges("C3-C5"))
     for hz in (196.0, 261.63, 440.0):
-        f0 = estimate_f0(harmonic_tone(hz, 1.5), options)[0]
+        f0 = estimate_f0(tone(hz, 1.5), options)[0]
         middle = f0[15:-15]
         assert (middle > 0).all(), hz
         assert np.median(np.abs(cents(middle, hz))) < 10, (hz, np.median(cents(middle, hz)))

@@ -5,24 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import FIXTURES, read_wav
+from helpers import FIXTURES, cents, harmonic_tone, read_wav
 from sfgraph.data.layout import load_dataset, write_f0_csv
 from sfgraph.f0.refine import F0Refiner, RefineOptions, refine_f0
-from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE, frame_times
+from sfgraph.grid import HOP_LENGTH, frame_times
 
 
-def cents(a, b):
-    return 1200 * np.log2(a / b)
-
-
-def harmonic_tone(f0_hz: float, seconds: float = 1.0, partials: int = 10) -> np.ndarray:
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    return sum(np.sin(2 * np.pi * h * f0_hz * t) / h for h in range(1, partials + 1)).astype(np.float32)
+def tone(hz: float, seconds: float = 1.0) -> np.ndarray:
+    return harmonic_tone(hz, seconds, partials=10, level=1.0)
 
 
 def test_a_detuned_f0_is_moved_to_the_partials_and_silence_stays_silent():
     true_hz = [220.0, 311.0]
-    audio = np.stack([harmonic_tone(hz) for hz in true_hz])
+    audio = np.stack([tone(hz) for hz in true_hz])
     frames = 1 + audio.shape[1] // HOP_LENGTH
     given = np.stack([np.full(frames, 220.0 * 2 ** (30 / 1200)), np.full(frames, 311.0 * 2 ** (-45 / 1200))])
     given[1, 20:30] = 0.0
@@ -36,7 +31,7 @@ def test_a_detuned_f0_is_moved_to_the_partials_and_silence_stays_silent():
 
 
 def test_a_partial_beyond_the_reach_is_not_followed():
-    audio = harmonic_tone(220.0)[None]
+    audio = tone(220.0)[None]
     frames = 1 + audio.shape[1] // HOP_LENGTH
     given = np.full((1, frames), 220.0 * 2 ** (150 / 1200))
     refined = refine_f0(audio, given, RefineOptions(reach_cents=50.0))
@@ -45,7 +40,7 @@ def test_a_partial_beyond_the_reach_is_not_followed():
 
 def test_streaming_equals_whole_however_audio_and_f0_are_split():
     rng = np.random.default_rng(3)
-    audio = np.stack([harmonic_tone(196.0, 0.8), harmonic_tone(262.0, 0.8)]) + 0.01 * rng.standard_normal((2, 12800))
+    audio = np.stack([tone(196.0, 0.8), tone(262.0, 0.8)]) + 0.01 * rng.standard_normal((2, 12800))
     frames = 1 + audio.shape[1] // HOP_LENGTH
     given = np.stack([np.full(frames, 200.0), np.full(frames, 258.0)])
     whole = refine_f0(audio, given)
