@@ -12,7 +12,7 @@ symmetric / antisymmetric polynomials
 then minimum phase, so ``1 / A(z)`` is stable by construction.
 
 Two flavours of the same maths live here: Numba kernels (used by the streaming
-synthesizer, and by the torch flavour's impulse responses) and a numpy stability check;
+synthesizer, and by the torch flavour's all-pole filter) and a numpy stability check;
 the differentiable, batched torch flavour is ``sfgraph.dsp.lsf_torch`` (apart, so that
 the synthesizer runs without importing torch).
 All LPC arrays have ``lpc[..., 0] == 1`` and the filter is
@@ -27,39 +27,57 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, nogil=True)
-def all_pole_response_kernel(lpc: np.ndarray, response_out: np.ndarray) -> None:
-    """``h[n] = delta[n] - sum_{i=1}^{p} lpc[i] h[n - i]`` for every column of ``lpc`` ``(p + 1, rows)``
-    into ``response_out`` ``(length, rows)``, float64 (rows innermost, so the loops vectorise)."""
-    order = lpc.shape[0] - 1
-    length, n_rows = response_out.shape
-    response_out[0] = 1.0
-    for n in range(1, length):
-        response_out[n] = 0.0
-        for i in range(1, min(n, order) + 1):
-            for row in range(n_rows):
-                response_out[n, row] -= lpc[i, row] * response_out[n - i, row]
+# Columns filtered together by the all-pole kernels: the last lpc_order + 1 samples of a
+# block stay in the cache while the recursion runs, where whole rows of a training batch's
+# 8000 frames (64 kB each) would not.
+FILTER_BLOCK_COLUMNS = 256
 
 
 @njit(cache=True, nogil=True)
-def all_pole_response_grad_kernel(lpc: np.ndarray, response: np.ndarray, grad_response: np.ndarray,
-                                  grad_lpc_out: np.ndarray) -> None:
-    """Gradient of ``all_pole_response_kernel``'s output with respect to ``lpc`` (same layouts;
-    the maths in ``lsf_torch._AllPoleImpulseResponse``)."""
+def all_pole_filter_kernel(lpc: np.ndarray, signal: np.ndarray, filtered_out: np.ndarray) -> None:
+    """``y[n] = x[n] - sum_{i=1}^{p} lpc[i] y[n - i]`` from zero state, for every column of
+    ``signal`` ``(length, columns)`` with its own coefficients ``lpc`` ``(p + 1, columns)``, into
+    ``filtered_out`` ``(length, columns)``; float64 (columns innermost, so the loops vectorise)."""
     order = lpc.shape[0] - 1
-    length, n_rows = response.shape
-    future = np.zeros((length + order, n_rows))
-    for m in range(length - 1, -1, -1):
-        future[m] = grad_response[m]
-        for j in range(1, order + 1):
-            for row in range(n_rows):
-                future[m, row] -= future[m + j, row] * lpc[j, row]
-    grad_lpc_out[0] = 0.0
-    for lag in range(1, order + 1):
-        grad_lpc_out[lag] = 0.0
-        for k in range(length - lag):
-            for row in range(n_rows):
-                grad_lpc_out[lag, row] -= response[k, row] * future[k + lag, row]
+    length, n_columns = signal.shape
+    total = np.empty(FILTER_BLOCK_COLUMNS)
+    for first in range(0, n_columns, FILTER_BLOCK_COLUMNS):
+        width = min(FILTER_BLOCK_COLUMNS, n_columns - first)
+        block = slice(first, first + width)
+        for n in range(length):
+            total[:width] = signal[n, block]
+            for i in range(1, min(n, order) + 1):
+                past, taps = filtered_out[n - i, block], lpc[i, block]
+                for column in range(width):
+                    total[column] -= taps[column] * past[column]
+            filtered_out[n, block] = total[:width]
+
+
+@njit(cache=True, nogil=True)
+def all_pole_filter_grad_kernel(lpc: np.ndarray, filtered: np.ndarray, grad_filtered: np.ndarray,
+                                grad_signal_out: np.ndarray, grad_lpc_out: np.ndarray) -> None:
+    """Gradients of ``all_pole_filter_kernel``'s output (``filtered``, same layouts) with respect
+    to its signal and ``lpc``, given ``grad_filtered``; the maths in ``lsf_torch._AllPoleFilter``."""
+    order = lpc.shape[0] - 1
+    length, n_columns = filtered.shape
+    total = np.empty(FILTER_BLOCK_COLUMNS)
+    grad_lpc_out[:] = 0.0
+    for first in range(0, n_columns, FILTER_BLOCK_COLUMNS):
+        width = min(FILTER_BLOCK_COLUMNS, n_columns - first)
+        block = slice(first, first + width)
+        for m in range(length - 1, -1, -1):  # the transposed recursion, from the end
+            total[:width] = grad_filtered[m, block]
+            for j in range(1, min(order, length - 1 - m) + 1):
+                future, taps = grad_signal_out[m + j, block], lpc[j, block]
+                for column in range(width):
+                    total[column] -= taps[column] * future[column]
+            grad_signal_out[m, block] = total[:width]
+        for k in range(length):
+            output = filtered[k, block]
+            for lag in range(1, min(order, length - 1 - k) + 1):
+                future, grad_taps = grad_signal_out[k + lag, block], grad_lpc_out[lag, block]
+                for column in range(width):
+                    grad_taps[column] -= output[column] * future[column]
 
 
 @njit(cache=True)

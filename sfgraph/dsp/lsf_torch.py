@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sfgraph.dsp.lsf import all_pole_response_grad_kernel, all_pole_response_kernel
+from sfgraph.dsp.lsf import all_pole_filter_grad_kernel, all_pole_filter_kernel
 
 
 def lsf_from_increments(increments: torch.Tensor, min_gap: float = 0.0) -> torch.Tensor:
@@ -64,78 +64,130 @@ def truncated_convolution(x: torch.Tensor, y: torch.Tensor, n_out: int) -> torch
     x = x[..., :n_out]
     y = y[..., :n_out]
     fft_len = 1 << (x.shape[-1] + y.shape[-1] - 2).bit_length()
-    spectrum = torch.fft.rfft(x, n=fft_len) * torch.fft.rfft(y, n=fft_len)
+    spectrum = real_fft(x, fft_len) * real_fft(y, fft_len)
     return torch.fft.irfft(spectrum, n=fft_len)[..., :n_out]
 
 
-class _AllPoleImpulseResponse(torch.autograd.Function):
-    """Impulse response of ``1 / A(z)`` by the direct recursion, with analytic backward.
+def real_fft(x: torch.Tensor, n: int) -> torch.Tensor:
+    """``torch.fft.rfft(x, n)`` along the last dim, ``x`` zero-padded to ``n`` samples, with a
+    backward pass half as costly (``_RealFFT``); no gradient is tracked for an ``x`` that needs none."""
+    return _RealFFT.apply(x, n) if x.requires_grad else torch.fft.rfft(x, n=n)
 
-    The recursion is the numerically robust way to get the response of sharp
-    resonances (block or FFT shortcuts lose many digits to cancellation there).
-    Forward runs it without building an autograd graph.  Backward
-    uses ``d h[n] / d a_i = -(h * h)[n - i]`` (``*``: convolution):
-    ``grad a_i = -sum_k h[k] r[k + i]`` with ``r[m] = sum_n grad[n] h[n - m]``,
-    and ``r`` is the transposed (time-reversed) recursion of the same filter.
-    On the CPU both recursions run as Numba loops (a step of the vectorised torch
-    recursion costs more in dispatch than in arithmetic: 8000 rows of a training
-    batch took 0.2 s forward and 0.9 s backward that way, issue 16); on other devices
-    the rows advance together, one torch op per sample.
+
+class _RealFFT(torch.autograd.Function):
+    """``rfft`` whose backward is one inverse real FFT: torch's own differentiates it by a
+    complex FFT of the full length, which took a fifth of a CPU training step (issue 16).
+
+    For ``X_k = sum_m x_m e^{-2 pi i k m / n}``, ``k = 0..n/2``, the gradient is
+    ``grad x_m = Re sum_k g_k e^{2 pi i k m / n}``, which is ``n * irfft(G)`` with ``G``
+    equal to ``g`` at the bins ``irfft`` counts once (0 and, for even ``n``, n/2) and
+    ``g / 2`` at those it counts twice (their conjugate mirror images)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, n: int) -> torch.Tensor:
+        ctx.n, ctx.length = n, x.shape[-1]
+        return torch.fft.rfft(x, n=n)
+
+    @staticmethod
+    def backward(ctx, grad_spectrum: torch.Tensor):
+        n = ctx.n
+        mirrored = grad_spectrum.clone()
+        mirrored[..., 1:(n + 1) // 2] *= 0.5
+        return n * torch.fft.irfft(mirrored, n=n)[..., :ctx.length], None
+
+
+class _AllPoleFilter(torch.autograd.Function):
+    """``y = x / A(z)`` from zero state by the direct recursion, with analytic backward.
+
+    The recursion is the numerically robust way to filter by sharp resonances (block or
+    FFT shortcuts lose many digits to cancellation there); it runs in float64 without
+    building an autograd graph. Backward: ``grad x = u``, the transposed (time-reversed)
+    recursion of the same filter on the output's gradient ``g``,
+    ``u[m] = g[m] - sum_j a_j u[m + j]``, and, from ``d y[n] / d a_i = -(y / A)[n - i]``,
+    ``grad a_i = -sum_k y[k] u[k + i]``. On the CPU both recursions run as Numba loops (a
+    step of the vectorised torch recursion costs more in dispatch than in arithmetic: 8000
+    rows of a training batch took 0.2 s forward and 0.9 s backward that way, issue 16); on
+    other devices the rows advance together, one torch op per sample.
     """
 
     @staticmethod
-    def forward(ctx, lpc: torch.Tensor, length: int) -> torch.Tensor:
-        order = lpc.shape[-1] - 1
-        rows = lpc.reshape(-1, order + 1)
-        if rows.device.type == "cpu":
-            response = torch.empty(length, rows.shape[0], dtype=torch.float64)
-            all_pole_response_kernel(_columns(rows), response.numpy())
-            response = response.T.to(rows.dtype).contiguous()
-        else:
-            taps_oldest_first = rows[:, 1:].flip(-1)
-            history = rows.new_zeros(rows.shape[0], order + length)
-            history[:, order] = 1.0
-            for n in range(1, length):
-                history[:, order + n] = -torch.linalg.vecdot(history[:, n : n + order], taps_oldest_first)
-            response = history[:, order:].contiguous()
-        ctx.save_for_backward(rows, response)
-        return response.reshape(*lpc.shape[:-1], length)
+    def forward(ctx, lpc: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
+        ctx.signal_dtype = signal.dtype
+        if signal.device.type == "cpu":
+            lpc_columns, signal_columns = _columns(lpc), _columns(signal)
+            filtered = torch.empty(signal_columns.shape, dtype=torch.float64)
+            all_pole_filter_kernel(lpc_columns, signal_columns, filtered.numpy())
+            ctx.save_for_backward(lpc, filtered)
+            return _from_columns(filtered, signal.shape, signal.dtype)
+        rows = lpc.reshape(-1, lpc.shape[-1])
+        filtered = _all_pole_filter_rows(rows, signal.reshape(rows.shape[0], -1).to(torch.float64))
+        ctx.save_for_backward(lpc, filtered)
+        return filtered.to(signal.dtype).reshape(signal.shape)
 
     @staticmethod
-    def backward(ctx, grad_response: torch.Tensor):
-        rows, response = ctx.saved_tensors
-        order = rows.shape[-1] - 1
-        length = response.shape[-1]
-        grad_rows = grad_response.reshape(-1, length)
-        if rows.device.type == "cpu":
-            grad_lpc = torch.empty(order + 1, rows.shape[0], dtype=torch.float64)
-            all_pole_response_grad_kernel(_columns(rows), _columns(response), _columns(grad_rows), grad_lpc.numpy())
-            grad_lpc = grad_lpc.T.to(rows.dtype)
-        else:
-            taps = rows[:, 1:]
-            # future[:, m] = r[m] for m < length, zero beyond (truncation of the response).
-            future = rows.new_zeros(rows.shape[0], length + order)
-            for m in range(length - 1, -1, -1):
-                future[:, m] = grad_rows[:, m] - torch.linalg.vecdot(future[:, m + 1 : m + 1 + order], taps)
-            grad_lpc = torch.zeros_like(rows)
-            for lag in range(1, order + 1):
-                grad_lpc[:, lag] = -torch.linalg.vecdot(response[:, : length - lag], future[:, lag:length])
-        return grad_lpc.reshape(grad_response.shape[:-1] + (order + 1,)), None
+    def backward(ctx, grad_filtered: torch.Tensor):
+        lpc, filtered = ctx.saved_tensors
+        if grad_filtered.device.type == "cpu":
+            grad_signal = torch.empty(filtered.shape, dtype=torch.float64)
+            grad_lpc = torch.empty((lpc.shape[-1], filtered.shape[1]), dtype=torch.float64)
+            all_pole_filter_grad_kernel(_columns(lpc), filtered.numpy(), _columns(grad_filtered), grad_signal.numpy(),
+                                        grad_lpc.numpy())
+            return (_from_columns(grad_lpc, lpc.shape, lpc.dtype),
+                    _from_columns(grad_signal, grad_filtered.shape, ctx.signal_dtype))
+        rows = lpc.reshape(-1, lpc.shape[-1])
+        grad_signal, grad_lpc = _all_pole_filter_grad_rows(rows, filtered,
+                                                           grad_filtered.reshape(rows.shape[0], -1).to(torch.float64))
+        return grad_lpc.to(lpc.dtype).reshape(lpc.shape), grad_signal.to(ctx.signal_dtype).reshape(grad_filtered.shape)
 
 
-def _columns(rows: torch.Tensor) -> np.ndarray:
-    """``(rows, n)`` tensor → contiguous float64 ``(n, rows)`` array for the Numba kernels."""
-    return rows.detach().T.to(torch.float64).contiguous().numpy()
+def _all_pole_filter_rows(rows: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
+    """``_AllPoleFilter``'s forward on any device: the rows ``(n, p + 1)``, ``(n, length)``
+    advance together, one sample at a time."""
+    order, length = rows.shape[-1] - 1, signal.shape[-1]
+    taps_oldest_first = rows[:, 1:].flip(-1)
+    history = rows.new_zeros(rows.shape[0], order + length)
+    for n in range(length):
+        history[:, order + n] = signal[:, n] - torch.linalg.vecdot(history[:, n : n + order], taps_oldest_first)
+    return history[:, order:].contiguous()
 
 
-def lpc_impulse_response(lpc: torch.Tensor, length: int) -> torch.Tensor:
-    """First ``length`` samples of the impulse response of ``1 / A(z)`` (differentiable).
+def _all_pole_filter_grad_rows(rows: torch.Tensor, filtered: torch.Tensor, grad_filtered: torch.Tensor
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``_AllPoleFilter``'s backward on any device (rows as ``_all_pole_filter_rows``): the
+    gradients with respect to the signal and the coefficients."""
+    order, length = rows.shape[-1] - 1, filtered.shape[-1]
+    taps = rows[:, 1:]
+    # future[:, m] = u[m] for m < length, zero beyond (the filter's output ends there)
+    future = rows.new_zeros(rows.shape[0], length + order)
+    for m in range(length - 1, -1, -1):
+        future[:, m] = grad_filtered[:, m] - torch.linalg.vecdot(future[:, m + 1 : m + 1 + order], taps)
+    grad_lpc = torch.zeros_like(rows)
+    for lag in range(1, order + 1):
+        grad_lpc[:, lag] = -torch.linalg.vecdot(filtered[:, : length - lag], future[:, lag:length])
+    return future[:, :length], grad_lpc
+
+
+def _columns(x: torch.Tensor) -> np.ndarray:
+    """``(..., n)`` tensor → contiguous float64 ``(n, rows)`` array for the Numba kernels (one copy)."""
+    columns = torch.empty((x.shape[-1],) + x.shape[:-1], dtype=torch.float64)
+    columns.copy_(x.detach().movedim(-1, 0))
+    return columns.reshape(x.shape[-1], -1).numpy()
+
+
+def _from_columns(columns: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    """The inverse of ``_columns``: ``(n, rows)`` → ``shape`` ``(..., n)`` in ``dtype``."""
+    return columns.T.to(dtype).reshape(shape)
+
+
+def all_pole_filter(lpc: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
+    """``signal`` filtered by ``1 / A(z)`` from zero state (differentiable in both).
 
     Args:
-        lpc: ``(..., p + 1)`` with ``lpc[..., 0] == 1`` (float64 recommended).
-        length: number of samples.
+        lpc: ``(..., p + 1)`` with ``lpc[..., 0] == 1`` (float64 recommended; the
+            recursion runs in float64).
+        signal: ``(..., length)``, the same leading shape.
 
     Returns:
-        ``(..., length)`` impulse response, same dtype and device as ``lpc``.
+        ``(..., length)`` in the dtype of ``signal``.
     """
-    return _AllPoleImpulseResponse.apply(lpc, length)
+    return _AllPoleFilter.apply(lpc, signal)

@@ -39,13 +39,9 @@ frame alignment):
   interpolated noise gain.
 * Vocal tract: excitation frames of ``frame_size`` samples centred on
   ``t*hop`` are filtered by ``1 / A_t(z)`` from zero state, truncated to the
-  frame, weighted by a periodic Hann window and overlap-added.  The truncated
-  zero-state response is the first ``frame_size`` samples of the linear
-  convolution with the impulse response, computed with an FFT of length
-  ``2 * frame_size``; the impulse response itself comes from the exact
-  recursion in float64 (:func:`sfgraph.dsp.lsf_torch.lpc_impulse_response`).
-  The Numba synthesizer runs the same recursion directly, so both agree even
-  for sharp resonances.
+  frame, weighted by a periodic Hann window and overlap-added.  The filter is
+  the exact recursion in float64 (:func:`sfgraph.dsp.lsf_torch.all_pole_filter`),
+  as the Numba synthesizer runs it, so both agree even for sharp resonances.
 """
 
 from __future__ import annotations
@@ -56,7 +52,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from sfgraph.dsp.lsf_torch import lpc_impulse_response, lsf_from_increments, lsf_to_lpc, truncated_convolution
+from sfgraph.dsp.lsf_torch import all_pole_filter, lsf_from_increments, lsf_to_lpc, truncated_convolution
 from sfgraph.dsp.voice_config import (
     VoiceConfig,
     noise_fir_basis,
@@ -216,25 +212,6 @@ def noise_excitation(
     return gain_track * shaped
 
 
-def vocal_tract_impulse_responses(
-    lsf_increments: torch.Tensor, config: VoiceConfig = DEFAULT_CONFIG, dtype: torch.dtype | None = None
-) -> torch.Tensor:
-    """Truncated impulse responses of the per-frame all-pole filters.
-
-    Args:
-        lsf_increments: ``(B, V, T, lpc_order + 1)`` positive.
-        dtype: output dtype (defaults to that of ``lsf_increments``).  The
-            LSF -> LPC -> response chain always runs in float64, since
-            order-20 coefficients of sharp resonances need it.
-
-    Returns:
-        ``(B, V, T + 1, frame_size)``; frame ``T`` repeats frame ``T - 1``.
-    """
-    lpc = lsf_to_lpc(lsf_from_increments(lsf_increments.to(torch.float64), config.min_lsf_gap))
-    lpc = torch.cat((lpc, lpc[..., -1:, :]), dim=-2)
-    return lpc_impulse_response(lpc, config.frame_size).to(dtype or lsf_increments.dtype)
-
-
 def vocal_tract_filter(
     excitation: torch.Tensor, lsf_increments: torch.Tensor, config: VoiceConfig = DEFAULT_CONFIG
 ) -> torch.Tensor:
@@ -247,17 +224,13 @@ def vocal_tract_filter(
     Returns:
         ``(B, V, T*hop)`` in the dtype of ``excitation``.
     """
-    responses = vocal_tract_impulse_responses(lsf_increments, config, excitation.dtype)
-    return _filter_frames(excitation, responses, config)
-
-
-def _filter_frames(excitation: torch.Tensor, responses: torch.Tensor, config: VoiceConfig) -> torch.Tensor:
-    """Filter frames ``t = 0..T`` (centred on ``t*hop``) and overlap-add them."""
+    # The LSF -> LPC chain runs in float64: order-20 coefficients of sharp resonances need it.
+    lpc = lsf_to_lpc(lsf_from_increments(lsf_increments.to(torch.float64), config.min_lsf_gap))
+    lpc = torch.cat((lpc, lpc[..., -1:, :]), dim=-2)  # frame T repeats frame T - 1
     hop = config.hop
-    padded = F.pad(excitation, (hop, hop))
-    frames = padded.unfold(-1, config.frame_size, hop)
+    frames = F.pad(excitation, (hop, hop)).unfold(-1, config.frame_size, hop)  # frames t = 0..T, centred on t*hop
     window = torch.as_tensor(synthesis_window(config), dtype=excitation.dtype, device=excitation.device)
-    filtered = truncated_convolution(frames, responses, config.frame_size) * window
+    filtered = all_pole_filter(lpc, frames) * window
     # Segment t is the second half of frame t plus the first half of frame t + 1.
     return (filtered[..., :-1, hop:] + filtered[..., 1:, :hop]).flatten(-2)
 

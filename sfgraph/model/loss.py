@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
+
+from sfgraph.dsp.lsf_torch import real_fft
 
 FFT_SIZES = (2048, 1024, 512, 256, 128, 64)
 
 
 def magnitude(x: torch.Tensor, n_fft: int) -> torch.Tensor:
-    """(…, samples) → (…, bins, frames) STFT magnitude, Hann window, 75 % overlap."""
+    """(…, samples) → (…, frames, bins) STFT magnitude, Hann window, 75 % overlap, frames
+    centred on multiples of the hop (``torch.stft``'s ``center=True``: the signal's ends
+    reflected). Framed here rather than by ``torch.stft`` for ``real_fft``'s cheaper backward."""
     window = torch.hann_window(n_fft, dtype=x.dtype, device=x.device)
-    return torch.stft(x.reshape(-1, x.shape[-1]), n_fft, hop_length=n_fft // 4, window=window,
-                      center=True, return_complex=True).abs()
+    padded = F.pad(x.reshape(-1, 1, x.shape[-1]), (n_fft // 2, n_fft // 2), mode="reflect")[:, 0]
+    frames = padded.unfold(-1, n_fft, n_fft // 4) * window
+    return real_fft(frames, n_fft).abs().reshape(x.shape[:-1] + frames.shape[-2:-1] + (n_fft // 2 + 1,))
 
 
 def spectral_loss(estimate: torch.Tensor, target: torch.Tensor, fft_sizes=FFT_SIZES,

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sfgraph.dsp.voice_controls import VoiceControls
+from sfgraph.model.gru import run_grus
 from sfgraph.model.network_config import (
     LSF_INCREMENT_FLOOR,
     MAGNITUDE_FLOOR,
@@ -66,7 +67,8 @@ def log_magnitude_frames(mix: torch.Tensor, n_fft: int, hop: int, history: torch
 
 
 class VoiceDecoder(nn.Module):
-    """One voice: the shared mixture embedding + this voice's F0 → its parameters."""
+    """One voice: the shared mixture embedding + this voice's F0 → its parameters (the GRUs of
+    all voices run together: ``ParamNet.forward_features``)."""
 
     def __init__(self, config: NetworkConfig):
         super().__init__()
@@ -78,14 +80,16 @@ class VoiceDecoder(nn.Module):
                                  nn.Linear(config.hidden, 2 + config.voice.n_lsf_increments
                                            + int(config.voice.is_section)))
 
-    def forward(self, embedding, f0_hz, state):
-        voiced = (f0_hz > 0).to(embedding.dtype)
+    def f0_features(self, f0_hz: torch.Tensor) -> torch.Tensor:
+        """(B, frames) Hz → (B, frames, f0_hidden): the F0 embedding, input of the GRU and the output layers."""
+        voiced = (f0_hz > 0).to(self.f0_mlp[0].weight.dtype)
         # log-frequency axis: 0 at 220 Hz, one unit per two octaves (choir range about ±1)
         log_f0 = torch.log2(torch.clamp(f0_hz, min=20.0) / 220.0) / 2.0 * voiced
-        f0_features = self.f0_mlp(torch.stack([log_f0, voiced], dim=-1))
-        hidden, state = self.gru(torch.cat([embedding, f0_features], dim=-1), state)
-        raw = self.out(torch.cat([hidden, f0_features], dim=-1))
-        return raw, state
+        return self.f0_mlp(torch.stack([log_f0, voiced], dim=-1))
+
+    def outputs(self, hidden: torch.Tensor, f0_features: torch.Tensor) -> torch.Tensor:
+        """The GRU's states (B, frames, hidden) and the F0 embedding → raw outputs (B, frames, outputs)."""
+        return self.out(torch.cat([hidden, f0_features], dim=-1))
 
 
 class ParamNet(nn.Module):
@@ -132,13 +136,14 @@ class ParamNet(nn.Module):
         ``log_magnitude_frames``, with ``f0_hz`` (B, V, ≥ frames) Hz, starting from the GRU
         ``state`` that an earlier call returned (None: a new signal); and the state after them."""
         encoder_state, decoder_states = state if state is not None else (None, [None] * len(self.decoders))
-        embedding, encoder_state = self.encoder(self.encoder_in(self.input_norm(features)), encoder_state)
-        outputs, new_states = [], []
-        for v, decoder in enumerate(self.decoders):
-            raw, decoder_state = decoder(embedding, f0_hz[:, v, :embedding.shape[1]], decoder_states[v])
-            outputs.append(raw)
-            new_states.append(decoder_state)
-        raw = torch.stack(outputs, dim=1)  # (B, V, frames, 2 + increments [+ spread])
+        (embedding,), (encoder_state,) = run_grus([self.encoder], [self.encoder_in(self.input_norm(features))],
+                                                  [encoder_state])
+        f0_features = [decoder.f0_features(f0_hz[:, v, :embedding.shape[1]]) for v, decoder in enumerate(self.decoders)]
+        hidden, new_states = run_grus([decoder.gru for decoder in self.decoders],
+                                      [torch.cat([embedding, features_v], dim=-1) for features_v in f0_features],
+                                      decoder_states)
+        raw = torch.stack([decoder.outputs(*pair) for decoder, *pair in zip(self.decoders, hidden, f0_features)],
+                          dim=1)  # (B, V, frames, 2 + increments [+ spread])
         increments_end = 2 + self.config.voice.n_lsf_increments
         controls = VoiceControls(amplitude=exp_sigmoid(raw[..., 0], self.config.amplitude_max),
                                  noise_gain=exp_sigmoid(raw[..., 1], self.config.noise_gain_max),
