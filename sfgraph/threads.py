@@ -10,8 +10,9 @@ ones, and 2-3 s with one. So:
 - ``wait_passively``: idle OpenMP threads sleep. libgomp reads ``OMP_WAIT_POLICY`` once,
   when torch loads it, so this runs on ``import sfgraph``, before any sfgraph module
   imports torch; a value the user set is kept.
-- ``numpy_blas_threads``: numpy's OpenBLAS on one thread where sfgraph's own products run
-  (the parameter network without torch, ``sfgraph.model.inference``). Its team spins too:
+- ``numpy_blas_threads``: numpy's OpenBLAS (and scipy's, which Numba's ``np.dot`` calls) on
+  one thread where sfgraph's own products run (the parameter network without torch,
+  ``sfgraph.model.inference``; the training GRUs' recurrence, ``sfgraph.model.gru``). Its team spins too:
   those products on 60 s took 2.6 s with a team of two on the busy machine and 0.2 s on
   one thread, and a whole render 12.0 against 3.4 s. Set at run time (threadpoolctl, about
   8 µs a block), since an environment variable acts only if it comes before numpy's import.
@@ -135,14 +136,18 @@ def torch_threads(threads: int | None):
 
 @functools.cache
 def _blas_pools():
+    # scipy's BLAS is the one Numba kernels' np.dot calls (the training GRUs', sfgraph.model.gru);
+    # Numba loads it on its first call anyway, so importing it here costs nothing more
+    import scipy.linalg.cython_blas  # noqa: F401
     from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController()  # the BLAS libraries loaded now: numpy's, since the caller uses numpy
+    return ThreadpoolController()  # the BLAS libraries loaded now: numpy's and scipy's
 
 
 @contextlib.contextmanager
 def numpy_blas_threads(threads: int):
-    """Run numpy's BLAS on ``threads`` threads inside the block (restored after)."""
+    """Run numpy's BLAS, and scipy's that Numba's ``np.dot`` calls, on ``threads`` threads
+    inside the block (restored after)."""
     with _blas_pools().limit(limits=threads, user_api="blas"):
         yield
 

@@ -95,3 +95,22 @@ def test_lsf_chain_gradients_match_finite_differences():
         return all_pole_filter(lsf_to_lpc(lsf_from_increments(x, GAP)), signal)
 
     assert torch.autograd.gradcheck(chain, (increments, signal))
+
+
+def test_all_pole_filter_on_the_cpu_equals_the_other_devices_recursion():
+    """The Numba kernels (CPU) against the row-by-row torch recursion that other devices run."""
+    from sfgraph.dsp.lsf_torch import _all_pole_filter_grad_rows, _all_pole_filter_rows
+
+    torch.manual_seed(1)
+    lpc = lsf_to_lpc(lsf_from_increments(torch.rand(70, ORDER + 1, dtype=torch.float64) + 0.05, GAP))
+    signal = torch.randn(70, 40, dtype=torch.float64, requires_grad=True)
+    lpc.requires_grad_()
+    filtered = all_pole_filter(lpc, signal)
+    grad = torch.randn(70, 40, dtype=torch.float64)
+    grad_lpc, grad_signal = torch.autograd.grad(filtered, (lpc, signal), grad)
+    with torch.no_grad():
+        expected = _all_pole_filter_rows(lpc, signal)
+        expected_grad_signal, expected_grad_lpc = _all_pole_filter_grad_rows(lpc, expected, grad)
+    torch.testing.assert_close(filtered, expected, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(grad_signal, expected_grad_signal, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(grad_lpc, expected_grad_lpc, rtol=1e-9, atol=1e-9)

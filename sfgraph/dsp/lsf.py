@@ -27,30 +27,32 @@ import numpy as np
 from numba import njit
 
 
-# Columns filtered together by the all-pole kernels: the last lpc_order + 1 samples of a
-# block stay in the cache while the recursion runs, where whole rows of a training batch's
-# 8000 frames (64 kB each) would not.
-FILTER_BLOCK_COLUMNS = 256
+# Rows filtered together by the all-pole kernels: each block is copied into float64 columns
+# (time along the first axis, the rows innermost, so that the recursion vectorises across
+# them) small enough to stay in the cache while the recursion runs over it.
+FILTER_BLOCK_ROWS = 64
 
 
 @njit(cache=True, nogil=True)
 def all_pole_filter_kernel(lpc: np.ndarray, signal: np.ndarray, filtered_out: np.ndarray) -> None:
-    """``y[n] = x[n] - sum_{i=1}^{p} lpc[i] y[n - i]`` from zero state, for every column of
-    ``signal`` ``(length, columns)`` with its own coefficients ``lpc`` ``(p + 1, columns)``, into
-    ``filtered_out`` ``(length, columns)``; float64 (columns innermost, so the loops vectorise)."""
-    order = lpc.shape[0] - 1
-    length, n_columns = signal.shape
-    total = np.empty(FILTER_BLOCK_COLUMNS)
-    for first in range(0, n_columns, FILTER_BLOCK_COLUMNS):
-        width = min(FILTER_BLOCK_COLUMNS, n_columns - first)
-        block = slice(first, first + width)
-        for n in range(length):
-            total[:width] = signal[n, block]
+    """``y[n] = x[n] - sum_{i=1}^{p} lpc[i] y[n - i]`` from zero state, for every row of
+    ``signal`` ``(rows, length)`` with its own coefficients ``lpc`` ``(rows, p + 1)``, into
+    ``filtered_out`` ``(rows, length)``; the recursion runs in float64 whatever the arrays' dtype."""
+    n_rows, length = signal.shape
+    order = lpc.shape[1] - 1
+    taps = np.empty((order + 1, FILTER_BLOCK_ROWS))
+    filtered = np.empty((length, FILTER_BLOCK_ROWS))
+    for first in range(0, n_rows, FILTER_BLOCK_ROWS):
+        width = min(FILTER_BLOCK_ROWS, n_rows - first)
+        for column in range(width):
+            taps[:, column] = lpc[first + column]
+            filtered[:, column] = signal[first + column]
+        for n in range(1, length):
             for i in range(1, min(n, order) + 1):
-                past, taps = filtered_out[n - i, block], lpc[i, block]
                 for column in range(width):
-                    total[column] -= taps[column] * past[column]
-            filtered_out[n, block] = total[:width]
+                    filtered[n, column] -= taps[i, column] * filtered[n - i, column]
+        for column in range(width):
+            filtered_out[first + column] = filtered[:, column]
 
 
 @njit(cache=True, nogil=True)
@@ -58,26 +60,30 @@ def all_pole_filter_grad_kernel(lpc: np.ndarray, filtered: np.ndarray, grad_filt
                                 grad_signal_out: np.ndarray, grad_lpc_out: np.ndarray) -> None:
     """Gradients of ``all_pole_filter_kernel``'s output (``filtered``, same layouts) with respect
     to its signal and ``lpc``, given ``grad_filtered``; the maths in ``lsf_torch._AllPoleFilter``."""
-    order = lpc.shape[0] - 1
-    length, n_columns = filtered.shape
-    total = np.empty(FILTER_BLOCK_COLUMNS)
-    grad_lpc_out[:] = 0.0
-    for first in range(0, n_columns, FILTER_BLOCK_COLUMNS):
-        width = min(FILTER_BLOCK_COLUMNS, n_columns - first)
-        block = slice(first, first + width)
-        for m in range(length - 1, -1, -1):  # the transposed recursion, from the end
-            total[:width] = grad_filtered[m, block]
+    n_rows, length = filtered.shape
+    order = lpc.shape[1] - 1
+    taps = np.empty((order + 1, FILTER_BLOCK_ROWS))
+    outputs = np.empty((length, FILTER_BLOCK_ROWS))
+    future = np.empty((length, FILTER_BLOCK_ROWS))
+    grad_taps = np.empty((order + 1, FILTER_BLOCK_ROWS))
+    for first in range(0, n_rows, FILTER_BLOCK_ROWS):
+        width = min(FILTER_BLOCK_ROWS, n_rows - first)
+        for column in range(width):
+            taps[:, column] = lpc[first + column]
+            outputs[:, column] = filtered[first + column]
+            future[:, column] = grad_filtered[first + column]
+        for m in range(length - 2, -1, -1):  # the transposed recursion, from the end
             for j in range(1, min(order, length - 1 - m) + 1):
-                future, taps = grad_signal_out[m + j, block], lpc[j, block]
                 for column in range(width):
-                    total[column] -= taps[column] * future[column]
-            grad_signal_out[m, block] = total[:width]
+                    future[m, column] -= taps[j, column] * future[m + j, column]
+        grad_taps[:] = 0.0
         for k in range(length):
-            output = filtered[k, block]
             for lag in range(1, min(order, length - 1 - k) + 1):
-                future, grad_taps = grad_signal_out[k + lag, block], grad_lpc_out[lag, block]
                 for column in range(width):
-                    grad_taps[column] -= output[column] * future[column]
+                    grad_taps[lag, column] -= outputs[k, column] * future[k + lag, column]
+        for column in range(width):
+            grad_signal_out[first + column] = future[:, column]
+            grad_lpc_out[first + column] = grad_taps[:, column]
 
 
 @njit(cache=True)

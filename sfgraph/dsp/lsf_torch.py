@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -112,32 +111,31 @@ class _AllPoleFilter(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, lpc: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
-        ctx.signal_dtype = signal.dtype
+        rows = lpc.detach().reshape(-1, lpc.shape[-1]).contiguous()
+        signal_rows = signal.detach().reshape(rows.shape[0], -1)
         if signal.device.type == "cpu":
-            lpc_columns, signal_columns = _columns(lpc), _columns(signal)
-            filtered = torch.empty(signal_columns.shape, dtype=torch.float64)
-            all_pole_filter_kernel(lpc_columns, signal_columns, filtered.numpy())
-            ctx.save_for_backward(lpc, filtered)
-            return _from_columns(filtered, signal.shape, signal.dtype)
-        rows = lpc.reshape(-1, lpc.shape[-1])
-        filtered = _all_pole_filter_rows(rows, signal.reshape(rows.shape[0], -1).to(torch.float64))
-        ctx.save_for_backward(lpc, filtered)
-        return filtered.to(signal.dtype).reshape(signal.shape)
+            filtered = torch.empty_like(signal_rows, memory_format=torch.contiguous_format)
+            all_pole_filter_kernel(rows.to(torch.float64).numpy(), signal_rows.contiguous().numpy(), filtered.numpy())
+        else:
+            filtered = _all_pole_filter_rows(rows, signal_rows.to(torch.float64)).to(signal.dtype)
+        ctx.save_for_backward(rows, filtered)
+        ctx.shapes = lpc.shape, signal.shape
+        return filtered.reshape(signal.shape)
 
     @staticmethod
     def backward(ctx, grad_filtered: torch.Tensor):
-        lpc, filtered = ctx.saved_tensors
+        rows, filtered = ctx.saved_tensors
+        lpc_shape, signal_shape = ctx.shapes
+        grad_rows = grad_filtered.reshape(filtered.shape)
         if grad_filtered.device.type == "cpu":
-            grad_signal = torch.empty(filtered.shape, dtype=torch.float64)
-            grad_lpc = torch.empty((lpc.shape[-1], filtered.shape[1]), dtype=torch.float64)
-            all_pole_filter_grad_kernel(_columns(lpc), filtered.numpy(), _columns(grad_filtered), grad_signal.numpy(),
-                                        grad_lpc.numpy())
-            return (_from_columns(grad_lpc, lpc.shape, lpc.dtype),
-                    _from_columns(grad_signal, grad_filtered.shape, ctx.signal_dtype))
-        rows = lpc.reshape(-1, lpc.shape[-1])
-        grad_signal, grad_lpc = _all_pole_filter_grad_rows(rows, filtered,
-                                                           grad_filtered.reshape(rows.shape[0], -1).to(torch.float64))
-        return grad_lpc.to(lpc.dtype).reshape(lpc.shape), grad_signal.to(ctx.signal_dtype).reshape(grad_filtered.shape)
+            grad_signal = torch.empty_like(filtered)
+            grad_lpc = torch.empty(rows.shape, dtype=torch.float64)
+            all_pole_filter_grad_kernel(rows.to(torch.float64).numpy(), filtered.numpy(), grad_rows.contiguous().numpy(),
+                                        grad_signal.numpy(), grad_lpc.numpy())
+        else:
+            grad_signal, grad_lpc = _all_pole_filter_grad_rows(rows.to(torch.float64), filtered.to(torch.float64),
+                                                               grad_rows.to(torch.float64))
+        return grad_lpc.to(rows.dtype).reshape(lpc_shape), grad_signal.to(filtered.dtype).reshape(signal_shape)
 
 
 def _all_pole_filter_rows(rows: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
@@ -165,18 +163,6 @@ def _all_pole_filter_grad_rows(rows: torch.Tensor, filtered: torch.Tensor, grad_
     for lag in range(1, order + 1):
         grad_lpc[:, lag] = -torch.linalg.vecdot(filtered[:, : length - lag], future[:, lag:length])
     return future[:, :length], grad_lpc
-
-
-def _columns(x: torch.Tensor) -> np.ndarray:
-    """``(..., n)`` tensor → contiguous float64 ``(n, rows)`` array for the Numba kernels (one copy)."""
-    columns = torch.empty((x.shape[-1],) + x.shape[:-1], dtype=torch.float64)
-    columns.copy_(x.detach().movedim(-1, 0))
-    return columns.reshape(x.shape[-1], -1).numpy()
-
-
-def _from_columns(columns: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
-    """The inverse of ``_columns``: ``(n, rows)`` → ``shape`` ``(..., n)`` in ``dtype``."""
-    return columns.T.to(dtype).reshape(shape)
 
 
 def all_pole_filter(lpc: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
