@@ -46,15 +46,15 @@ def torch_spectral_distance(estimate: torch.Tensor, target: torch.Tensor, eps: f
     return (est - tgt).abs().mean() + (torch.log(est + eps) - torch.log(tgt + eps)).abs().mean()
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")
 def spectral_distance_kernel(estimate: np.ndarray, target: np.ndarray, eps: float, grad_out: np.ndarray) -> float:
     """``sum |‖X‖ - ‖Y‖| + |log(‖X‖ + eps) - log(‖Y‖ + eps)|`` over the flat spectra ``estimate``
     X and ``target`` Y, ``(n, 2)`` real and imaginary parts, and, unless ``grad_out`` (the same
     layout) is empty, its gradient with respect to X there (torch's convention for a complex
     input, ∂/∂Re + i ∂/∂Im: the magnitude's gradient times X / ‖X‖, 0 where X is 0, as torch's
     ``abs``). The log term is one log of the ratio, and its sign the linear term's; the loops
-    other than the logs' vectorise (the sums may be reordered: the only fast-math licence). Float32
-    as torch computes it, the sums in float64."""
+    other than the logs' vectorise (the sums may be reordered: the only fast-math licence; a
+    division by zero gives inf, unchecked). Float32 as torch computes it, the sums in float64."""
     floor = np.float32(eps)
     n = estimate.shape[0]
     shifted = np.empty(n, np.float32)  # ‖X‖ + eps
@@ -71,10 +71,11 @@ def spectral_distance_kernel(estimate: np.ndarray, target: np.ndarray, eps: floa
         log_total += abs(np.log(ratio[i]))
     if grad_out.size:
         one, zero = np.float32(1.0), np.float32(0.0)
-        for i in range(n):
+        for i in range(n):  # selects, no branches, so that it vectorises
             est = shifted[i] - floor
-            sign = one if ratio[i] > one else -one if ratio[i] < one else zero
-            scale = sign * (one + one / shifted[i]) / est if est > zero else zero
+            sign = np.float32(ratio[i] > one) - np.float32(ratio[i] < one)
+            scale = sign * (one + one / shifted[i]) / est  # inf or nan where est is 0: not selected
+            scale = scale if est > zero else zero
             grad_out[i, 0] = estimate[i, 0] * scale
             grad_out[i, 1] = estimate[i, 1] * scale
     return linear_total + log_total
