@@ -118,7 +118,7 @@ class _AllPoleFilter(torch.autograd.Function):
             all_pole_filter_kernel(rows.to(torch.float64).numpy(), signal_rows.contiguous().numpy(), filtered.numpy())
         else:
             filtered = _all_pole_filter_rows(rows, signal_rows.to(torch.float64)).to(signal.dtype)
-        ctx.save_for_backward(rows, filtered)
+        ctx.save_for_backward(rows, filtered)  # in the signal's dtype: the gradients need no more
         ctx.shapes = lpc.shape, signal.shape
         return filtered.reshape(signal.shape)
 
