@@ -133,11 +133,12 @@ def test_streaming_equals_whole_on_the_fixture_mixture(mode):
     np.testing.assert_allclose(streamed, whole, rtol=1e-5)
 
 
-@pytest.mark.parametrize("lag", [0, 1, 2])
-def test_live_mode_looks_32_ms_ahead_and_no_further(lag):
-    """Frame t of the live mode depends on nothing past sample t·256 + 512, whatever the lag."""
-    tracker = MultiF0Tracker(MultiF0Options(model=MODEL, mode="live", viterbi_lag=lag))
-    assert tracker.lookahead_samples == 512
+@pytest.mark.parametrize("frames, lag", [(2, 0), (2, 1), (2, 2), (1, 0), (1, 1), (0, 0)])
+def test_live_mode_looks_its_frames_ahead_and_no_further(frames, lag):
+    """Frame t of the live mode depends on nothing past sample t·256 + 256·live_lookahead
+    (32 ms by default), whatever the lag."""
+    tracker = MultiF0Tracker(MultiF0Options(model=MODEL, mode="live", viterbi_lag=lag, live_lookahead=frames))
+    assert tracker.lookahead_samples == 256 * frames
     item = load_dataset(FIXTURES / "bach_tiny", use_stems=False)[1]
     mix = item.load_mix()[:RATE]
     changed = mix.copy()
@@ -146,14 +147,18 @@ def test_live_mode_looks_32_ms_ahead_and_no_further(lag):
     for audio in (mix, changed):
         tracker.reset()
         outputs.append(tracker.push(audio)[0])
-    decided = (8000 - 512) // 256 + 1  # frames 0..29 were heard whole before the change
+    decided = (8000 - 256 * frames) // 256 + 1  # frames heard whole before the change
     np.testing.assert_array_equal(outputs[0][:, :decided], outputs[1][:, :decided])
     assert not np.array_equal(outputs[0], outputs[1])
 
 
-def test_live_mode_allows_a_lag_of_2_frames_at_most():
+def test_live_mode_allows_a_lag_of_its_look_ahead_at_most():
     with pytest.raises(ValueError, match="viterbi_lag 3 is for offline mode"):
         MultiF0Tracker(MultiF0Options(model=MODEL, mode="live", viterbi_lag=3))
+    with pytest.raises(ValueError, match="viterbi_lag 2 is for offline mode or a longer live_lookahead"):
+        MultiF0Tracker(MultiF0Options(model=MODEL, mode="live", viterbi_lag=2, live_lookahead=1))
+    with pytest.raises(ValueError, match="looks 0 to 2 frames ahead, got live_lookahead 3"):
+        MultiF0Tracker(MultiF0Options(model=MODEL, mode="live", live_lookahead=3))
     with pytest.raises(ValueError, match="mode must be one of offline, live"):
         MultiF0Options(model=MODEL, mode="fast").lag()
 
@@ -264,6 +269,23 @@ def test_f0_cli_multif0_then_eval_f0(tmp_path):
     (tmp_path / "partial" / item.name).mkdir(parents=True)
     partial = sfgraph("eval-f0", dataset, "--estimates", f"partial={tmp_path / 'partial'}")
     assert partial.returncode == 2 and "soprano.csv: missing (partial)" in partial.stderr
+
+
+def test_f0_cli_live_mode_gives_the_live_trackers_frames(tmp_path):
+    """``sfgraph f0 --multif0-mode live --live-lookahead 1`` writes what the tracker (and so
+    the f0_multi node in a live graph) gives with that look-ahead; a look-ahead it cannot
+    have is refused, naming it."""
+    item = load_dataset(FIXTURES / "bach_tiny", use_stems=False)[0]
+    result = sfgraph("f0", item.mix_path(), "-o", tmp_path / "live16", "--method", "multif0",
+                     "--multif0-mode", "live", "--live-lookahead", "1")
+    assert result.returncode == 0, result.stderr
+    expected = estimate_f0(item.load_mix(), MultiF0Options(model=MODEL, mode="live", live_lookahead=1))
+    for voice, track in zip(DEFAULT_VOICES, expected):
+        _, f0 = read_f0_csv(tmp_path / "live16" / f"{voice}.csv")
+        np.testing.assert_allclose(f0, track, rtol=1e-4, atol=1e-3)
+    refused = sfgraph("f0", item.mix_path(), "-o", tmp_path / "bad", "--method", "multif0",
+                      "--multif0-mode", "live", "--live-lookahead", "3")
+    assert refused.returncode == 2 and "live_lookahead 3" in refused.stderr, refused.stderr
 
 
 def test_separate_with_f0_auto_beats_the_mixture(tmp_path):

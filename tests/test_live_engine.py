@@ -101,8 +101,8 @@ def test_live_equals_offline_up_to_the_reported_latency(jack, tiny_model, tmp_pa
 def test_one_microphone_alone_separates_live_as_offline(jack, tiny_model, tmp_path):
     """separate_live_mic (F0 from the microphone, f0_multi's live mode) on the first 4 s
     of the demo clip: offline, the bundled model's voices come out well above the
-    mixture; live equals offline up to the reported latency, 64 ms of it the graph's
-    (32 ms of F0 look-ahead). Live runs the small test model, as the test above, so that
+    mixture; live equals offline up to the reported latency, 48 ms of it the graph's
+    (16 ms of F0 look-ahead). Live runs the small test model, as the test above, so that
     a busy machine does not make the worker late."""
     from scipy.signal import resample_poly
 
@@ -115,7 +115,7 @@ def test_one_microphone_alone_separates_live_as_offline(jack, tiny_model, tmp_pa
     write_wav(tmp_path / "mix.wav", mix, 16000)
     decl = load_graph_decl("separate_live_mic", [f"mic.file={tmp_path / 'mix.wav'}"])
     graph = build_graph(decl, output_dir=tmp_path / "bundled")
-    assert graph.total_latency() * 1000 == 64
+    assert graph.total_latency() * 1000 == 48
     render(graph, progress=False)
     voices = np.concatenate([read_wav(tmp_path / "bundled" / f"{v}.wav")[0] for v in VOICES])
     stems = np.stack([read_wav(demo / "stems" / f"{v}.wav")[0][0, :samples] for v in VOICES])

@@ -38,7 +38,7 @@ def f0_from_audio(args):
         mixture = read_audio(Path(args.audio)).mean(axis=0)
         options = MultiF0Options(model=resolve_path(args.multif0_model), voices=tuple(voices or DEFAULT_VOICES),
                                  ranges=parse_ranges(args.ranges) if args.ranges else None,
-                                 mode=args.multif0_mode, threads=args.threads)
+                                 mode=args.multif0_mode, live_lookahead=args.live_lookahead, threads=args.threads)
         return options.voices, estimate_f0(mixture, options), mixture
     from sfgraph.f0.align import align_score
     from sfgraph.f0.score import read_score
@@ -144,6 +144,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                    help="multif0: salience model folder (from 'sfgraph train-f0'; default the bundled one)")
     p.add_argument("--multif0-mode", choices=("offline", "live"), default="offline",
                    help="multif0: offline (accurate, 0.45 s look-ahead) or live (32 ms, as a live graph runs it)")
+    p.add_argument("--live-lookahead", type=int, default=2, metavar="FRAMES",
+                   help="multif0 live mode: frames of 16 ms it looks ahead, 0-2 (f0_multi's live_lookahead; "
+                        "graphs/separate_live_mic.yaml uses 1)")
     p.add_argument("--ranges", help="multif0: comma-separated LOW-HIGH note ranges, one per voice (e.g. "
                                     "C4-A5,F3-D5,C3-A4,E2-E4; default from the voice names)")
 

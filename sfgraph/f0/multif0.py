@@ -352,9 +352,11 @@ def pick_peaks(logits: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nda
 
 MODES = ("offline", "live")
 VITERBI_LAG = {"offline": 20, "live": 0}  # frames, by default
-# Live mode's whole look-ahead, in frames (32 ms): the tracker's lag, and the analysis
-# window reaches past its frame by the rest. Spending it all on the window measured
-# best (the test fixture's chorales, multi-pitch accuracy: 0.84 at lag 0, 0.83 at 1, 0.80 at 2).
+# Live mode's whole look-ahead, in frames of 16 ms, by default and at most (32 ms): the
+# tracker's lag, and the analysis window reaches past its frame by the rest. Spending it all on the window
+# measured best (the test fixture's chorales, multi-pitch accuracy: 0.84 at lag 0, 0.83 at
+# 1, 0.80 at 2). One frame (16 ms) keeps a live graph within 80 ms in all, at a cost
+# (README, "Live").
 LIVE_LOOKAHEAD_FRAMES = 2
 
 
@@ -364,9 +366,10 @@ class MultiF0Options:
     ``ranges`` (MIDI low, high) per voice (default from the voice names),
     ``threshold`` (least salience of a peak), ``mode`` (``offline``: windows centred on
     their frames and the network's context on both sides, the more accurate;
-    ``live``: 32 ms of look-ahead in all, see ``MultiF0Tracker``), ``viterbi_lag``
-    (frames the tracker waits before deciding; None: the mode's default, 20 offline,
-    0 live; live allows up to 2), ``threads`` (torch CPU threads while the network runs)."""
+    ``live``: ``live_lookahead`` frames of 16 ms of look-ahead in all, 2 by default, see
+    ``MultiF0Tracker``), ``viterbi_lag`` (frames the tracker waits before deciding; None:
+    the mode's default, 20 offline, 0 live; live allows up to ``live_lookahead``),
+    ``threads`` (torch CPU threads while the network runs)."""
 
     model: Path
     voices: tuple[str, ...] = DEFAULT_VOICES
@@ -374,6 +377,7 @@ class MultiF0Options:
     threshold: float = 0.2
     mode: str = "offline"
     viterbi_lag: int | None = None
+    live_lookahead: int = LIVE_LOOKAHEAD_FRAMES
     threads: int = 1
     costs: TrackerCosts = field(default_factory=TrackerCosts)
 
@@ -381,11 +385,15 @@ class MultiF0Options:
         """The tracker's lag in frames, checked against the mode."""
         if self.mode not in MODES:
             raise ValueError(f"multi-F0 mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if not 0 <= self.live_lookahead <= LIVE_LOOKAHEAD_FRAMES:
+            raise ValueError(f"live multi-F0 looks 0 to {LIVE_LOOKAHEAD_FRAMES} frames ahead, "
+                             f"got live_lookahead {self.live_lookahead}")
         if self.viterbi_lag is None:
             return VITERBI_LAG[self.mode]
-        if self.mode == "live" and self.viterbi_lag > LIVE_LOOKAHEAD_FRAMES:
-            raise ValueError(f"live multi-F0 looks {LIVE_LOOKAHEAD_FRAMES} frames (32 ms) ahead in all: "
-                             f"viterbi_lag {self.viterbi_lag} is for offline mode")
+        if self.mode == "live" and self.viterbi_lag > self.live_lookahead:
+            raise ValueError(f"live multi-F0 looks {self.live_lookahead} frames ({16 * self.live_lookahead} ms) "
+                             f"ahead in all: viterbi_lag {self.viterbi_lag} is for offline mode or a longer "
+                             f"live_lookahead")
         return self.viterbi_lag
 
     def voice_ranges(self) -> list[tuple[float, float]]:
@@ -453,9 +461,9 @@ class MultiF0Tracker:
 
     Offline mode, frame ``t``'s window is centred on sample ``t * 256`` and the
     network sees its true context on both sides. Live mode trades accuracy for
-    look-ahead, 32 ms in all (``LIVE_LOOKAHEAD_FRAMES``): the tracker waits its lag
-    (0 to 2 frames) and the window ends the rest past sample ``t * 256`` (512 samples
-    at lag 0, so it describes the sound of 32 ms earlier on average); the network's
+    look-ahead, ``live_lookahead`` frames in all (32 ms by default): the tracker waits its
+    lag (0 frames by default) and the window ends the rest past sample ``t * 256`` (512
+    samples at lag 0, so it describes the sound of 32 ms earlier on average); the network's
     future context, not heard yet, is the newest frame repeated.
     """
 
@@ -473,7 +481,7 @@ class MultiF0Tracker:
         self.past = self.network.config.context // 2  # frames of context before the frame and after it
         self.future = self.network.config.context - self.past
         self.unseen = 0 if self.live else self.future  # future frames waited for (live repeats the newest)
-        reach = (LIVE_LOOKAHEAD_FRAMES - self.lag) * HOP_LENGTH if self.live else N_FFT // 2
+        reach = (options.live_lookahead - self.lag) * HOP_LENGTH if self.live else N_FFT // 2
         self.spectrum = HarmonicSpectrum(reach)
         self.tracker = VoiceTracker(options.voice_ranges(), self.lag, options.costs)
         self.reset()
