@@ -10,6 +10,7 @@ from __future__ import annotations
 from sfgraph.cli import data, evaluation, f0, graph, live, separate, train
 from sfgraph.cli.arguments import CommandParser
 from sfgraph.cli.errors import run_command
+from sfgraph.memory import keep_freed_memory
 
 FAMILIES = (graph, separate, train, data, evaluation, f0, live)
 
@@ -23,5 +24,7 @@ def build_parser() -> CommandParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    keep_freed_memory()
+    return run_command(args)
 
