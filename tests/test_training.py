@@ -115,15 +115,22 @@ def test_init_starts_from_a_trained_model_and_checks_its_settings(dataset_withou
     base_loss = min(row["validation"] for row in log_rows(base))
     # One step at a negligible learning rate: the first validation is the base model's.
     frozen = ["--eval-every", "1", "--learning-rate", "1e-9", "--final-learning-rate", "1e-9", "--seed", "5"]
+    # The starting model's separation settings (as the shipped choir model's) carry over.
+    description = json.loads((base / "model.json").read_text())
+    separation = {"section_cents": 10.0, "synth_noise": 0.0}
+    (base / "model.json").write_text(json.dumps({**description, "separation": separation}))
     assert main(train_args(dataset_without_stems, tuned, 1, *frozen, "--init", str(base))) == 0
     assert log_rows(tuned)[0]["validation"] == pytest.approx(base_loss, rel=1e-4)
     assert json.loads((tuned / "model.json").read_text())["training"]["init"] == str(base)
+    assert json.loads((tuned / "model.json").read_text())["separation"] == separation
     # Resuming without --init continues from the checkpoint and keeps the record of the start.
     assert main(train_args(dataset_without_stems, tuned, 2, *frozen, "--resume")) == 0
     assert [row["step"] for row in log_rows(tuned)] == [1, 2]
     assert torch.load(tuned / "checkpoint.pt", weights_only=False)["state"]["init"] == str(base)
+    assert json.loads((tuned / "model.json").read_text())["separation"] == separation
     assert main(train_args(dataset_without_stems, tmp_path / "fresh", 1, *frozen)) == 0
     assert log_rows(tmp_path / "fresh")[0]["validation"] > 1.2 * base_loss
+    assert "separation" not in json.loads((tmp_path / "fresh" / "model.json").read_text())
 
     wide = train_args(dataset_without_stems, tmp_path / "wide", 1, *frozen, "--init", str(base), "--hidden", "24")
     assert main(wide) == 2

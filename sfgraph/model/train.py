@@ -27,7 +27,7 @@ from tqdm import tqdm
 from sfgraph.atomic import write_bytes, write_torch
 from sfgraph.dsp.voice_config import VoiceConfig
 from sfgraph.dsp.voice_torch import synthesize_voices, unit_harmonic_sines
-from sfgraph.model.checkpoint import load_model, read_model_config, save_model
+from sfgraph.model.checkpoint import load_model, read_model_config, save_model, separation_settings
 from sfgraph.model.config import TrainConfig
 from sfgraph.model.errors import ModelError
 from sfgraph.model.folder_lock import FolderLock, prepare_output_folder
@@ -281,7 +281,10 @@ class Trainer:
         self.network = network.to(self.device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, learning_rate_factor(config))
-        self.state = {"step": 0, "best": math.inf, "evals_since_best": 0, "seconds": 0.0, "init": init_record}
+        # the settings the starting model separates with (a choir model's section width) suit its fine-tuning too
+        separation = separation_settings(resolve_path(self.init)) if self.init is not None else {}
+        self.state = {"step": 0, "best": math.inf, "evals_since_best": 0, "seconds": 0.0, "init": init_record,
+                      "separation": separation}
 
     def restore_checkpoint(self) -> None:
         """Network, optimiser, schedule and state from the model folder's checkpoint, if it was
@@ -299,6 +302,7 @@ class Trainer:
         self.schedule.load_state_dict(saved["schedule"])
         self.state = saved["state"]
         self.state.setdefault("init", None)  # checkpoints written before --init existed
+        self.state.setdefault("separation", {})  # and before models carried separation settings
 
     def start_log(self) -> None:
         self.model_dir.mkdir(parents=True, exist_ok=True)
@@ -370,7 +374,7 @@ class Trainer:
                       f"{self.schedule.get_last_lr()[0]:.6g},{state['seconds']:.1f}\n")
         if improved:
             training = {**asdict(config), "dataset": str(self.dataset.root), "init": state["init"]}
-            save_model(self.model_dir, self.network, training)
+            save_model(self.model_dir, self.network, training, state["separation"])
         write_torch(self.checkpoint_path, {"network": self.network.state_dict(),
                                            "optimizer": self.optimizer.state_dict(),
                                            "schedule": self.schedule.state_dict(), "state": state})
