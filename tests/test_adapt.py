@@ -65,10 +65,11 @@ def test_too_short_a_recording_is_refused():
 
 
 def test_adaptation_lowers_the_loss_on_the_held_back_part_and_is_deterministic(tiny_model):
-    torch.set_num_threads(1)
     start = load_model(tiny_model)
     mix, f0 = demo_inputs()
-    options = AdaptOptions(minutes=5, max_steps=12, eval_every=4, learning_rate=3e-3, seed=7)
+    # one thread throughout: with the idle cores' count, a busy machine changes it between runs,
+    # and with it the order of torch's sums
+    options = AdaptOptions(minutes=5, max_steps=12, eval_every=4, learning_rate=3e-3, seed=7, threads=1)
     adapted, result = adapt(start, mix, f0, options, progress=False)
     assert result.steps == 12 and result.best_step > 0
     assert result.best_loss < 0.9 * result.initial_loss

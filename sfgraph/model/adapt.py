@@ -40,6 +40,8 @@ class AdaptOptions:
     segment_seconds: float = 4.0    # at most: shorter on recordings whose chunks are shorter
     eval_every: int = 10            # steps between validations
     seed: int = 0
+    threads: int | None = None      # torch's CPU threads (None: the cores other processes leave idle,
+                                    # checked again every 10 steps); a fixed count makes runs repeat exactly
 
     def __post_init__(self):
         if not (self.minutes > 0 and math.isfinite(self.minutes)):
@@ -113,7 +115,7 @@ def adapt(network: ParamNet, mix: np.ndarray, f0: np.ndarray, options: AdaptOpti
         raise ValueError(f"F0 has {f0.shape[0]} voices; the model separates {len(network.config.voices)}")
     train_set, validation_set = split_recording(mix, f0, voice, options.segment_seconds)
     device = next(network.parameters()).device
-    step_threads = StepThreads(None)  # the cores other processes leave idle, checked again every 10 steps
+    step_threads = StepThreads(options.threads)
     model = copy.deepcopy(network).to(device)
     torch.manual_seed(options.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
