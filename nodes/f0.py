@@ -257,7 +257,7 @@ class F0Multi(Node):
         "ranges": Param("list[str]", None, "LOW-HIGH note range per voice, e.g. [C4-A5, F3-D5, C3-A4, E2-E4] "
                                            "(default: from the voice names soprano, alto, tenor, bass)"),
         "threshold": Param("float", 0.2, "least salience of a pitch candidate", range=(0.01, 0.99)),
-        "mode": Param("str", "offline", "offline (accurate, 0.45 s look-ahead) or live (32 ms look-ahead)",
+        "mode": Param("str", "offline", "offline (accurate, 0.45 s look-ahead) or live (live_lookahead × 16 ms)",
                       choices=("offline", "live")),
         "viterbi_lag": Param("int", None, "frames the tracker waits before deciding a frame (default 20 offline, "
                                           "0 live; live allows up to live_lookahead)", unit="frames", range=(0, 200)),

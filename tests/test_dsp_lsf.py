@@ -114,3 +114,5 @@ def test_all_pole_filter_on_the_cpu_equals_the_other_devices_recursion():
     torch.testing.assert_close(filtered, expected, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(grad_signal, expected_grad_signal, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(grad_lpc, expected_grad_lpc, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match=r"lpc \(70, 21\) and signal \(35, 80\) need the same leading shape"):
+        all_pole_filter(lpc, signal.detach().reshape(35, 80))

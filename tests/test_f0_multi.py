@@ -285,7 +285,7 @@ def test_f0_cli_live_mode_gives_the_live_trackers_frames(tmp_path):
         np.testing.assert_allclose(f0, track, rtol=1e-4, atol=1e-3)
     refused = sfgraph("f0", item.mix_path(), "-o", tmp_path / "bad", "--method", "multif0",
                       "--multif0-mode", "live", "--live-lookahead", "3")
-    assert refused.returncode == 2 and "live_lookahead 3" in refused.stderr, refused.stderr
+    assert refused.returncode == 2 and "argument --live-lookahead: invalid choice: 3" in refused.stderr
 
 
 def test_separate_with_f0_auto_beats_the_mixture(tmp_path):

@@ -83,10 +83,18 @@ def test_spectral_loss_equals_the_torch_ops_in_value_and_gradient():
         assert spectral_loss(estimate, target).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("n", [16, 15])
+@pytest.mark.parametrize("n", [16, 15, 8])  # 8: x truncated, as rfft does
 def test_real_fft_gradient(n):
     x = torch.randn(3, 11, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: real_fft(t, n), (x,))
+
+
+def test_run_grus_refuses_the_grus_it_does_not_run():
+    for gru in (torch.nn.GRU(4, 3, num_layers=2, batch_first=True), torch.nn.GRU(4, 3, batch_first=True,
+                                                                                 bidirectional=True),
+                torch.nn.GRU(4, 3)):
+        with pytest.raises(ValueError, match="single-layer, unidirectional, batch-first GRUs only"):
+            run_grus([gru], [torch.randn(2, 5, 4)], [None])
 
 
 def test_the_training_loss_and_gradients_equal_those_with_torchs_gru(monkeypatch):

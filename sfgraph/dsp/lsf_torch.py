@@ -11,6 +11,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from sfgraph.dsp.lsf import all_pole_filter_grad_kernel, all_pole_filter_kernel
 
@@ -92,7 +93,8 @@ class _RealFFT(torch.autograd.Function):
         n = ctx.n
         mirrored = grad_spectrum.clone()
         mirrored[..., 1:(n + 1) // 2] *= 0.5
-        return n * torch.fft.irfft(mirrored, n=n)[..., :ctx.length], None
+        grad = n * torch.fft.irfft(mirrored, n=n)
+        return F.pad(grad, (0, max(0, ctx.length - n)))[..., :ctx.length], None  # rfft truncates x to n
 
 
 class _AllPoleFilter(torch.autograd.Function):
@@ -117,12 +119,13 @@ class _AllPoleFilter(torch.autograd.Function):
             filtered = torch.empty_like(signal_rows, memory_format=torch.contiguous_format)
             all_pole_filter_kernel(rows.to(torch.float64).numpy(), signal_rows.contiguous().numpy(), filtered.numpy())
         else:
-            filtered = _all_pole_filter_rows(rows, signal_rows.to(torch.float64)).to(signal.dtype)
+            filtered = _all_pole_filter_rows(rows.to(torch.float64), signal_rows.to(torch.float64)).to(signal.dtype)
         ctx.save_for_backward(rows, filtered)  # in the signal's dtype: the gradients need no more
         ctx.shapes = lpc.shape, signal.shape
         return filtered.reshape(signal.shape)
 
     @staticmethod
+    @once_differentiable  # numpy and Numba inside: no graph for second derivatives
     def backward(ctx, grad_filtered: torch.Tensor):
         rows, filtered = ctx.saved_tensors
         lpc_shape, signal_shape = ctx.shapes
@@ -176,4 +179,7 @@ def all_pole_filter(lpc: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(..., length)`` in the dtype of ``signal``.
     """
+    if signal.shape[:-1] != lpc.shape[:-1]:
+        raise ValueError(f"all_pole_filter: lpc {tuple(lpc.shape)} and signal {tuple(signal.shape)} "
+                         "need the same leading shape")
     return _AllPoleFilter.apply(lpc, signal)

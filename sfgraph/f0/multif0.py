@@ -23,8 +23,8 @@ block gives the same frames as a whole-file run):
    pitch jumps and voicing changes cost, and a strong peak left unexplained costs.
 
 ``MultiF0Tracker`` chains the three; ``estimate_f0`` runs it on a whole signal;
-the ``f0_multi`` node runs it in a graph. Its live mode looks 32 ms ahead instead of
-0.45 s, at some cost in accuracy (see ``MultiF0Tracker``).
+the ``f0_multi`` node runs it in a graph. Its live mode looks 32 ms (or 16 ms) ahead
+instead of 0.45 s, at some cost in accuracy (see ``MultiF0Tracker``).
 """
 from __future__ import annotations
 
@@ -463,7 +463,8 @@ class MultiF0Tracker:
     network sees its true context on both sides. Live mode trades accuracy for
     look-ahead, ``live_lookahead`` frames in all (32 ms by default): the tracker waits its
     lag (0 frames by default) and the window ends the rest past sample ``t * 256`` (512
-    samples at lag 0, so it describes the sound of 32 ms earlier on average); the network's
+    samples at lag 0 by default, so it describes the sound of 32 ms earlier on average;
+    256 samples and 48 ms with one frame); the network's
     future context, not heard yet, is the newest frame repeated.
     """
 

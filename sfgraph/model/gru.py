@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from numba import njit
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from sfgraph.threads import numpy_blas_threads
 
@@ -112,7 +113,7 @@ class _GRUSequences(torch.autograd.Function):
         width = recurrent_weights.shape[-1]
         state = initial_state.detach().clone().contiguous()
         hidden = input_gates.new_empty(n_grus, frames, batch, width)
-        gates = torch.empty_like(input_gates)
+        gates = input_gates.new_empty(input_gates.shape)  # contiguous whatever the input's strides
         recurrent_candidate = torch.empty_like(hidden)
         with numpy_blas_threads(1):  # the per-frame products are small: a team only waits for its threads
             gru_forward_kernel(_array(input_gates), _array(recurrent_weights.transpose(1, 2)),
@@ -122,6 +123,7 @@ class _GRUSequences(torch.autograd.Function):
         return hidden, state
 
     @staticmethod
+    @once_differentiable  # numpy and Numba inside: no graph for second derivatives
     def backward(ctx, grad_hidden, grad_last_state):
         recurrent_weights, initial_state, hidden, gates, recurrent_candidate = ctx.saved_tensors
         n_grus, frames, batch, width = hidden.shape
@@ -149,6 +151,8 @@ def run_grus(grus: list[nn.GRU], inputs: list[torch.Tensor], states: list[torch.
     states (B, T, H) and the last state (1, B, H) of each. On the CPU all of them in one call
     of the Numba kernels (their input widths may differ, their hidden widths not); elsewhere
     torch's GRU, one after the other."""
+    if any(gru.num_layers != 1 or gru.bidirectional or not gru.batch_first for gru in grus):
+        raise ValueError("run_grus runs single-layer, unidirectional, batch-first GRUs only")
     if inputs[0].device.type != "cpu":
         results = [gru(x, state) for gru, x, state in zip(grus, inputs, states, strict=True)]
         return [hidden for hidden, _ in results], [last for _, last in results]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from numba import njit
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from sfgraph.dsp.lsf_torch import real_fft
@@ -95,6 +96,7 @@ class _SpectralDistance(torch.autograd.Function):
         return torch.tensor(total / ctx.count, dtype=estimate.real.dtype)  # both terms are means over the bins
 
     @staticmethod
+    @once_differentiable  # numpy and Numba inside: no graph for second derivatives
     def backward(ctx, grad_total: torch.Tensor):
         (grad,) = ctx.saved_tensors
         return grad * (grad_total / ctx.count), None, None, None

@@ -133,17 +133,20 @@ def setting_differences(saved: NetworkConfig, wanted: NetworkConfig) -> list[str
             for name in saved_values if saved_values[name] != wanted_values[name]]
 
 
-def load_initial_model(model: str, model_dir: Path) -> tuple[ParamNet, str]:
-    """The trained model that ``--init MODEL`` starts from, and how to record it (``sfgraph:REL``
-    as given, other folders as absolute paths); ModelError prefixed with ``--init MODEL``."""
+def load_initial_model(model: str, model_dir: Path) -> tuple[ParamNet, str, dict[str, float]]:
+    """The trained model that ``--init MODEL`` starts from, how to record it (``sfgraph:REL``
+    as given, other folders as absolute paths), and the separation settings its model.json
+    recommends (they suit its fine-tuning too: a choir model's section width); ModelError
+    prefixed with ``--init MODEL``."""
     try:
         folder = resolve_path(model)
         if folder.resolve() == model_dir.resolve():
             raise ModelError("it is also the output folder, which training overwrites; write to another folder")
         start = load_model(folder)
+        separation = separation_settings(folder)
     except (FileNotFoundError, ModelError) as exc:
         raise ModelError(f"--init {model}: {exc}") from None
-    return start, model if model.startswith("sfgraph:") else str(folder.resolve())
+    return start, model if model.startswith("sfgraph:") else str(folder.resolve()), separation
 
 
 def voice_config_to_train(given: VoiceConfig | None, start: ParamNet | None, model_dir: Path,
@@ -269,8 +272,8 @@ class Trainer:
         schedule and the run's state."""
         config = self.config
         torch.manual_seed(config.seed)
-        start, init_record = (load_initial_model(self.init, self.model_dir) if self.init is not None
-                              else (None, None))
+        start, init_record, separation = (load_initial_model(self.init, self.model_dir) if self.init is not None
+                                          else (None, None, {}))
         voice = voice_config_to_train(self.voice, start, self.model_dir, self.resume)
         self.train_set, self.validation_set, voices = load_segments(self.dataset, config, voice)
         network = ParamNet(NetworkConfig(voices=voices, hidden=config.hidden, causal_frames=config.causal_frames,
@@ -281,8 +284,6 @@ class Trainer:
         self.network = network.to(self.device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, learning_rate_factor(config))
-        # the settings the starting model separates with (a choir model's section width) suit its fine-tuning too
-        separation = separation_settings(resolve_path(self.init)) if self.init is not None else {}
         self.state = {"step": 0, "best": math.inf, "evals_since_best": 0, "seconds": 0.0, "init": init_record,
                       "separation": separation}
 
