@@ -142,7 +142,9 @@ class StreamingMixtureFit:
 
     def masks(self, mix_mag: np.ndarray, voice_mag: np.ndarray, power: float = 1.0) -> np.ndarray:
         masks = np.empty(voice_mag.shape)
-        _fit_frames(np.ascontiguousarray(mix_mag, dtype=np.float64), np.ascontiguousarray(voice_mag, dtype=np.float64),
+        # float32 magnitudes (the mask STFT's) go in as they are: the kernel widens each value as
+        # it reads it, which gives the sums of a float64 copy without making one
+        _fit_frames(np.ascontiguousarray(mix_mag), np.ascontiguousarray(voice_mag),
                     self.mixture_share, self.voice_fit, self.decay, self.iterations, self.radius, float(power), masks)
         return masks
 
