@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sfgraph.dsp.lsf_torch import real_fft
+from sfgraph.dsp.fft_torch import real_fft
 from sfgraph.dsp.voice_torch import synthesize_voices, unit_harmonic_sines
 from sfgraph.model import network as network_module
 from sfgraph.model.gru import run_grus

@@ -52,7 +52,8 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from sfgraph.dsp.lsf_torch import all_pole_filter, lsf_from_increments, lsf_to_lpc, truncated_convolution
+from sfgraph.dsp.fft_torch import truncated_convolution
+from sfgraph.dsp.lsf_torch import all_pole_filter, lsf_from_increments, lsf_to_lpc
 from sfgraph.dsp.voice_config import (
     VoiceConfig,
     noise_fir_basis,

@@ -13,7 +13,7 @@ from numba import njit
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-from sfgraph.dsp.lsf_torch import real_fft
+from sfgraph.dsp.fft_torch import real_fft
 
 FFT_SIZES = (2048, 1024, 512, 256, 128, 64)
 
