@@ -1,11 +1,11 @@
 """Separation: soft masks from synthesized voices applied to the mixture."""
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 
 import numpy as np
 
+from sfgraph.devices import resolve_device
 from sfgraph.dsp.mask_fit import MixtureFit
 from sfgraph.dsp.stft import StreamingMaskSeparator, window_pair
 from sfgraph.graph.errors import PortError
@@ -123,7 +123,7 @@ class ParamNetNode(Node):
         from sfgraph.model.checkpoint import ModelError
 
         self.model_folder = context.input_path(self.p.model)
-        self.device = self.resolved_device()
+        self.device = resolve_device(self.p.device)
         try:
             self.stream = self.load_stream()
         except ModelError as exc:
@@ -141,17 +141,6 @@ class ParamNetNode(Node):
             raise PortError("f0", f"the model separates {', '.join(voices)}; the F0 input has {given}")
         return {"controls": StreamSpec("tensor", (len(voices), n_frame_controls(config.voice)), f0.rate, voices,
                                      VoiceControlStream(config.voice, self.stream.noise_bands))}
-
-    def resolved_device(self) -> str:
-        """``device`` with auto resolved: CUDA where torch finds it. Without the NVIDIA driver
-        (``/proc/driver/nvidia``) it cannot, so torch is not imported to ask."""
-        if self.p.device != "auto":
-            return self.p.device
-        if not os.path.exists("/proc/driver/nvidia"):
-            return "cpu"
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
 
     def load_stream(self):
         """The network on a stream: on the CPU without torch (``InferenceParamNet``, no torch

@@ -30,7 +30,8 @@ LAYER_RULES = [
 # points outside the layers: the package itself, ``python -m sfgraph`` and ``sfgraph.train``.)
 LAYERS = [
     ("sfgraph.grid", "sfgraph.music", "sfgraph.atomic", "sfgraph.buffers", "sfgraph.midi_io",
-     "sfgraph.resources", "sfgraph.threads", "sfgraph.memory", "sfgraph.interrupt"),
+     "sfgraph.resources", "sfgraph.threads", "sfgraph.memory", "sfgraph.devices",
+     "sfgraph.interrupt"),
     ("sfgraph.dsp",),
     ("sfgraph.model", "sfgraph.data", "sfgraph.f0"),
     ("sfgraph.evaluation",),

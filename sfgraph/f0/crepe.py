@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sfgraph.devices import resolve_device
 from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE, frame_times
 from sfgraph.threads import torch_threads
 
@@ -77,15 +78,6 @@ def import_torchcrepe():
                 del sys.modules[name]
             sys.modules["torchaudio"] = _torchaudio_stand_in()
     return importlib.import_module("torchcrepe")
-
-
-def resolve_device(device: str):
-    """A torch device from ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @functools.lru_cache(maxsize=None)
@@ -249,7 +241,7 @@ class CrepeTracker:
 
         options.check()
         self.voices, self.options = voices, options
-        self.device = resolve_device(options.device)
+        self.device = torch.device(resolve_device(options.device))
         self.network = load_network(options.capacity, str(self.device))
         self.threshold = options.threshold
         self.silence_rms = 10.0 ** (options.silence_db / 20.0)

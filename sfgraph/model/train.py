@@ -33,6 +33,7 @@ from sfgraph.model.errors import ModelError
 from sfgraph.model.folder_lock import FolderLock, prepare_output_folder
 from sfgraph.model.loss import spectral_loss
 from sfgraph.model.network import NetworkConfig, ParamNet
+from sfgraph.devices import resolve_device
 from sfgraph.resources import resolve_path
 from sfgraph.threads import StepThreads
 
@@ -257,8 +258,7 @@ class Trainer:
         """Threads, device, and the process group when torchrun started several processes."""
         self.step_threads = StepThreads(self.threads)
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-        self.device = torch.device("cuda" if self.device_name == "auto" and torch.cuda.is_available() else
-                                   "cpu" if self.device_name == "auto" else self.device_name)
+        self.device = torch.device(resolve_device(self.device_name))
         self.rank, self.world = 0, 1
         if self.distributed:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
