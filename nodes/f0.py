@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from sfgraph.atomic import destination_problem, discard, partial_path
+from sfgraph.atomic import destination_problems, discard, partial_path
 from sfgraph.data.layout import DatasetError, f0_csv_text, f0_doubts, read_f0_csv, resample_f0
 from sfgraph.f0 import MULTIF0_MODEL
 from sfgraph.graph.errors import InputWarning, PortError
@@ -371,7 +371,7 @@ class F0Out(Node):
     def configure(self, inputs, context):
         spec = inputs["f0"]
         self.targets = [context.output_path(f"{self.p.dir}/{label}.csv") for label in spec.channel_labels()]
-        problems = [p for p in map(destination_problem, self.targets) if p]
+        problems = destination_problems(self.targets)
         if problems:
             raise ValueError("; ".join(problems))
         self.rate = float(spec.rate)

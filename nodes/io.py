@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from pedalboard.io import AudioFile
 
-from sfgraph.atomic import destination_problem, discard, partial_path, remove_stale_partials
+from sfgraph.atomic import destination_problems, discard, partial_path, remove_stale_partials
 from sfgraph.data.audio import mp3_padding
 from sfgraph.dsp.resample import IntegerUpsampler, upsampling_factor
 from sfgraph.graph.errors import InputWarning
@@ -157,7 +157,7 @@ class FileOut(Node):
                             for i, label in enumerate(spec.channel_labels())]
         else:
             self.targets = [(context.output_path(template), list(range(spec.channels)))]
-        problems = [p for p in (destination_problem(final) for final, _ in self.targets) if p]
+        problems = destination_problems(final for final, _ in self.targets)
         if problems:
             raise ValueError("; ".join(problems))
         self.sample_rate = float(spec.rate)

@@ -57,6 +57,11 @@ def destination_problem(final: Path) -> str | None:
     return f"cannot write {final}: {reason}" if reason else None
 
 
+def destination_problems(finals) -> list[str]:
+    """``destination_problem`` of each of ``finals`` that has one."""
+    return [problem for problem in map(destination_problem, finals) if problem]
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -93,7 +98,7 @@ def commit_together(pairs: list[tuple[Path, Path]]) -> None:
     previous: dict[Path, Path] = {}
     moved: list[Path] = []
     try:
-        problems = [p for p in (destination_problem(final) for _, final in pairs) if p]
+        problems = destination_problems(final for _, final in pairs)
         if problems:
             raise OSError(f"{problems[0]}; no output was changed")
         for _, final in pairs:
