@@ -58,7 +58,8 @@ def _widen(magnitude, starts, ends, weights, out):
     for v in range(n_voices):
         for t in range(n_frames):
             for f in range(n_freq):
-                power[f] = magnitude[v, t, f] * magnitude[v, t, f]
+                value = np.float64(magnitude[v, t, f])  # float32 spectra widened as their float64 copies
+                power[f] = value * value
             first = 0
             for k in range(n_freq):
                 total = 0.0
@@ -86,7 +87,7 @@ class SectionWidth:
             raise ValueError(f"expected {self.n_freq} frequency bins, got {magnitude.shape[-1]}")
         if self.cents == 0:
             return magnitude
-        magnitude = np.ascontiguousarray(magnitude, dtype=np.float64)
+        magnitude = np.ascontiguousarray(magnitude)  # the kernel reads float32 as it is
         shaped = magnitude.reshape((-1,) + magnitude.shape[-2:])
         out = np.empty(shaped.shape)
         _widen(shaped, self.starts, self.ends, self.weights, out)

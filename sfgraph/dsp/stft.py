@@ -195,7 +195,7 @@ class StreamingMaskSeparator:
             masks = ratio_masks(voice_mag, self.power)
         else:
             masks = self.fit.masks(np.abs(spectra[0]), voice_mag, self.power)
-        pieces = fft.irfft(masks.astype(np.float32) * spectra[0], n=self.n_fft, axis=-1)
+        pieces = fft.irfft(masks.astype(np.float32, copy=False) * spectra[0], n=self.n_fft, axis=-1)
         pieces = pieces[..., self.n_fft - self.span:] * self.synthesis
         out = np.empty((self.n_voices, self.latency + n), np.float32)
         out[:, :self.latency] = self.overlap

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from sfgraph.dsp.stft import hann
 from sfgraph.dsp.voice_controls import VoiceControls
 from sfgraph.model.checkpoint import read_model_config, read_weights
 from sfgraph.model.errors import ModelError
@@ -102,6 +103,7 @@ class InferenceParamNet:
 
     def __init__(self, config: NetworkConfig, weights: dict[str, np.ndarray]):
         self.config = config
+        self.window = hann(config.n_fft).astype(np.float32)  # torch.hann_window(periodic=True), as ParamNet's
         self.load_weights(weights)
         self.reset()
 
@@ -190,9 +192,8 @@ class InferenceParamNet:
     def log_magnitude_frames(self, padded: np.ndarray, frames: int) -> np.ndarray:
         """``log_magnitude_frames`` of the network: (frames, n_fft // 2 + 1)."""
         n_fft, hop = self.config.n_fft, self.config.voice.hop
-        window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
         segments = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:frames]
-        return np.log(np.abs(np.fft.rfft(segments * window, axis=-1)) + np.float32(MAGNITUDE_FLOOR))
+        return np.log(np.abs(np.fft.rfft(segments * self.window, axis=-1)) + np.float32(MAGNITUDE_FLOOR))
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         """Input norm, the input layer and the encoder GRU: (frames, H)."""
