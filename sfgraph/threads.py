@@ -24,7 +24,6 @@ ones, and 2-3 s with one. So:
 - ``torch_threads``: one thread for the small ops of a network run a few frames at a time
   (the parameter network, CREPE, the multi-F0 network), where a team costs more than it
   saves.
-
 - ``realtime_priority``: the live worker runs above ordinary processes (see
   ``sfgraph.engine.live``), so an offline job beside it does not make the audio late.
 

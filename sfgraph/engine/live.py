@@ -458,7 +458,8 @@ class LiveEngine:
         loads = np.asarray(self.block_loads) if self.block_loads else np.zeros(1)
         return LiveReport(
             graph=self.graph.decl.name, sample_rate=self.sample_rate, block_size=self.block_size,
-            ahead_blocks=self.ahead_blocks, worker_realtime=self.worker_realtime, input_device=self._device_name(0), output_device=self._device_name(1),
+            ahead_blocks=self.ahead_blocks, worker_realtime=self.worker_realtime,
+            input_device=self._device_name(0), output_device=self._device_name(1),
             ended=ended, seconds=round(self.frames_played / self.sample_rate, 3), blocks=self.scheduler.ticks,
             callbacks=self.callbacks, xruns=under + over, underruns=under, overruns=over, xrun_reasons=reasons,
             xrun_events=self.xrun_events()[:_ERRORS_KEPT],

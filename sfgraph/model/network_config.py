@@ -39,7 +39,8 @@ class NetworkConfig:
         return cls(**values)
 
 
-MAGNITUDE_FLOOR = 1e-5  # added before the log of the mixture's features: a silent frame is log(MAGNITUDE_FLOOR) in every bin
+# added before the log of the mixture's features: a silent frame is log(MAGNITUDE_FLOOR) in every bin
+MAGNITUDE_FLOOR = 1e-5
 
 
 def leading_silent_frames(features, f0_hz) -> int:
