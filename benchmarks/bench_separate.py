@@ -68,6 +68,13 @@ def tiled_item(seconds: float, folder: Path, offset: float = 0.0) -> Path:
     return folder
 
 
+def demo_dataset(folder: Path) -> Path:
+    """A training set of three 20-s items tiled from the demo clip, each from its own offset."""
+    for index in range(3):
+        tiled_item(20.0, folder / f"item{index}", offset=3.0 * index)
+    return folder
+
+
 def timed(command: list[str]) -> tuple[float, float, float]:
     """Run ``command``; (wall seconds, CPU seconds, peak resident memory in MB) of that process."""
     started = time.perf_counter()
@@ -186,9 +193,7 @@ def main() -> None:
         jobs = {"separate 60 s, s": lambda: separate(python, minute, tmp / "out")[0],
                 "render choir_fx 60 s, s": lambda: render_choir_fx(python, minute, tmp / "out")}
         if args.train_steps:
-            dataset = tmp / "train"
-            for index in range(3):
-                tiled_item(20.0, dataset / f"item{index}", offset=3.0 * index)
+            dataset = demo_dataset(tmp / "train")
             jobs["train, s/step"] = lambda: train_seconds_per_step(python, dataset, tmp / "model", args.train_steps)
         if args.adapt_steps:
             recording = tiled_item(20.0, tmp / "recording")

@@ -85,15 +85,6 @@ def seconds_per_step(tree: Path, dataset: Path, kind: str, steps: int) -> float:
     return json.loads(result.stdout.strip().splitlines()[-1])["seconds_per_step"]
 
 
-def demo_dataset(folder: Path) -> Path:
-    """Three 20-s items tiled from the bundled demo clip (as ``bench_separate.py``'s training)."""
-    from bench_separate import tiled_item
-
-    for index in range(3):
-        tiled_item(20.0, folder / f"item{index}", offset=3.0 * index)
-    return folder
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", default="main", help="the revision to compare with (default main)")
@@ -107,6 +98,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         trees = {f"before ({args.before} {commit})": export_tree(args.before, tmp / "before"), "now": REPOSITORY}
+        from bench_separate import demo_dataset  # the demo items bench_separate's training runs on
+
         dataset = args.dataset.resolve() if args.dataset else demo_dataset(tmp / "data")
         print(f"{'step':>6} {'tree':>28} {'steps/min':>10}   each repeat (steps/min)")
         for kind in args.kinds:
