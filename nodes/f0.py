@@ -264,6 +264,9 @@ class F0Multi(Node):
         "live_lookahead": Param("int", 2, "live mode: frames of 16 ms the tracker looks ahead in all "
                                           "(its analysis window and its lag)", unit="frames", range=(0, 2)),
         "threads": Param("int", 1, "CPU threads for the network", range=(1, 64)),
+        "unison_leap_cents": Param("float", 250.0, "a voice that leaps at least this far onto another's pitch "
+                                                   "reads silent while they share it (a lost voice, not a sung "
+                                                   "unison; 0: off)", unit="cents", range=(0.0, 2400.0)),
     }
 
     def configure(self, inputs, context):
@@ -273,7 +276,7 @@ class F0Multi(Node):
                                       ranges=parse_ranges(self.p.ranges) if self.p.ranges else None,
                                       threshold=self.p.threshold, mode=self.p.mode,
                                       viterbi_lag=self.p.viterbi_lag, live_lookahead=self.p.live_lookahead,
-                                      threads=self.p.threads)
+                                      threads=self.p.threads, unison_leap_cents=self.p.unison_leap_cents)
         self.tracker = MultiF0Tracker(self.options)
         self.lookahead = self.tracker.lookahead_samples
         rate = Fraction(SAMPLE_RATE, HOP_LENGTH)
@@ -325,6 +328,9 @@ class F0Refine(Node):
         "reach_cents": Param("float", 100.0, "how far from the given F0 a partial is looked for", unit="cents",
                              range=(1.0, 600.0)),
         "harmonics": Param("int", 8, "partials used, lowest first", range=(1, 64)),
+        "unison_leap_cents": Param("float", 250.0, "a voice that leaps at least this far onto another's pitch "
+                                                   "reads silent while they share it (a lost voice, not a sung "
+                                                   "unison; 0: off)", unit="cents", range=(0.0, 2400.0)),
     }
 
     def configure(self, inputs, context):
@@ -336,7 +342,8 @@ class F0Refine(Node):
         if voices.labels is not None and f0.labels is not None and tuple(voices.labels) != tuple(f0.labels):
             raise PortError("voices", f"carries {', '.join(voices.labels)} but the F0 input has "
                                       f"{', '.join(f0.labels)}: connect the same voices in the same order")
-        self.options = RefineOptions(n_fft=self.p.n_fft, reach_cents=self.p.reach_cents, harmonics=self.p.harmonics)
+        self.options = RefineOptions(n_fft=self.p.n_fft, reach_cents=self.p.reach_cents, harmonics=self.p.harmonics,
+                                     unison_leap_cents=self.p.unison_leap_cents)
         self.options.check()
         self.lookahead = self.options.lookahead_samples
         return {"f0": f0}

@@ -40,6 +40,7 @@ import scipy.sparse
 import torch
 from torch import nn
 
+from sfgraph.f0.unison import DEFAULT_LEAP_CENTS, UnisonLeapFilter
 from sfgraph.grid import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE
 from sfgraph.music import midi_to_hz
 from sfgraph.threads import torch_threads
@@ -369,7 +370,9 @@ class MultiF0Options:
     ``live``: ``live_lookahead`` frames of 16 ms of look-ahead in all, 2 by default, see
     ``MultiF0Tracker``), ``viterbi_lag`` (frames the tracker waits before deciding; None:
     the mode's default, 20 offline, 0 live; live allows up to ``live_lookahead``),
-    ``threads`` (torch CPU threads while the network runs)."""
+    ``threads`` (torch CPU threads while the network runs), ``unison_leap_cents`` (a
+    voice that leaps this far onto another's pitch reads silent while they share it,
+    ``sfgraph.f0.unison``; 0: never)."""
 
     model: Path
     voices: tuple[str, ...] = DEFAULT_VOICES
@@ -379,6 +382,7 @@ class MultiF0Options:
     viterbi_lag: int | None = None
     live_lookahead: int = LIVE_LOOKAHEAD_FRAMES
     threads: int = 1
+    unison_leap_cents: float = DEFAULT_LEAP_CENTS
     costs: TrackerCosts = field(default_factory=TrackerCosts)
 
     def lag(self) -> int:
@@ -485,6 +489,7 @@ class MultiF0Tracker:
         reach = (options.live_lookahead - self.lag) * HOP_LENGTH if self.live else N_FFT // 2
         self.spectrum = HarmonicSpectrum(reach)
         self.tracker = VoiceTracker(options.voice_ranges(), self.lag, options.costs)
+        self.unisons = UnisonLeapFilter(len(options.voices), options.unison_leap_cents)
         self.reset()
 
     @property
@@ -494,6 +499,7 @@ class MultiF0Tracker:
     def reset(self) -> None:
         self.spectrum.reset()
         self.tracker.reset()
+        self.unisons.reset()
         # Frames before the start are silence, as the zeros padding the first windows.
         silence = np.full((self.past, len(HARMONICS), BINS), -120.0, dtype=np.float32)
         self.features = silence
@@ -506,8 +512,8 @@ class MultiF0Tracker:
         self.features = self.features[ready:]
         pitch, salience = pick_peaks(logits, self.options.threshold)
         midi, confidence = self.tracker.push(pitch, salience)
-        f0 = np.where(np.isnan(midi), 0.0, midi_to_hz(np.nan_to_num(midi)))
-        return f0.astype(np.float32), confidence.astype(np.float32)
+        f0 = self.unisons.push(np.where(np.isnan(midi), 0.0, midi_to_hz(np.nan_to_num(midi))))
+        return f0.astype(np.float32), np.where(f0 > 0, confidence, 0.0).astype(np.float32)
 
     def _logits(self, ready: int) -> np.ndarray:
         """(ready, BINS) salience logits of the next ``ready`` frames of ``features``

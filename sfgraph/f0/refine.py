@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from sfgraph.f0.unison import DEFAULT_LEAP_CENTS, UnisonLeapFilter
 from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE
 
 
@@ -38,11 +39,14 @@ from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE
 class RefineOptions:
     """``n_fft``: analysis window, samples at 16 kHz (the look-ahead is half of it);
     ``reach_cents``: how far from the given F0 a partial is looked for; ``harmonics``:
-    the partials used (the lowest ones: they are the strongest and least overlapped)."""
+    the partials used (the lowest ones: they are the strongest and least overlapped);
+    ``unison_leap_cents``: a voice that leaps this far onto the refined pitch of another
+    reads silent while they share it (``sfgraph.f0.unison``; 0: never)."""
 
     n_fft: int = 2048
     reach_cents: float = 100.0
     harmonics: int = 8
+    unison_leap_cents: float = DEFAULT_LEAP_CENTS
 
     def check(self) -> None:
         if self.n_fft < 2 * HOP_LENGTH or self.n_fft & (self.n_fft - 1):
@@ -51,6 +55,8 @@ class RefineOptions:
             raise ValueError(f"reach_cents must be in (0, 600], got {self.reach_cents:g}")
         if self.harmonics < 1:
             raise ValueError(f"harmonics must be at least 1, got {self.harmonics}")
+        if self.unison_leap_cents < 0:
+            raise ValueError(f"unison_leap_cents must be 0 (off) or more, got {self.unison_leap_cents:g}")
 
     @property
     def lookahead_samples(self) -> int:
@@ -118,12 +124,14 @@ class F0Refiner:
         options.check()
         self.voices, self.options = voices, options
         self.window = np.hanning(options.n_fft + 1)[:-1]
+        self.unisons = UnisonLeapFilter(voices, options.unison_leap_cents)
         self.reset()
 
     def reset(self) -> None:
         # audio from padded sample next_frame * HOP (the padding: n_fft / 2 zeros before the start)
         self.pending = np.zeros((self.voices, self.options.n_fft // 2), dtype=np.float64)
         self.f0_waiting = np.zeros((self.voices, 0), dtype=np.float64)
+        self.unisons.reset()
 
     def push(self, audio: np.ndarray, f0: np.ndarray) -> np.ndarray:
         audio, f0 = np.atleast_2d(audio), np.atleast_2d(f0)
@@ -141,7 +149,7 @@ class F0Refiner:
                                  float(self.options.reach_cents), self.options.harmonics, SAMPLE_RATE / 2)
         self.pending = self.pending[:, ready * HOP_LENGTH:]
         self.f0_waiting = self.f0_waiting[:, ready:]
-        return refined.astype(np.float32)
+        return self.unisons.push(refined).astype(np.float32)
 
 
 def refine_f0(audio: np.ndarray, f0: np.ndarray, options: RefineOptions = RefineOptions()) -> np.ndarray:
