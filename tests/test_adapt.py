@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from sfgraph.cli import main
-from sfgraph.data.layout import load_item, write_f0_csv
+from sfgraph.cli.separate import refined_f0, separate_graph
+from sfgraph.data.layout import load_item, read_f0_csv, write_f0_csv
 from sfgraph.dsp.voice_config import VoiceConfig
 from sfgraph.model.adapt import AdaptOptions, adapt, recording_spans, split_recording
 from sfgraph.model.train import evaluate
@@ -168,10 +169,16 @@ def test_ctrl_c_during_adaptation_leaves_no_outputs_and_no_model(short_recording
 
 
 def test_adapt_with_f0_from_the_mixture(short_recording, tmp_path, capsys):
-    """--f0 auto: the adaptation learns from the F0s estimated from the mixture, the same
-    frames the separation graph streams."""
+    """--f0 auto: the adaptation learns from the refined F0, the frames the graph's second
+    pass separates with (what `separate --f0 auto` writes to OUTPUT/f0)."""
+    mix = str(short_recording / "mix.wav")
+    assert main(["separate", mix, "--f0", "auto", "-q", "-o", str(tmp_path / "plain")]) == 0
+    written = np.stack([read_f0_csv(tmp_path / "plain" / "f0" / f"{voice}.csv")[1]
+                        for voice in ("soprano", "alto", "tenor", "bass")])
+    refined = refined_f0(separate_graph(mix, "auto"))
+    np.testing.assert_allclose(refined, written)
+    assert (refined > 0).sum() > 0.5 * refined.size
     out = tmp_path / "out"
-    assert main(["separate", str(short_recording / "mix.wav"), "--f0", "auto", "--adapt", "1", "--adapt-steps", "2",
-                 "-q", "-o", str(out)]) == 0
+    assert main(["separate", mix, "--f0", "auto", "--adapt", "1", "--adapt-steps", "2", "-q", "-o", str(out)]) == 0
     assert "2 steps" in capsys.readouterr().out
     assert (out / "model" / "weights.pt").is_file() and (out / "bass.wav").is_file()
