@@ -130,7 +130,7 @@ def test_separate_graph_builds_every_variant_of_separate():
 
     nodes, connections = sources(separate_graph("mix.wav", "auto", ranges=["C4-A5", "F3-D5", "C3-A4", "E2-E4"],
                                                 synth=True, mask_fit=0, device="cpu"))
-    assert nodes["f0"] == ("f0_multi", {"voices": ["soprano", "alto", "tenor", "bass"],
+    assert nodes["f0"] == ("f0_multi", {"unison_leap_cents": 0, "voices": ["soprano", "alto", "tenor", "bass"],
                                         "ranges": ["C4-A5", "F3-D5", "C3-A4", "E2-E4"]})
     assert nodes["refine"][0] == "f0_refine"
     assert nodes["net"][1] == nodes["net2"][1] == {"model": "sfgraph:models/default", "device": "cpu"}
