@@ -17,7 +17,7 @@ import numpy as np
 
 from sfgraph.atomic import destination_problems, discard, partial_path
 from sfgraph.data.layout import DatasetError, f0_csv_text, f0_doubts, read_f0_csv, resample_f0
-from sfgraph.f0 import MULTIF0_MODEL
+from sfgraph.f0 import MULTIF0_MODEL, UNISON_LEAP_CENTS
 from sfgraph.graph.errors import InputWarning, PortError
 from sfgraph.graph.node import Node
 from sfgraph.graph.params import Param
@@ -264,9 +264,10 @@ class F0Multi(Node):
         "live_lookahead": Param("int", 2, "live mode: frames of 16 ms the tracker looks ahead in all "
                                           "(its analysis window and its lag)", unit="frames", range=(0, 2)),
         "threads": Param("int", 1, "CPU threads for the network", range=(1, 64)),
-        "unison_leap_cents": Param("float", 250.0, "a voice that leaps at least this far onto another's pitch "
-                                                   "reads silent while they share it (a lost voice, not a sung "
-                                                   "unison; 0: off)", unit="cents", range=(0.0, 2400.0)),
+        "unison_leap_cents": Param("float", UNISON_LEAP_CENTS,
+                                   "a voice that leaps at least this far onto another's pitch reads silent while "
+                                   "they share it (a lost voice, not a sung unison; 0: off)",
+                                   unit="cents", range=(0.0, 2400.0)),
     }
 
     def configure(self, inputs, context):
@@ -328,9 +329,10 @@ class F0Refine(Node):
         "reach_cents": Param("float", 100.0, "how far from the given F0 a partial is looked for", unit="cents",
                              range=(1.0, 600.0)),
         "harmonics": Param("int", 8, "partials used, lowest first", range=(1, 64)),
-        "unison_leap_cents": Param("float", 250.0, "a voice that leaps at least this far onto another's pitch "
-                                                   "reads silent while they share it (a lost voice, not a sung "
-                                                   "unison; 0: off)", unit="cents", range=(0.0, 2400.0)),
+        "unison_leap_cents": Param("float", UNISON_LEAP_CENTS,
+                                   "a voice that leaps at least this far onto another's pitch reads silent while "
+                                   "they share it (a lost voice, not a sung unison; 0: off)",
+                                   unit="cents", range=(0.0, 2400.0)),
     }
 
     def configure(self, inputs, context):

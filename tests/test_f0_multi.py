@@ -272,14 +272,15 @@ def test_f0_cli_multif0_then_eval_f0(tmp_path):
 
 
 def test_f0_cli_live_mode_gives_the_live_trackers_frames(tmp_path):
-    """``sfgraph f0 --multif0-mode live --live-lookahead 1`` writes what the tracker (and so
-    the f0_multi node in a live graph) gives with that look-ahead; a look-ahead it cannot
-    have is refused, naming it."""
+    """``sfgraph f0 --multif0-mode live --live-lookahead 1 --unison-leap-cents 0`` writes
+    what the tracker (and so the f0_multi node in a live graph) gives with these settings;
+    a look-ahead it cannot have is refused, naming it."""
     item = load_dataset(FIXTURES / "bach_tiny", use_stems=False)[0]
     result = sfgraph("f0", item.mix_path(), "-o", tmp_path / "live16", "--method", "multif0",
-                     "--multif0-mode", "live", "--live-lookahead", "1")
+                     "--multif0-mode", "live", "--live-lookahead", "1", "--unison-leap-cents", "0")
     assert result.returncode == 0, result.stderr
-    expected = estimate_f0(item.load_mix(), MultiF0Options(model=MODEL, mode="live", live_lookahead=1))
+    expected = estimate_f0(item.load_mix(), MultiF0Options(model=MODEL, mode="live", live_lookahead=1,
+                                                           unison_leap_cents=0))
     for voice, track in zip(DEFAULT_VOICES, expected):
         _, f0 = read_f0_csv(tmp_path / "live16" / f"{voice}.csv")
         np.testing.assert_allclose(f0, track, rtol=1e-4, atol=1e-3)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sfgraph.cli.arguments import add_command
 from sfgraph.cli.errors import CliError
-from sfgraph.f0 import MULTIF0_MODEL
+from sfgraph.f0 import MULTIF0_MODEL, UNISON_LEAP_CENTS
 
 METHODS = ("crepe", "score", "multif0")
 
@@ -38,7 +38,8 @@ def f0_from_audio(args):
         mixture = read_audio(Path(args.audio)).mean(axis=0)
         options = MultiF0Options(model=resolve_path(args.multif0_model), voices=tuple(voices or DEFAULT_VOICES),
                                  ranges=parse_ranges(args.ranges) if args.ranges else None,
-                                 mode=args.multif0_mode, live_lookahead=args.live_lookahead, threads=args.threads)
+                                 mode=args.multif0_mode, live_lookahead=args.live_lookahead, threads=args.threads,
+                                 unison_leap_cents=args.unison_leap_cents)
         return options.voices, estimate_f0(mixture, options), mixture
     from sfgraph.f0.align import align_score
     from sfgraph.f0.score import read_score
@@ -150,6 +151,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         "graphs/separate_live_mic.yaml uses 1)")
     p.add_argument("--ranges", help="multif0: comma-separated LOW-HIGH note ranges, one per voice (e.g. "
                                     "C4-A5,F3-D5,C3-A4,E2-E4; default from the voice names)")
+    p.add_argument("--unison-leap-cents", type=float, default=UNISON_LEAP_CENTS, metavar="CENTS",
+                   help="multif0: a voice that leaps at least this far onto another's pitch reads silent while "
+                        "they share it (a voice the tracker lost, not a sung unison); 0 keeps every unison "
+                        f"(default {UNISON_LEAP_CENTS:g})")
 
     p = add_command(commands, "train-f0", run_train_f0,
                     help="train the multi-F0 salience network on datasets with true F0 (supervised; e.g. from "

@@ -9,6 +9,7 @@
   ``multif0_train`` trains its network (supervised, on generated data).
 - ``refine``: F0 tracks refined against each voice's own audio (a first separation): the
   pitch its partials' peaks show.
+- ``unison``: silences a voice that leaps onto another's pitch (a voice the tracker lost).
 - ``recording``: reads the recordings the trackers take (one file, or a file per voice).
 - ``plot``: draws F0 tracks over a recording's spectrogram.
 
@@ -18,3 +19,4 @@ The nodes ``f0_crepe``, ``f0_score``, ``f0_multi``, ``f0_midi`` and ``f0_refine`
 """
 
 MULTIF0_MODEL = "sfgraph:models/multif0"  # the bundled multi-F0 salience model
+UNISON_LEAP_CENTS = 250.0  # default of sfgraph.f0.unison's leap into a unison that silences a voice

@@ -40,7 +40,8 @@ import scipy.sparse
 import torch
 from torch import nn
 
-from sfgraph.f0.unison import DEFAULT_LEAP_CENTS, UnisonLeapFilter
+from sfgraph.f0 import UNISON_LEAP_CENTS
+from sfgraph.f0.unison import UnisonLeapFilter
 from sfgraph.grid import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE
 from sfgraph.music import midi_to_hz
 from sfgraph.threads import torch_threads
@@ -382,7 +383,7 @@ class MultiF0Options:
     viterbi_lag: int | None = None
     live_lookahead: int = LIVE_LOOKAHEAD_FRAMES
     threads: int = 1
-    unison_leap_cents: float = DEFAULT_LEAP_CENTS
+    unison_leap_cents: float = UNISON_LEAP_CENTS
     costs: TrackerCosts = field(default_factory=TrackerCosts)
 
     def lag(self) -> int:

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from sfgraph.f0.unison import DEFAULT_LEAP_CENTS, UnisonLeapFilter
+from sfgraph.f0 import UNISON_LEAP_CENTS
+from sfgraph.f0.unison import UnisonLeapFilter
 from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE
 
 
@@ -46,7 +47,7 @@ class RefineOptions:
     n_fft: int = 2048
     reach_cents: float = 100.0
     harmonics: int = 8
-    unison_leap_cents: float = DEFAULT_LEAP_CENTS
+    unison_leap_cents: float = UNISON_LEAP_CENTS
 
     def check(self) -> None:
         if self.n_fft < 2 * HOP_LENGTH or self.n_fft & (self.n_fft - 1):

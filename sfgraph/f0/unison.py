@@ -30,9 +30,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from sfgraph.f0 import UNISON_LEAP_CENTS
+
 UNISON_CENTS = 50.0  # two F0s this close are one pitch (half a semitone)
 STAY_CENTS = 100.0  # the voice that was there came from no farther than a semitone
-DEFAULT_LEAP_CENTS = 250.0
 DEFAULT_CONTEXT = 5  # frames of 16 ms before a unison that show how each voice came into it
 
 _KEEP, _NONE = -2, -1  # a pair's state besides "voice i is silenced": unison kept, or no unison
@@ -86,7 +87,7 @@ class UnisonLeapFilter:
     while it holds a unison it leapt into. ``leap_cents`` ≤ 0 passes F0 through.
     """
 
-    def __init__(self, voices: int, leap_cents: float = DEFAULT_LEAP_CENTS, context: int = DEFAULT_CONTEXT):
+    def __init__(self, voices: int, leap_cents: float = UNISON_LEAP_CENTS, context: int = DEFAULT_CONTEXT):
         if context < 1:
             raise ValueError(f"context must be at least 1 frame, got {context}")
         self.voices, self.leap_cents, self.context = voices, float(leap_cents), context
@@ -106,7 +107,7 @@ class UnisonLeapFilter:
         return out.astype(f0.dtype, copy=False)
 
 
-def silence_unison_leaps(f0: np.ndarray, leap_cents: float = DEFAULT_LEAP_CENTS,
+def silence_unison_leaps(f0: np.ndarray, leap_cents: float = UNISON_LEAP_CENTS,
                          context: int = DEFAULT_CONTEXT) -> np.ndarray:
     """Whole tracks ``f0`` (V, frames) Hz → the frames ``UnisonLeapFilter`` gives."""
     f0 = np.atleast_2d(f0)
