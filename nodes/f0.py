@@ -24,6 +24,11 @@ from sfgraph.graph.params import Param
 from sfgraph.graph.ports import Port, StreamSpec
 from sfgraph.grid import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE, voice_order
 
+# f0_multi and f0_refine: sfgraph.f0.unison's rule (0, or at least 100 cents: check_leap_cents)
+UNISON_LEAP_PARAM = Param("float", UNISON_LEAP_CENTS, "a voice that leaps at least this far onto another's pitch "
+                          "reads silent while they share it (a lost voice, not a sung unison; 0: off, else "
+                          "at least 100)", unit="cents", range=(0.0, 2400.0))
+
 _FRAME_PARAMS = {
     "sample_rate": Param("int", SAMPLE_RATE, "rate the frames refer to", unit="Hz", range=(1000, 192000)),
     "hop": Param("int", HOP_LENGTH, "samples per frame", unit="samples", range=(1, 8192)),
@@ -234,8 +239,9 @@ class F0Multi(Node):
     Input ``mix``: (1, samples) at 16 kHz (other rates are resampled; several
     channels are averaged first), consumed 256 samples (one frame) at a time.
     Outputs at 62.5 frames/s, frame t at sample t·256, labelled by voice: ``f0``
-    (voices, frames) Hz, 0 when the voice is silent; ``confidence`` (voices,
-    frames) 0..1, the salience of the voice's pitch. ``mode: offline`` (the more
+    (voices, frames) Hz, 0 when the voice is silent or leapt onto another voice's pitch
+    (``unison_leap_cents``, ``sfgraph.f0.unison``; no added look-ahead); ``confidence``
+    (voices, frames) 0..1, the salience of the voice's pitch. ``mode: offline`` (the more
     accurate): frame t needs the input up to 1024 samples (half the 2048-sample
     window) plus the network's 4 and the tracker's ``viterbi_lag`` frames past it
     (``lookahead``: 0.45 s by default, 0.19 s with a lag of 4). ``mode: live``:
@@ -264,10 +270,7 @@ class F0Multi(Node):
         "live_lookahead": Param("int", 2, "live mode: frames of 16 ms the tracker looks ahead in all "
                                           "(its analysis window and its lag)", unit="frames", range=(0, 2)),
         "threads": Param("int", 1, "CPU threads for the network", range=(1, 64)),
-        "unison_leap_cents": Param("float", UNISON_LEAP_CENTS,
-                                   "a voice that leaps at least this far onto another's pitch reads silent while "
-                                   "they share it (a lost voice, not a sung unison; 0: off)",
-                                   unit="cents", range=(0.0, 2400.0)),
+        "unison_leap_cents": UNISON_LEAP_PARAM,
     }
 
     def configure(self, inputs, context):
@@ -312,7 +315,8 @@ class F0Refine(Node):
     Inputs: ``voices`` (voices, samples) at 16 kHz, one voice per channel, consumed 256
     samples (one frame) at a time; ``f0`` (voices, frames) Hz at 62.5 frames/s, frame t
     at sample t·256, the same voices in the same order. Output ``f0``: the refined F0,
-    same shape, labels and units, 0 where the input F0 is 0. Frame t needs the voices'
+    same shape, labels and units, 0 where the input F0 is 0 and where a voice leapt onto
+    another's pitch (``unison_leap_cents``, ``sfgraph.f0.unison``). Frame t needs the voices'
     audio up to ``n_fft / 2`` samples past it (64 ms by default): its output stays on the
     timeline but runs that far behind its input (``lookahead``). Offline and live give
     the same frames.
@@ -329,10 +333,7 @@ class F0Refine(Node):
         "reach_cents": Param("float", 100.0, "how far from the given F0 a partial is looked for", unit="cents",
                              range=(1.0, 600.0)),
         "harmonics": Param("int", 8, "partials used, lowest first", range=(1, 64)),
-        "unison_leap_cents": Param("float", UNISON_LEAP_CENTS,
-                                   "a voice that leaps at least this far onto another's pitch reads silent while "
-                                   "they share it (a lost voice, not a sung unison; 0: off)",
-                                   unit="cents", range=(0.0, 2400.0)),
+        "unison_leap_cents": UNISON_LEAP_PARAM,
     }
 
     def configure(self, inputs, context):

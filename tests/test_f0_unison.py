@@ -25,6 +25,13 @@ def test_a_voice_leaping_onto_a_held_pitch_reads_silent_until_the_unison_ends():
     assert np.array_equal(out[0, 18:], f0[0, 18:])
 
 
+def test_nan_is_no_unison():
+    f0 = tracks([(semitones(330, 4), 5), (330.0, 5)], [(330.0, 10)])
+    f0[0, 5] = np.nan
+    out = silence_unison_leaps(f0)
+    assert np.isnan(out[0, 5]) and np.all(out[0, 6:] == 0) and np.array_equal(out[1], f0[1])
+
+
 @pytest.mark.parametrize("steps", [1, 2])
 def test_a_voice_stepping_into_a_unison_keeps_it(steps):
     alto = 330.0
@@ -68,6 +75,11 @@ def test_refinement_applies_it_to_the_refined_pitch():
     assert np.all(kept[0, 20:] > 0)
 
 
-def test_wrong_voice_count_is_refused():
+def test_wrong_voice_count_and_a_leap_shorter_than_a_semitone_are_refused():
     with pytest.raises(ValueError, match="expected 4 voices, got 3"):
         UnisonLeapFilter(4).push(np.zeros((3, 5)))
+    for leap in (-5, 50):
+        with pytest.raises(ValueError, match=f"0 \\(off\\) or at least 100 cents .* got {leap}"):
+            UnisonLeapFilter(4, leap)
+        with pytest.raises(ValueError, match="at least 100 cents"):
+            RefineOptions(unison_leap_cents=leap).check()

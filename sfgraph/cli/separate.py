@@ -1,15 +1,19 @@
 """``sfgraph separate``: graphs/separate.yaml with the recording, its F0 source and the
-mask settings filled in (``separate_graph``, the one place that knows that graph's
-node ids), optionally first adapted to the recording (``--adapt``)."""
+mask settings filled in (``separate_graph``; this module is the one place that knows
+that graph's node ids), optionally first adapted to the recording (``--adapt``)."""
 from __future__ import annotations
 
 import argparse
 import copy
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sfgraph.cli.arguments import add_command, output_folder, written_files
 from sfgraph.cli.errors import CliError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SCORE_SUFFIXES = (".mid", ".midi", ".musicxml", ".xml", ".mxl")
 
@@ -109,7 +113,7 @@ def run_separate(args) -> int:
                           device=args.device, section_cents=args.section_cents, synth_noise=args.synth_noise)
     graph = build_graph(decl, output_dir=output)
     if args.adapt is not None:
-        adapt_to_recording(graph, args, refined_f0(decl) if args.f0 == "auto" else None)
+        adapt_to_recording(graph, args, refined_f0(decl, progress=not args.quiet) if args.f0 == "auto" else None)
     result = render(graph, progress=not args.quiet)
     voices = graph.nodes[graph.incoming("out")[0].connection.src].output_specs["voices"].labels
     print(f"separated {result.seconds:.1f} s into {', '.join(voices)}:")
@@ -118,24 +122,32 @@ def run_separate(args) -> int:
     return 0
 
 
-def refined_f0(decl) -> np.ndarray:
-    """The F0 (voices, frames) Hz that a ``separate --f0 auto`` declaration's second pass
-    separates with: its first pass and refinement rendered on their own (about the cost
-    of one separation), for ``--adapt`` to learn on. On the real quartets adapting one
-    minute on the tracker's own F0 instead gave 5.90 dB, below not adapting (5.97)."""
+def refined_f0(decl, progress: bool = True) -> np.ndarray:
+    """The refined F0 (voices, frames) Hz of a ``separate --f0 auto`` declaration (what it
+    writes to OUTPUT/f0): the nodes that feed its ``refine`` node, and the ``f0_out`` node
+    after it, rendered on their own (about the cost of one separation), for ``--adapt`` to
+    learn on. (The adapted model then runs both passes, so the F0 the second pass
+    separates with is refined once more, on the adapted model's first separation.) On the
+    real quartets adapting one minute on the tracker's own F0 instead gave 5.90 dB, below
+    not adapting (5.97)."""
     import numpy as np
 
     from sfgraph.data.layout import read_f0_csv
     from sfgraph.engine.offline import render
     from sfgraph.graph.build import build_graph
 
-    first_pass = {"mix", "f0", "net", "synth", "mask", "refine", "f0_out"}
+    wanted, frontier = {"f0_out"}, ["refine"]
+    while frontier:  # the refinement and everything upstream of it
+        node = frontier.pop()
+        if node not in wanted:
+            wanted.add(node)
+            frontier += [c.src for c in decl.connections if c.dst == node]
     decl = copy.deepcopy(decl)
-    decl.nodes = [node for node in decl.nodes if node.id in first_pass]
-    decl.connections = [c for c in decl.connections if c.src in first_pass and c.dst in first_pass]
+    decl.nodes = [node for node in decl.nodes if node.id in wanted]
+    decl.connections = [c for c in decl.connections if c.src in wanted and c.dst in wanted]
     with tempfile.TemporaryDirectory(prefix="sfgraph-refined-f0-") as folder:
         graph = build_graph(decl, output_dir=Path(folder))
-        render(graph, progress=False)
+        render(graph, progress=progress)
         return np.stack([read_f0_csv(path)[1] for path in graph.nodes["f0_out"].written])
 
 

@@ -14,12 +14,14 @@ twice its length; near each of the first ``harmonics`` multiples of the F0 (with
 parabola through the log magnitudes; the new F0 is the power-weighted median of
 the peaks' offsets in cents. A harmonic whose strongest point within the reach is at
 its edge (a neighbour's partial, not a peak) is skipped; a frame with no peak keeps
-its F0; unvoiced frames (0 Hz) stay unvoiced.
+its F0; unvoiced frames (0 Hz) stay unvoiced. The refined F0 then goes through
+``sfgraph.f0.unison`` (``unison_leap_cents``): a voice that leapt onto another's
+pitch reads silent.
 
 On the three real quartets of ``real_dev``, refining the multi-F0 on a first
 separation took the median pitch error from 8.2 to 5.5 cents and the second
-separation from 5.22 to 5.90 dB mean SI-SDR (CREPE full on the same separated
-voices: 3.2 cents, 5.70 dB, at about 100 times the cost).
+separation from 5.22 to 5.90 dB mean SI-SDR, before the unison rule (CREPE full on
+the same separated voices: 3.2 cents, 5.70 dB, at about 100 times the cost).
 
 ``refine_f0`` runs on whole signals; ``F0Refiner`` streams (the same frames
 however the audio is split); the ``f0_refine`` node wraps it.
@@ -32,7 +34,7 @@ import numba
 import numpy as np
 
 from sfgraph.f0 import UNISON_LEAP_CENTS
-from sfgraph.f0.unison import UnisonLeapFilter
+from sfgraph.f0.unison import UnisonLeapFilter, check_leap_cents
 from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE
 
 
@@ -56,8 +58,7 @@ class RefineOptions:
             raise ValueError(f"reach_cents must be in (0, 600], got {self.reach_cents:g}")
         if self.harmonics < 1:
             raise ValueError(f"harmonics must be at least 1, got {self.harmonics}")
-        if self.unison_leap_cents < 0:
-            raise ValueError(f"unison_leap_cents must be 0 (off) or more, got {self.unison_leap_cents:g}")
+        check_leap_cents(self.unison_leap_cents)
 
     @property
     def lookahead_samples(self) -> int:
