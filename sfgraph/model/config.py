@@ -20,6 +20,10 @@ class TrainConfig:
     hidden: int = 256
     causal_frames: bool = True          # frames from the window ending at their time (see NetworkConfig)
     seed: int = 0
+    # Section voice models: a hinge prior on the spread, added to the training loss as
+    # weight * mean over voiced frames of relu(spread_cents - spread_prior_cents) (0: off).
+    spread_prior_weight: float = 0.0
+    spread_prior_cents: float = 10.0
 
     # Network settings that a run started with --init takes from that model unless given.
     FROM_INIT = ("hidden", "causal_frames")

@@ -102,19 +102,33 @@ def synthesize(network, config: NetworkConfig, mix: torch.Tensor, f0: torch.Tens
     return synthesize_voices(f0, network(mix, f0), generator=generator, config=config.voice, harmonic_sines=sines)
 
 
+def spread_prior(spread: torch.Tensor, f0: torch.Tensor, cents: float) -> torch.Tensor:
+    """Mean over voiced frames (``f0`` > 0) of ``relu(spread - cents)``: how far a section's
+    spread (B, V, frames) cents runs past the prior's width."""
+    voiced = (f0[..., :spread.shape[-1]] > 0).to(spread.dtype)
+    return (torch.relu(spread - cents) * voiced).sum() / voiced.sum().clamp_min(1.0)
+
+
 def training_step(trained, config: NetworkConfig, optimizer, segments: Segments, batch_size: int,
-                  generator: torch.Generator, device) -> float:
+                  generator: torch.Generator, device, spread_prior_weight: float = 0.0,
+                  spread_prior_cents: float = 10.0) -> float:
     """One optimisation step on a batch drawn from ``segments``: the loss of the sum of the
-    voices against the mixture, gradients clipped to norm 1; returns the loss. ``trained``
-    may be wrapped in DistributedDataParallel, hence the explicit config."""
+    voices against the mixture (plus, for a section model with ``spread_prior_weight`` > 0,
+    that weight times ``spread_prior``), gradients clipped to norm 1; returns the spectral
+    loss alone. ``trained`` may be wrapped in DistributedDataParallel, hence the explicit config."""
     mix, f0, sines = (part.to(device) for part in segments.batch(batch_size, generator))
     trained.train()
-    loss = spectral_loss(synthesize(trained, config, mix, f0, sines, generator).sum(dim=1), mix)
+    controls = trained(mix, f0)
+    voices = synthesize_voices(f0, controls, generator=generator, config=config.voice, harmonic_sines=sines)
+    spectral = spectral_loss(voices.sum(dim=1), mix)
+    loss = spectral
+    if spread_prior_weight > 0 and controls.spread is not None:
+        loss = spectral + spread_prior_weight * spread_prior(controls.spread, f0, spread_prior_cents)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
     optimizer.step()
-    return loss.item()
+    return spectral.item()
 
 
 def learning_rate_factor(config: TrainConfig):
@@ -347,7 +361,8 @@ class Trainer:
         step = self.state["step"]
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step * self.world + self.rank)
         loss = training_step(trained, self.network.config, self.optimizer, self.train_set, self.config.batch_size,
-                             generator, self.device)
+                             generator, self.device, self.config.spread_prior_weight,
+                             self.config.spread_prior_cents)
         self.schedule.step()
         self.state["step"] += 1
         self.step_threads.step_done(self.state["step"])
