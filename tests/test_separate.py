@@ -68,14 +68,17 @@ def test_a_model_folders_separation_settings_are_its_defaults_and_the_options_ov
 
 
 def test_the_choir_model_separates_with_its_section_settings(tmp_path):
-    """The bundled choir model (sfgraph:models/choir) loads, asks for masks from its voices'
-    harmonic part widened by 10 cents, and separates a fixture chorale well above the floor."""
+    """The bundled choir model (sfgraph:models/choir) is a section voice model trained with the
+    spread prior, asks for masks from its voices' harmonic part widened by 10 cents, and
+    separates a fixture chorale well above the floor."""
     from sfgraph.model.checkpoint import load_model, separation_settings
     from sfgraph.resources import resolve_resource
 
     folder = resolve_resource("sfgraph:models/choir")
     assert separation_settings(folder) == {"section_cents": 10.0, "synth_noise": 0.0}
-    assert load_model(folder).config.voices == load_model(resolve_resource("sfgraph:models/default")).config.voices
+    choir = load_model(folder)
+    assert choir.config.voices == load_model(resolve_resource("sfgraph:models/default")).config.voices
+    assert choir.config.voice.is_section
     item = load_item(sorted(p for p in (FIXTURES / "bach_tiny").iterdir() if p.is_dir())[0], require_stems=True)
     out = tmp_path / "out"
     assert main(["separate", str(item.path / "mix.wav"), "--f0", str(item.path / "f0"), "--model",

@@ -276,6 +276,32 @@ def test_a_section_model_starts_from_a_solo_model_where_the_shapes_allow(dataset
                            "--voice-model", "solo")) == 2
 
 
+def test_the_spread_prior_holds_a_section_models_spread_down(dataset_without_stems, tmp_path):
+    """--spread-prior-weight: the same section training with the prior gives voiced frames a
+    narrower spread than without it, and model.json records the prior."""
+    from sfgraph.data.layout import load_item
+    from sfgraph.model.train import spread_prior
+
+    spread = torch.tensor([[[5.0, 30.0, 50.0]]])
+    f0 = torch.tensor([[[200.0, 200.0, 0.0]]])
+    assert spread_prior(spread, f0, 10.0).item() == pytest.approx(10.0)  # (0 + 20) / 2 voiced frames
+
+    item = load_item(next(p for p in sorted(dataset_without_stems.iterdir()) if p.is_dir()), use_stems=False)
+    mix = torch.from_numpy(item.load_mix())[None]
+    f0 = torch.from_numpy(item.f0_on_frames()).float()[None]
+    spreads = {}
+    for weight in ("0", "1"):
+        model_dir = tmp_path / f"prior_{weight}"
+        assert main(train_args(dataset_without_stems, model_dir, 12, "--voice-model", "section", "--learning-rate",
+                               "3e-3", "--spread-prior-weight", weight, "--spread-prior-cents", "2")) == 0
+        with torch.no_grad():
+            controls = load_model(model_dir)(mix, f0)
+        voiced = f0[..., :controls.spread.shape[-1]] > 0
+        spreads[weight] = controls.spread[voiced].mean().item()
+        assert json.loads((model_dir / "model.json").read_text())["training"]["spread_prior_weight"] == float(weight)
+    assert spreads["1"] < spreads["0"] - 2.0, spreads
+
+
 def test_a_model_json_without_voice_settings_has_the_default_ones(tmp_path):
     """The voice settings are recorded in model.json; where they are missing, the model was
     made for the default voice model."""
