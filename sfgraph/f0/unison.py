@@ -115,7 +115,8 @@ class UnisonLeapFilter:
             raise ValueError(f"expected {self.voices} voices, got {f0.shape[0]}")
         if self.leap_cents == 0.0 or f0.shape[1] == 0:
             return f0
-        out = _filter(f0.astype(np.float64), self.history, self.pairs, self.leap_cents)
+        # _filter reads its input and writes a copy: float64 input goes in as it is
+        out = _filter(np.ascontiguousarray(f0, dtype=np.float64), self.history, self.pairs, self.leap_cents)
         return out.astype(f0.dtype, copy=False)
 
 
