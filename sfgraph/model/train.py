@@ -94,12 +94,12 @@ def load_segments(dataset, config: TrainConfig, voice_config) -> tuple[Segments,
             Segments(mixes[split:], f0s[split:], segment, voice_config), voices)
 
 
-def synthesize(network, config: NetworkConfig, mix: torch.Tensor, f0: torch.Tensor, sines: torch.Tensor,
+def synthesize(controls, config: NetworkConfig, f0: torch.Tensor, sines: torch.Tensor,
                generator: torch.Generator) -> torch.Tensor:
-    """Voices (B, V, samples) that the network's parameters make for this mixture; ``sines``
-    (B, V, frames, hop): the F0s' ``unit_harmonic_sines`` (``network`` may be wrapped in
+    """Voices (B, V, samples) that the network's ``controls`` for a mixture make; ``sines``
+    (B, V, frames, hop): the F0s' ``unit_harmonic_sines`` (the network may be wrapped in
     DistributedDataParallel, hence the explicit config)."""
-    return synthesize_voices(f0, network(mix, f0), generator=generator, config=config.voice, harmonic_sines=sines)
+    return synthesize_voices(f0, controls, generator=generator, config=config.voice, harmonic_sines=sines)
 
 
 def spread_prior(spread: torch.Tensor, f0: torch.Tensor, cents: float) -> torch.Tensor:
@@ -119,8 +119,7 @@ def training_step(trained, config: NetworkConfig, optimizer, segments: Segments,
     mix, f0, sines = (part.to(device) for part in segments.batch(batch_size, generator))
     trained.train()
     controls = trained(mix, f0)
-    voices = synthesize_voices(f0, controls, generator=generator, config=config.voice, harmonic_sines=sines)
-    spectral = spectral_loss(voices.sum(dim=1), mix)
+    spectral = spectral_loss(synthesize(controls, config, f0, sines, generator).sum(dim=1), mix)
     loss = spectral
     if spread_prior_weight > 0 and controls.spread is not None:
         loss = spectral + spread_prior_weight * spread_prior(controls.spread, f0, spread_prior_cents)
@@ -415,8 +414,8 @@ def evaluate(network: ParamNet, segments: Segments, batch_size: int, device) -> 
     losses = []
     for batch in segments.fixed_batches(batch_size):
         mix, f0, sines = (part.to(device) for part in batch)
-        losses.append(float(spectral_loss(synthesize(network, network.config, mix, f0, sines, generator).sum(dim=1),
-                                          mix)))
+        voices = synthesize(network(mix, f0), network.config, f0, sines, generator)
+        losses.append(float(spectral_loss(voices.sum(dim=1), mix)))
     return float(np.mean(losses))
 
 
