@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,15 +120,24 @@ def test_separate_adapt_writes_a_complete_model_that_reloads(short_recording, tm
 
 def test_separate_adapt_keeps_the_models_voice_settings(short_recording, tmp_path, other_voice_model):
     """Adapting a model with another voice model than the default keeps its settings in the
-    adapted model folder, and the separation settings it ran with, so it reloads to the same voices."""
-    from sfgraph.model.checkpoint import read_model_config, separation_settings
+    adapted model folder, the separation settings it ran with, so it reloads to the same
+    voices, and its spread prior."""
+    from sfgraph.model.checkpoint import read_model_config, separation_settings, spread_prior_setting
 
+    model = tmp_path / "section_model"
+    shutil.copytree(other_voice_model, model)
+    description = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_text(json.dumps({**description, "spread_prior": {"weight": 0.5, "cents": 4.0}}))
     out = tmp_path / "out"
     arguments = ["separate", str(short_recording / "mix.wav"), "--f0", str(short_recording / "f0"), "-q"]
-    assert main([*arguments, "--model", str(other_voice_model), "--adapt", "2", "--adapt-steps", "2",
+    assert main([*arguments, "--model", str(model), "--adapt", "2", "--adapt-steps", "2",
                  "--section-cents", "8", "--synth-noise", "0", "-o", str(out)]) == 0
     assert read_model_config(out / "model")[0].voice == read_model_config(other_voice_model)[0].voice
     assert separation_settings(out / "model") == {"section_cents": 8.0, "synth_noise": 0.0}
+    # it adapted with the model's spread prior, and the adapted model carries it on
+    assert spread_prior_setting(out / "model") == {"weight": 0.5, "cents": 4.0}
+    assert read_model_config(out / "model")[1]["training"]["adapted"]["options"]["spread_prior"] == \
+        {"weight": 0.5, "cents": 4.0}
     again = tmp_path / "again"
     assert main([*arguments, "--model", str(out / "model"), "-o", str(again)]) == 0
     np.testing.assert_array_equal(read_wav(again / "alto.wav")[0], read_wav(out / "alto.wav")[0])

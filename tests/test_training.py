@@ -298,8 +298,42 @@ def test_the_spread_prior_holds_a_section_models_spread_down(dataset_without_ste
             controls = load_model(model_dir)(mix, f0)
         voiced = f0[..., :controls.spread.shape[-1]] > 0
         spreads[weight] = controls.spread[voiced].mean().item()
-        assert json.loads((model_dir / "model.json").read_text())["training"]["spread_prior_weight"] == float(weight)
+        description = json.loads((model_dir / "model.json").read_text())
+        assert description["training"]["spread_prior_weight"] == float(weight)
+        assert description.get("spread_prior") == ({"weight": 1.0, "cents": 2.0} if weight == "1" else None)
     assert spreads["1"] < spreads["0"] - 2.0, spreads
+
+
+def test_a_section_model_carries_its_spread_prior_into_further_training(dataset_without_stems, tmp_path, capsys):
+    """model.json's spread_prior: `train --init` keeps the model's prior unless a flag changes
+    it; a solo voice model, which has no spread, refuses one."""
+    from sfgraph.model.checkpoint import spread_prior_setting
+
+    start = tmp_path / "start"
+    assert main(train_args(dataset_without_stems, start, 1, "--voice-model", "section",
+                           "--spread-prior-weight", "0.5", "--spread-prior-cents", "4")) == 0
+    assert spread_prior_setting(start) == {"weight": 0.5, "cents": 4.0}
+    runs = {"kept": [], "cents": ["--spread-prior-cents", "6"], "off": ["--spread-prior-weight", "0"]}
+    for name, flags in runs.items():
+        assert main(train_args(dataset_without_stems, tmp_path / name, 1, "--init", str(start), *flags)) == 0
+    assert spread_prior_setting(tmp_path / "kept") == {"weight": 0.5, "cents": 4.0}
+    assert spread_prior_setting(tmp_path / "cents") == {"weight": 0.5, "cents": 6.0}
+    assert spread_prior_setting(tmp_path / "off") is None
+    capsys.readouterr()
+    assert main(train_args(dataset_without_stems, tmp_path / "solo", 1, "--spread-prior-weight", "0.5")) == 2
+    assert "--spread-prior-weight 0.5: only a section voice model has a spread" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("prior", [{"weight": -1, "cents": 10}, {"weight": 0.1}, "0.02"])
+def test_a_bad_spread_prior_in_model_json_names_the_file(other_voice_model, tmp_path, prior):
+    from sfgraph.model.checkpoint import spread_prior_setting
+
+    model = tmp_path / "model"
+    shutil.copytree(other_voice_model, model)
+    description = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_text(json.dumps({**description, "spread_prior": prior}))
+    with pytest.raises(ModelError, match=f"{model / 'model.json'}: 'spread_prior' must be"):
+        spread_prior_setting(model)
 
 
 def test_a_model_json_without_voice_settings_has_the_default_ones(tmp_path):

@@ -158,14 +158,15 @@ def adapt_to_recording(graph, args, f0: np.ndarray | None = None) -> None:
     once; the model is loaded again, into torch, to be trained). ``f0``: the F0 to learn
     on (``refined_f0`` with ``--f0 auto``), or None for the graph's F0 source's own."""
     from sfgraph.model.adapt import AdaptOptions, adapt, save_adapted_model
-    from sfgraph.model.checkpoint import load_model
+    from sfgraph.model.checkpoint import load_model, spread_prior_setting
 
     mix = graph.nodes["mix"].read_whole().mean(axis=0)
     if f0 is None:
         f0 = graph.nodes["f0"].whole_track(mix)
     net = graph.nodes["net"]
     network = load_model(net.model_folder, net.device)
-    options = AdaptOptions(minutes=args.adapt, max_steps=args.adapt_steps, seed=args.seed)
+    options = AdaptOptions(minutes=args.adapt, max_steps=args.adapt_steps, seed=args.seed,
+                           spread_prior=spread_prior_setting(net.model_folder))
     try:
         model, result = adapt(network, mix, f0, options, progress=not args.quiet)
     except ValueError as exc:

@@ -63,7 +63,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         help="also write each process's final weights (to check distributed runs)")
     for name, value in asdict(defaults).items():
         flag = "--" + name.replace("_", "-")
-        from_init = name in TrainConfig.FROM_INIT  # None when not given: see resolve_network_settings
+        # None when not given: see resolve_network_settings and sfgraph.model.train.resolve_spread_prior
+        from_init = name in TrainConfig.FROM_INIT or name in TrainConfig.SPREAD_PRIOR_OFF
         if isinstance(value, bool):  # a switch: --NAME when off by default, --no-NAME when on
             if value:
                 parser.add_argument("--no-" + flag[2:], dest=name, action="store_false",
@@ -75,4 +76,5 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
             continue
         kind = float if isinstance(value, float) or value is None else type(value)
         parser.add_argument(flag, type=kind, default=None if from_init else value,
-                            help=f"default {value}" + (", or the --init model's" if from_init else ""))
+                            help=f"default {TrainConfig.SPREAD_PRIOR_OFF.get(name, value)}"
+                                 + (", or the --init model's" if from_init else ""))

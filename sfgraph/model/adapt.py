@@ -42,6 +42,8 @@ class AdaptOptions:
     seed: int = 0
     threads: int | None = None      # torch's CPU threads (None: the cores other processes leave idle,
                                     # checked again every 10 steps); a fixed count makes runs repeat exactly
+    spread_prior: dict | None = None  # a section model's {"weight", "cents"} (its model.json's, which
+                                      # separate --adapt passes), added to the loss as in training
 
     def __post_init__(self):
         if not (self.minutes > 0 and math.isfinite(self.minutes)):
@@ -136,7 +138,8 @@ def adapt(network: ParamNet, mix: np.ndarray, f0: np.ndarray, options: AdaptOpti
             break
         step_started = time.perf_counter()
         generator = torch.Generator().manual_seed(options.seed * 1_000_003 + step)
-        loss = training_step(model, model.config, optimizer, train_set, options.batch_size, generator, device)
+        loss = training_step(model, model.config, optimizer, train_set, options.batch_size, generator, device,
+                             options.spread_prior)
         warmup.step()
         step += 1
         step_threads.step_done(step)
@@ -168,8 +171,8 @@ def save_adapted_model(folder: Path, model: ParamNet, result: AdaptResult, optio
     """Write ``model`` as a model folder at ``folder``, all at once: it is written beside
     it under a hidden name and renamed into place, so ``folder`` holds the old model or the
     new, whole. ``model.json`` records the recording, the starting model and the run, and
-    keeps the starting model's ``separation`` settings."""
+    keeps the starting model's ``separation`` settings and the spread prior it adapted with."""
     with staged_folder(folder) as staging:
         save_model(staging, model, {"adapted": {"recording": recording, "start_model": start_model,
                                                 "minutes": options.minutes, **asdict(result),
-                                                "options": asdict(options)}}, separation)
+                                                "options": asdict(options)}}, separation, options.spread_prior)

@@ -2,7 +2,8 @@
 
 A model folder holds ``model.json`` (format version, network config, voices,
 training config, and optionally the separation settings the model is meant to be used
-with, ``separation``) and ``weights.pt`` (the best weights); training adds
+with, ``separation``, and the spread prior further training of it keeps,
+``spread_prior``) and ``weights.pt`` (the best weights); training adds
 ``checkpoint.pt`` (everything needed to resume), ``log.csv`` and ``loss_curve.png``.
 """
 from __future__ import annotations
@@ -35,13 +36,15 @@ SEPARATION_SETTINGS = {"section_cents": (0.0, 100.0), "synth_noise": (0.0, 1.0)}
 
 
 def save_model(folder: Path, network: ParamNet, training: dict | None = None,
-               separation: dict | None = None) -> None:
+               separation: dict | None = None, spread_prior: dict | None = None) -> None:
     folder = Path(folder)
     write_torch(folder / "weights.pt", network.state_dict())
     description = {"format_version": FORMAT_VERSION, "network": network.config.to_dict(),
                    "voices": list(network.config.voices), "training": training or {}}
     if separation:
         description["separation"] = dict(separation)
+    if spread_prior:
+        description["spread_prior"] = dict(spread_prior)
     write_bytes(folder / "model.json", json.dumps(description, indent=2).encode())
 
 
@@ -61,6 +64,27 @@ def separation_settings(folder: Path, description: dict | None = None) -> dict[s
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise ModelError(f"{path}: separation setting {name} = {value!r}: give a number from {low:g} to {high:g}")
     return {name: float(value) for name, value in settings.items()}
+
+
+def spread_prior_setting(folder: Path, description: dict | None = None) -> dict[str, float] | None:
+    """The spread prior a section model's model.json carries (``{"weight", "cents"}``, the
+    hinge of ``sfgraph.model.train.spread_prior``, which ``train --init`` and ``separate
+    --adapt`` keep training it with), or None; ModelError names the file for a bad one.
+    ``description``: model.json as ``read_model_config`` gave it (None: read it)."""
+    config, description = (read_model_config(folder) if description is None
+                           else (NetworkConfig.from_dict(description["network"]), description))
+    prior = description.get("spread_prior")
+    if prior is None:
+        return None
+    path = Path(folder) / "model.json"
+    valid = (isinstance(prior, dict) and set(prior) == {"weight", "cents"}
+             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in prior.values())
+             and prior["weight"] >= 0 and prior["cents"] > 0)
+    if not valid:
+        raise ModelError(f"{path}: 'spread_prior' must be {{\"weight\": W >= 0, \"cents\": C > 0}}, got {prior!r}")
+    if not config.voice.is_section:
+        raise ModelError(f"{path}: 'spread_prior' is for section voice models; this one is a solo model (no spread)")
+    return {"weight": float(prior["weight"]), "cents": float(prior["cents"])}
 
 
 def read_model_config(folder: Path) -> tuple[NetworkConfig, dict]:

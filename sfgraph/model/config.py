@@ -21,12 +21,15 @@ class TrainConfig:
     causal_frames: bool = True          # frames from the window ending at their time (see NetworkConfig)
     seed: int = 0
     # Section voice models: a hinge prior on the spread, added to the training loss as
-    # weight * mean over voiced frames of relu(spread_cents - spread_prior_cents) (0: off).
-    spread_prior_weight: float = 0.0
-    spread_prior_cents: float = 10.0
+    # weight * mean over voiced frames of relu(spread_cents - spread_prior_cents) (weight 0:
+    # off). None: the --init model's (its model.json's spread_prior), else SPREAD_PRIOR_OFF's.
+    spread_prior_weight: float | None = None
+    spread_prior_cents: float | None = None
 
     # Network settings that a run started with --init takes from that model unless given.
     FROM_INIT = ("hidden", "causal_frames")
+    # The spread prior's values when neither the flags nor the --init model give them.
+    SPREAD_PRIOR_OFF = {"spread_prior_weight": 0.0, "spread_prior_cents": 10.0}
 
     def check(self) -> None:
         """Refuse settings that cannot train (each named by its flag)."""
@@ -36,6 +39,10 @@ class TrainConfig:
                  for name in positive if not getattr(self, name) > 0]
         if self.max_minutes is not None and not self.max_minutes > 0:
             wrong.append(f"--max-minutes must be positive, not {self.max_minutes} (leave it out for no time limit)")
+        if self.spread_prior_weight is not None and not self.spread_prior_weight >= 0:
+            wrong.append(f"--spread-prior-weight must be 0 (off) or positive, not {self.spread_prior_weight}")
+        if self.spread_prior_cents is not None and not self.spread_prior_cents > 0:
+            wrong.append(f"--spread-prior-cents must be positive, not {self.spread_prior_cents}")
         if self.validation_items < 1:
             wrong.append(f"--validation-items must be at least 1, not {self.validation_items}")
         if wrong:

@@ -27,7 +27,8 @@ from tqdm import tqdm
 from sfgraph.atomic import write_bytes, write_torch
 from sfgraph.dsp.voice_config import VoiceConfig
 from sfgraph.dsp.voice_torch import synthesize_voices, unit_harmonic_sines
-from sfgraph.model.checkpoint import load_model, read_model_config, save_model, separation_settings
+from sfgraph.model.checkpoint import (load_model, read_model_config, save_model, separation_settings,
+                                      spread_prior_setting)
 from sfgraph.model.config import TrainConfig
 from sfgraph.model.errors import ModelError
 from sfgraph.model.folder_lock import FolderLock, prepare_output_folder
@@ -110,19 +111,19 @@ def spread_prior(spread: torch.Tensor, f0: torch.Tensor, cents: float) -> torch.
 
 
 def training_step(trained, config: NetworkConfig, optimizer, segments: Segments, batch_size: int,
-                  generator: torch.Generator, device, spread_prior_weight: float = 0.0,
-                  spread_prior_cents: float = 10.0) -> float:
+                  generator: torch.Generator, device, prior: dict[str, float] | None = None) -> float:
     """One optimisation step on a batch drawn from ``segments``: the loss of the sum of the
-    voices against the mixture (plus, for a section model with ``spread_prior_weight`` > 0,
-    that weight times ``spread_prior``), gradients clipped to norm 1; returns the spectral
-    loss alone. ``trained`` may be wrapped in DistributedDataParallel, hence the explicit config."""
+    voices against the mixture (plus, for a section model with a ``prior`` ``{"weight",
+    "cents"}``, weight times ``spread_prior``), gradients clipped to norm 1; returns the
+    spectral loss alone. ``trained`` may be wrapped in DistributedDataParallel, hence the
+    explicit config."""
     mix, f0, sines = (part.to(device) for part in segments.batch(batch_size, generator))
     trained.train()
     controls = trained(mix, f0)
     spectral = spectral_loss(synthesize(controls, config, f0, sines, generator).sum(dim=1), mix)
     loss = spectral
-    if spread_prior_weight > 0 and controls.spread is not None:
-        loss = spectral + spread_prior_weight * spread_prior(controls.spread, f0, spread_prior_cents)
+    if prior is not None and controls.spread is not None:
+        loss = spectral + prior["weight"] * spread_prior(controls.spread, f0, prior["cents"])
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
@@ -147,20 +148,41 @@ def setting_differences(saved: NetworkConfig, wanted: NetworkConfig) -> list[str
             for name in saved_values if saved_values[name] != wanted_values[name]]
 
 
-def load_initial_model(model: str, model_dir: Path) -> tuple[ParamNet, str, dict[str, float]]:
+def load_initial_model(model: str, model_dir: Path) -> tuple[ParamNet, str, dict[str, float], dict | None]:
     """The trained model that ``--init MODEL`` starts from, how to record it (``sfgraph:REL``
-    as given, other folders as absolute paths), and the separation settings its model.json
-    recommends (they suit its fine-tuning too: a choir model's section width); ModelError
-    prefixed with ``--init MODEL``."""
+    as given, other folders as absolute paths), the separation settings its model.json
+    recommends (they suit its fine-tuning too: a choir model's section width) and the spread
+    prior it carries (None: none); ModelError prefixed with ``--init MODEL``."""
     try:
         folder = resolve_path(model)
         if folder.resolve() == model_dir.resolve():
             raise ModelError("it is also the output folder, which training overwrites; write to another folder")
         start = load_model(folder)
         separation = separation_settings(folder)
+        prior = spread_prior_setting(folder)
     except (FileNotFoundError, ModelError) as exc:
         raise ModelError(f"--init {model}: {exc}") from None
-    return start, model if model.startswith("sfgraph:") else str(folder.resolve()), separation
+    return start, model if model.startswith("sfgraph:") else str(folder.resolve()), separation, prior
+
+
+def resolve_spread_prior(config: TrainConfig, carried: dict | None, voice: VoiceConfig) -> dict[str, float] | None:
+    """The spread prior a run trains with, ``{"weight", "cents"}``, or None (off): each value
+    from its flag when given, else from ``carried`` (the --init model's, or a resumed run's
+    own), else ``TrainConfig.SPREAD_PRIOR_OFF``'s. A weight given for a solo voice model,
+    which has no spread, is refused; one carried from a section model is dropped there."""
+    carried = carried or {}
+    weight = (config.spread_prior_weight if config.spread_prior_weight is not None
+              else carried.get("weight", TrainConfig.SPREAD_PRIOR_OFF["spread_prior_weight"]))
+    cents = (config.spread_prior_cents if config.spread_prior_cents is not None
+             else carried.get("cents", TrainConfig.SPREAD_PRIOR_OFF["spread_prior_cents"]))
+    if not weight > 0:
+        return None
+    if not voice.is_section:
+        if config.spread_prior_weight is not None:
+            raise ModelError(f"--spread-prior-weight {weight:g}: only a section voice model has a spread; "
+                             "train with --voice-model section or leave it out")
+        return None
+    return {"weight": float(weight), "cents": float(cents)}
 
 
 def voice_config_to_train(given: VoiceConfig | None, start: ParamNet | None, model_dir: Path,
@@ -285,8 +307,8 @@ class Trainer:
         schedule and the run's state."""
         config = self.config
         torch.manual_seed(config.seed)
-        start, init_record, separation = (load_initial_model(self.init, self.model_dir) if self.init is not None
-                                          else (None, None, {}))
+        start, init_record, separation, carried_prior = (
+            load_initial_model(self.init, self.model_dir) if self.init is not None else (None, None, {}, None))
         voice = voice_config_to_train(self.voice, start, self.model_dir, self.resume)
         self.train_set, self.validation_set, voices = load_segments(self.dataset, config, voice)
         network = ParamNet(NetworkConfig(voices=voices, hidden=config.hidden, causal_frames=config.causal_frames,
@@ -298,7 +320,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, learning_rate_factor(config))
         self.state = {"step": 0, "best": math.inf, "evals_since_best": 0, "seconds": 0.0, "init": init_record,
-                      "separation": separation}
+                      "separation": separation,
+                      "spread_prior": resolve_spread_prior(config, carried_prior, voice)}
 
     def restore_checkpoint(self) -> None:
         """Network, optimiser, schedule and state from the model folder's checkpoint, if it was
@@ -317,6 +340,10 @@ class Trainer:
         self.state = saved["state"]
         self.state.setdefault("init", None)  # checkpoints written before --init existed
         self.state.setdefault("separation", {})  # and before models carried separation settings
+        # the run's own prior, unless flags given now change it (checkpoints written before
+        # models carried it: the flags alone)
+        self.state["spread_prior"] = resolve_spread_prior(self.config, self.state.get("spread_prior"),
+                                                          self.network.config.voice)
 
     def start_log(self) -> None:
         self.model_dir.mkdir(parents=True, exist_ok=True)
@@ -360,8 +387,7 @@ class Trainer:
         step = self.state["step"]
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step * self.world + self.rank)
         loss = training_step(trained, self.network.config, self.optimizer, self.train_set, self.config.batch_size,
-                             generator, self.device, self.config.spread_prior_weight,
-                             self.config.spread_prior_cents)
+                             generator, self.device, self.state["spread_prior"])
         self.schedule.step()
         self.state["step"] += 1
         self.step_threads.step_done(self.state["step"])
@@ -388,8 +414,11 @@ class Trainer:
             log.write(f"{state['step']},{train_loss:.5f},{validation:.5f},"
                       f"{self.schedule.get_last_lr()[0]:.6g},{state['seconds']:.1f}\n")
         if improved:
-            training = {**asdict(config), "dataset": str(self.dataset.root), "init": state["init"]}
-            save_model(self.model_dir, self.network, training, state["separation"])
+            prior = state["spread_prior"] or {}
+            training = {**asdict(config), "spread_prior_weight": prior.get("weight", 0.0),
+                        "spread_prior_cents": prior.get("cents", TrainConfig.SPREAD_PRIOR_OFF["spread_prior_cents"]),
+                        "dataset": str(self.dataset.root), "init": state["init"]}
+            save_model(self.model_dir, self.network, training, state["separation"], state["spread_prior"])
         write_torch(self.checkpoint_path, {"network": self.network.state_dict(),
                                            "optimizer": self.optimizer.state_dict(),
                                            "schedule": self.schedule.state_dict(), "state": state})
