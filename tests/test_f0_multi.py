@@ -241,6 +241,21 @@ def test_train_f0_learns_and_writes_a_loadable_model(tmp_path):
     assert description["training"]["step"] in (20, 40)
 
 
+def test_train_f0_init_fine_tunes_a_trained_model(tmp_path):
+    """--init starts from the bundled weights: its first validation is already far below a
+    fresh network's, and the folder records where it started."""
+    def first_validation(*extra):
+        result = sfgraph("train-f0", FIXTURES / "bach_tiny", "-o", tmp_path / extra[-1].replace(":", "_"),
+                         "--steps", "2", "--eval-every", "2", "--batch-size", "2", "--threads", "1", *extra[:-1])
+        assert result.returncode == 0, result.stderr
+        return float(result.stdout.split("validation")[1].split()[0])
+
+    assert first_validation("--init", MULTIF0_MODEL, "tuned") < 0.5 * first_validation("fresh")
+    assert json.loads((tmp_path / "tuned" / "multif0.json").read_text())["training"]["init"] == MULTIF0_MODEL
+    result = sfgraph("train-f0", FIXTURES / "bach_tiny", "-o", tmp_path / "bad", "--init", tmp_path / "missing")
+    assert result.returncode == 2 and "--init" in result.stderr and "not a multi-F0 model folder" in result.stderr
+
+
 def test_train_f0_reports_a_bad_dataset(tmp_path):
     result = sfgraph("train-f0", tmp_path / "missing", "-o", tmp_path / "model")
     assert result.returncode == 2

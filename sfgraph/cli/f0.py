@@ -85,6 +85,7 @@ def run_f0(args: argparse.Namespace) -> int:
 
 def run_train_f0(args: argparse.Namespace) -> int:
     from sfgraph.data.layout import load_dataset
+    from sfgraph.f0.multif0 import ModelFolderError
     from sfgraph.f0.multif0_train import SalienceTrainConfig, train
 
     config = SalienceTrainConfig(max_steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
@@ -92,9 +93,9 @@ def run_train_f0(args: argparse.Namespace) -> int:
                                  threads=args.threads)
     try:
         summary = train([load_dataset(Path(d), use_stems=False) for d in args.datasets], Path(args.output), config,
-                        progress=not args.quiet)
-    except ValueError as exc:  # datasets without the true F0 it needs, no validation step
-        raise CliError(str(exc)) from None
+                        progress=not args.quiet, init=args.init)
+    except ValueError as exc:  # datasets without the true F0 it needs, no validation step, a bad --init folder
+        raise CliError(f"--init {args.init}: {exc}" if isinstance(exc, ModelFolderError) else str(exc)) from None
     print(f"trained {summary['steps']} steps in {summary['minutes']:.1f} min; best validation BCE "
           f"{summary['validation_bce']:.4f} at step {summary['best_step']}; model in {args.output}")
     return 0
@@ -161,6 +162,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                          "'sfgraph data bach')")
     p.add_argument("datasets", nargs="+", help="dataset folders (mix.wav and f0/<voice>.csv per item)")
     p.add_argument("-o", "--output", required=True, help="model folder to write (multif0.json, weights.pt)")
+    p.add_argument("--init", metavar="MODEL", help="start from this multi-F0 model's weights (fine-tuning, e.g. "
+                                                   f"{MULTIF0_MODEL}) instead of random ones")
     p.add_argument("--steps", type=int, default=2400, help="training steps (the cosine schedule's length)")
     p.add_argument("--max-minutes", type=float, default=30.0, help="stop after this long, minutes")
     p.add_argument("--eval-every", type=int, default=200, help="steps between validations (best weights kept)")

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 
 from sfgraph.f0.multif0 import BINS, HOP_LENGTH, N_FFT, HarmonicSpectrum, SalienceConfig, SalienceNet, hz_to_bin, \
-    save_salience_model
+    load_salience_model, save_salience_model
+from sfgraph.resources import resolve_path
 from sfgraph.threads import StepThreads
 
 TARGET_SIGMA_BINS = 0.6
@@ -97,11 +98,18 @@ def validation_loss(network: SalienceNet, examples, context: int) -> float:
     return float(np.mean(losses))
 
 
-def train(datasets, output: Path, config: SalienceTrainConfig, progress: bool = True) -> dict:
+def train(datasets, output: Path, config: SalienceTrainConfig, progress: bool = True,
+          init: str | None = None) -> dict:
+    """Train the salience network on ``datasets`` (``sfgraph.data.layout``'s, with true F0s)
+    and write the best weights on the validation items to ``output``; ``init``: a multi-F0
+    model folder (``sfgraph:REL`` or a path) to start from (fine-tuning; its network
+    settings are kept) instead of random weights. Returns a summary."""
+    start = None if init is None else load_salience_model(resolve_path(init)).train()
+    init_record = None if init is None else init if init.startswith("sfgraph:") else str(resolve_path(init).resolve())
     torch.manual_seed(config.seed)
     step_threads = StepThreads(config.threads)
     rng = np.random.default_rng(config.seed)
-    context = SalienceConfig().context
+    context = (SalienceConfig() if start is None else start.config).context
     examples = load_examples(datasets, config.crop_frames + context)
     order = rng.permutation(len(examples))
     if len(examples) <= config.validation_items:
@@ -109,7 +117,7 @@ def train(datasets, output: Path, config: SalienceTrainConfig, progress: bool = 
                          "held out for validation")
     validation = [examples[i] for i in order[:config.validation_items]]
     training = [examples[i] for i in order[config.validation_items:]]
-    network = SalienceNet(SalienceConfig())
+    network = SalienceNet(SalienceConfig()) if start is None else start
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.max_steps, eta_min=config.learning_rate / 20)
     started = time.perf_counter()
@@ -132,7 +140,8 @@ def train(datasets, output: Path, config: SalienceTrainConfig, progress: bool = 
             if score < best:
                 best, best_step = score, step
                 save_salience_model(output, network, {
-                    "datasets": [str(d.root) for d in datasets], "items": len(training), "step": step,
+                    "datasets": [str(d.root) for d in datasets], "init": init_record,
+                    "items": len(training), "step": step,
                     "validation_bce": round(score, 5), "config": config.__dict__})
             if progress:
                 print(f"step {step:5d}  train {np.mean(running):.4f}  validation {score:.4f}"
