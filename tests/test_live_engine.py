@@ -3,6 +3,7 @@ control, node errors while running, a device that disappears, the commands."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import math
@@ -70,7 +71,16 @@ def live_equals_offline(jack, decl, mix, tmp_path, ahead_blocks: int = 4) -> np.
     engine = LiveEngine(build_live_graph(decl, tmp_path / "live"), ahead_blocks=ahead_blocks)
     engine.prepare()
     seconds = offline.shape[-1] / 48000
-    report = engine.run(duration=seconds + 0.3, on_open=loop_back(jack, 4))
+    connect, frozen = loop_back(jack, 4), []
+
+    def on_open(stream):
+        frozen.append(gc.get_freeze_count())
+        connect(stream)
+
+    report = engine.run(duration=seconds + 0.3, on_open=on_open)
+    # while it runs, what was alive at the start is out of the collector's reach (a full
+    # collection would hold the GIL for about 0.1 s); afterwards it is back
+    assert frozen[0] > 10_000 and gc.get_freeze_count() == 0
     assert report.ended == "duration reached" and report.node_errors == 0
     assert report.xrun_reasons.get("output underrun: the worker was late, silence played", 0) == 0
     latency = engine.latency.total

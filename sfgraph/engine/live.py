@@ -51,6 +51,7 @@ minutes on the busy 2-core machine: 126 and 1816 xruns in 20 s without, 2 and 0 
 from __future__ import annotations
 
 import atexit
+import gc
 import math
 import os
 import select
@@ -340,6 +341,11 @@ class LiveEngine:
         previous_threads = torch.get_num_threads() if torch else None
         if torch:  # torch's worker threads spin after each op, starving the audio thread of CPU
             torch.set_num_threads(1)
+        # A full garbage collection walks every tracked object (torch, numba and the graph
+        # leave about 260 000) holding the GIL, which the callback needs: up to 135 ms here,
+        # a burst of xruns. Everything alive now is moved where collections never look.
+        gc.collect()
+        gc.freeze()
         try:
             if on_open is not None:
                 on_open(stream)
@@ -352,6 +358,7 @@ class LiveEngine:
             self._stopping.set()
             os.write(self._wake_write, b"\0")
             worker.join(timeout=10)
+            gc.unfreeze()
             sys.setswitchinterval(previous_switch)
             if torch:
                 torch.set_num_threads(previous_threads)
