@@ -83,3 +83,11 @@ def test_wrong_voice_count_and_a_leap_shorter_than_a_semitone_are_refused():
             UnisonLeapFilter(4, leap)
         with pytest.raises(ValueError, match="at least 100 cents"):
             RefineOptions(unison_leap_cents=leap).check()
+
+
+def test_the_f0_command_names_its_flag_for_a_short_leap(tmp_path, capsys):
+    from sfgraph.cli import main
+
+    assert main(["f0", str(tmp_path / "not_read.wav"), "-o", str(tmp_path / "f0"), "--method", "multif0",
+                 "--unison-leap-cents", "50"]) == 2
+    assert "--unison-leap-cents must be 0 (off) or at least 100 cents" in capsys.readouterr().err

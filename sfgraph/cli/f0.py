@@ -33,7 +33,10 @@ def f0_from_audio(args):
         return names, track_f0(audio, options).f0_hz, audio.sum(axis=0)
     if args.method == "multif0":
         from sfgraph.f0.multif0 import MultiF0Options, estimate_f0, parse_ranges
+        from sfgraph.f0.unison import check_leap_cents
         from sfgraph.resources import resolve_path
+
+        check_leap_cents(args.unison_leap_cents, "--unison-leap-cents")  # before the audio is read
 
         mixture = read_audio(Path(args.audio)).mean(axis=0)
         options = MultiF0Options(model=resolve_path(args.multif0_model), voices=tuple(voices or DEFAULT_VOICES),

@@ -84,10 +84,11 @@ def _filter(f0, history, pairs, leap_cents):
     return out
 
 
-def check_leap_cents(leap_cents: float) -> None:
-    """A leap shorter than ``STAY_CENTS`` would silence voices that both came from near."""
+def check_leap_cents(leap_cents: float, name: str = "unison_leap_cents") -> None:
+    """A leap shorter than ``STAY_CENTS`` would silence voices that both came from near;
+    ``name``: what the error calls the setting (a param, or a command-line flag)."""
     if not (leap_cents == 0 or leap_cents >= STAY_CENTS):
-        raise ValueError(f"unison_leap_cents must be 0 (off) or at least {STAY_CENTS:g} cents "
+        raise ValueError(f"{name} must be 0 (off) or at least {STAY_CENTS:g} cents "
                          f"(a voice that came from within {STAY_CENTS:g} is not leaping), got {leap_cents:g}")
 
 
