@@ -1,7 +1,8 @@
 """The garbage collector's pause in a live run: how long a full collection holds the GIL
-(which the audio callback needs) with a live graph built, without and with the freeze that
-``LiveEngine.run`` applies while it streams (``gc.freeze``: objects alive at the start are
-out of the collector's reach).
+(which the audio callback needs) with a live graph built and rehearsed, without and with
+the freeze that ``LiveEngine.run`` applies while it streams (``gc.freeze``: objects alive
+at the start are out of the collector's reach; measured here on ``gc.freeze`` itself,
+without a sound device).
 
     python benchmarks/bench_gc_pause.py [--graph separate_live_mic] [--repeats 5]
 
@@ -36,6 +37,8 @@ def main() -> None:
     args = parser.parse_args()
     decl = load_graph_decl(args.graph, [])
     mic = decl.node("mic")  # the bundled clip in place of the microphone: no sound card needed
+    if mic is None:
+        parser.error(f"{args.graph} has no 'mic' node to stand the bundled clip in for (the live graphs have one)")
     mic.type, mic.params = "file_in", {"path": str(resolve_path("sfgraph:assets/demo/quartet/mix.wav"))}
     engine = LiveEngine(build_live_graph(decl))
     engine.prepare()  # models loaded, every node rehearsed: what a live run holds when it starts

@@ -95,6 +95,33 @@ def test_adaptation_never_hands_back_a_model_worse_than_the_start_on_its_held_ba
             torch.testing.assert_close(adapted.state_dict()[name], weights, rtol=0, atol=0)
 
 
+def test_a_spread_prior_enters_the_adaptation_loss_of_a_section_model_only(other_voice_model, tiny_model):
+    """The step adaptation takes (``training_step`` with ``AdaptOptions.spread_prior``): from
+    the same section model and batch, a strong prior leaves a narrower spread than none; a
+    solo model, which has no spread, refuses a prior."""
+    import copy
+
+    from sfgraph.model.train import training_step
+
+    section = load_model(other_voice_model)
+    mix, f0 = demo_inputs()
+    train_set, _ = split_recording(mix, f0, section.config.voice, 4.0)
+    spreads = {}
+    for name, prior in (("none", None), ("strong", {"weight": 100.0, "cents": 0.5})):
+        model = copy.deepcopy(section)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        training_step(model, model.config, optimizer, train_set, 2, torch.Generator().manual_seed(0), "cpu", prior)
+        model.eval()
+        with torch.no_grad():
+            f0_frames = torch.from_numpy(f0).float()[None]
+            spread = model(torch.from_numpy(mix)[None], f0_frames).spread
+        spreads[name] = spread[f0_frames[..., :spread.shape[-1]] > 0].mean().item()
+    assert spreads["strong"] < spreads["none"] - 1.0, spreads
+    with pytest.raises(ValueError, match="section voice models"):
+        adapt(load_model(tiny_model), mix, f0, AdaptOptions(minutes=1, spread_prior={"weight": 1.0, "cents": 10.0}),
+              progress=False)
+
+
 def test_separate_adapt_writes_a_complete_model_that_reloads(short_recording, tmp_path, capsys):
     out = tmp_path / "out"
     arguments = ["separate", str(short_recording / "mix.wav"), "--f0", str(short_recording / "f0"), "-q"]

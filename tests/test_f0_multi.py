@@ -253,7 +253,9 @@ def test_train_f0_init_fine_tunes_a_trained_model(tmp_path):
     assert first_validation("--init", MULTIF0_MODEL, "tuned") < 0.5 * first_validation("fresh")
     assert json.loads((tmp_path / "tuned" / "multif0.json").read_text())["training"]["init"] == MULTIF0_MODEL
     result = sfgraph("train-f0", FIXTURES / "bach_tiny", "-o", tmp_path / "bad", "--init", tmp_path / "missing")
-    assert result.returncode == 2 and "--init" in result.stderr and "not a multi-F0 model folder" in result.stderr
+    assert result.returncode == 2 and "--init: " in result.stderr and "not a multi-F0 model folder" in result.stderr
+    result = sfgraph("train-f0", FIXTURES / "bach_tiny", "-o", tmp_path / "tuned", "--init", tmp_path / "tuned")
+    assert result.returncode == 2 and "is also the output folder" in result.stderr
 
 
 def test_train_f0_reports_a_bad_dataset(tmp_path):

@@ -226,6 +226,27 @@ def test_a_failing_node_costs_one_silent_block_and_the_stream_goes_on(jack, grap
     np.testing.assert_array_equal(out[~silent], 0.5)
 
 
+def test_a_run_that_fails_at_the_start_leaves_the_garbage_collector_as_it_was(jack, graph_file, tmp_path):
+    """LiveEngine.run freezes the objects alive at its start (see the live-equals-offline
+    test) and thaws them however it ends, here by an ``on_open`` that raises (whose error
+    is the one reported: the worker it never started is not joined); a caller's own freeze
+    is left to the caller."""
+    write_wav(tmp_path / "dc.wav", np.full(24000, 0.5, dtype=np.float32), 48000)
+
+    def failing_open(stream):
+        raise RuntimeError("no ports")
+
+    for frozen_before in (False, True):
+        engine = LiveEngine(build_live_graph(load_graph_decl(str(graph_file(GLITCHY))), tmp_path))
+        engine.prepare()
+        if frozen_before:
+            gc.freeze()
+        with pytest.raises(RuntimeError, match="no ports"):
+            engine.run(on_open=failing_open)
+        assert (gc.get_freeze_count() > 10_000) == frozen_before  # frozen objects freed since count down
+        gc.unfreeze()
+
+
 RECORDER = """\
 sample_rate: 48000
 block_size: 256

@@ -322,9 +322,14 @@ def test_a_section_model_carries_its_spread_prior_into_further_training(dataset_
     capsys.readouterr()
     assert main(train_args(dataset_without_stems, tmp_path / "solo", 1, "--spread-prior-weight", "0.5")) == 2
     assert "--spread-prior-weight 0.5: only a section voice model has a spread" in capsys.readouterr().err
+    # refused before --force empties the folder of its earlier run
+    assert main(train_args(dataset_without_stems, tmp_path / "off", 1, "--force", "--voice-model", "solo",
+                           "--spread-prior-weight", "0.5")) == 2
+    assert (tmp_path / "off" / "model.json").exists()
 
 
-@pytest.mark.parametrize("prior", [{"weight": -1, "cents": 10}, {"weight": 0.1}, "0.02"])
+@pytest.mark.parametrize("prior", [{"weight": -1, "cents": 10}, {"weight": 0.1}, "0.02",
+                                   {"weight": float("inf"), "cents": 10}, {"weight": 0.1, "cents": 0}])
 def test_a_bad_spread_prior_in_model_json_names_the_file(other_voice_model, tmp_path, prior):
     from sfgraph.model.checkpoint import spread_prior_setting
 
@@ -334,6 +339,8 @@ def test_a_bad_spread_prior_in_model_json_names_the_file(other_voice_model, tmp_
     (model / "model.json").write_text(json.dumps({**description, "spread_prior": prior}))
     with pytest.raises(ModelError, match=f"{model / 'model.json'}: 'spread_prior' must be"):
         spread_prior_setting(model)
+    (model / "model.json").write_text(json.dumps({**description, "spread_prior": {"weight": 0, "cents": 10}}))
+    assert spread_prior_setting(model) is None  # weight 0: off
 
 
 def test_a_model_json_without_voice_settings_has_the_default_ones(tmp_path):

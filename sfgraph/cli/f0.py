@@ -88,7 +88,6 @@ def run_f0(args: argparse.Namespace) -> int:
 
 def run_train_f0(args: argparse.Namespace) -> int:
     from sfgraph.data.layout import load_dataset
-    from sfgraph.f0.multif0 import ModelFolderError
     from sfgraph.f0.multif0_train import SalienceTrainConfig, train
 
     config = SalienceTrainConfig(max_steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
@@ -97,8 +96,8 @@ def run_train_f0(args: argparse.Namespace) -> int:
     try:
         summary = train([load_dataset(Path(d), use_stems=False) for d in args.datasets], Path(args.output), config,
                         progress=not args.quiet, init=args.init)
-    except ValueError as exc:  # datasets without the true F0 it needs, no validation step, a bad --init folder
-        raise CliError(f"--init {args.init}: {exc}" if isinstance(exc, ModelFolderError) else str(exc)) from None
+    except ValueError as exc:  # datasets without the true F0 it needs, no validation step, a bad --init
+        raise CliError(str(exc)) from None
     print(f"trained {summary['steps']} steps in {summary['minutes']:.1f} min; best validation BCE "
           f"{summary['validation_bce']:.4f} at step {summary['best_step']}; model in {args.output}")
     return 0

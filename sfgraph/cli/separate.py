@@ -113,7 +113,11 @@ def run_separate(args) -> int:
                           device=args.device, section_cents=args.section_cents, synth_noise=args.synth_noise)
     graph = build_graph(decl, output_dir=output)
     if args.adapt is not None:
-        adapt_to_recording(graph, args, refined_f0(decl, progress=not args.quiet) if args.f0 == "auto" else None)
+        from sfgraph.model.checkpoint import spread_prior_setting
+
+        prior = spread_prior_setting(graph.nodes["net"].model_folder)  # a bad one refused before the first pass
+        adapt_to_recording(graph, args, prior,
+                           refined_f0(decl, progress=not args.quiet) if args.f0 == "auto" else None)
     result = render(graph, progress=not args.quiet)
     voices = graph.nodes[graph.incoming("out")[0].connection.src].output_specs["voices"].labels
     print(f"separated {result.seconds:.1f} s into {', '.join(voices)}:")
@@ -151,22 +155,22 @@ def refined_f0(decl, progress: bool = True) -> np.ndarray:
         return np.stack([read_f0_csv(path)[1] for path in graph.nodes["f0_out"].written])
 
 
-def adapt_to_recording(graph, args, f0: np.ndarray | None = None) -> None:
+def adapt_to_recording(graph, args, spread_prior: dict | None, f0: np.ndarray | None = None) -> None:
     """Fine-tune the separate graph's model on its own mixture and F0 (``--adapt``), write
     it to OUTPUT/model/ and give its weights to the graph's ``param_net`` nodes, which then
     separate with them (the graph is built once: score alignment and F0 files are read
-    once; the model is loaded again, into torch, to be trained). ``f0``: the F0 to learn
-    on (``refined_f0`` with ``--f0 auto``), or None for the graph's F0 source's own."""
+    once; the model is loaded again, into torch, to be trained). ``spread_prior``: the
+    model's (``spread_prior_setting``), kept in the loss. ``f0``: the F0 to learn on
+    (``refined_f0`` with ``--f0 auto``), or None for the graph's F0 source's own."""
     from sfgraph.model.adapt import AdaptOptions, adapt, save_adapted_model
-    from sfgraph.model.checkpoint import load_model, spread_prior_setting
+    from sfgraph.model.checkpoint import load_model
 
     mix = graph.nodes["mix"].read_whole().mean(axis=0)
     if f0 is None:
         f0 = graph.nodes["f0"].whole_track(mix)
     net = graph.nodes["net"]
     network = load_model(net.model_folder, net.device)
-    options = AdaptOptions(minutes=args.adapt, max_steps=args.adapt_steps, seed=args.seed,
-                           spread_prior=spread_prior_setting(net.model_folder))
+    options = AdaptOptions(minutes=args.adapt, max_steps=args.adapt_steps, seed=args.seed, spread_prior=spread_prior)
     try:
         model, result = adapt(network, mix, f0, options, progress=not args.quiet)
     except ValueError as exc:

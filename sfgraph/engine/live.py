@@ -342,11 +342,14 @@ class LiveEngine:
         if torch:  # torch's worker threads spin after each op, starving the audio thread of CPU
             torch.set_num_threads(1)
         # A full garbage collection walks every tracked object (torch, numba and the graph
-        # leave about 260 000) holding the GIL, which the callback needs: up to 135 ms here,
-        # a burst of xruns. Everything alive now is moved where collections never look.
-        gc.collect()
-        gc.freeze()
+        # leave about 260 000) holding the GIL, which the callback needs: 104-154 ms here, a
+        # burst of xruns. Everything alive now is moved where collections never look (unless
+        # the caller froze its own objects already: theirs to undo).
+        freeze = gc.get_freeze_count() == 0
         try:
+            if freeze:
+                gc.collect()
+                gc.freeze()
             if on_open is not None:
                 on_open(stream)
             worker.start()
@@ -357,8 +360,10 @@ class LiveEngine:
         finally:
             self._stopping.set()
             os.write(self._wake_write, b"\0")
-            worker.join(timeout=10)
-            gc.unfreeze()
+            if worker.ident is not None:  # not started when on_open raised
+                worker.join(timeout=10)
+            if freeze:
+                gc.unfreeze()
             sys.setswitchinterval(previous_switch)
             if torch:
                 torch.set_num_threads(previous_threads)

@@ -50,6 +50,10 @@ class AdaptOptions:
             raise ValueError(f"adaptation needs a positive number of minutes, not {self.minutes:g}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, not {self.max_steps}")
+        prior = self.spread_prior
+        if prior is not None and not (set(prior) == {"weight", "cents"} and 0 < prior["weight"] < math.inf
+                                      and 0 < prior["cents"] < math.inf):
+            raise ValueError(f"spread_prior must be None or {{'weight': W > 0, 'cents': C > 0}}, not {prior!r}")
 
 
 @dataclass
@@ -115,6 +119,8 @@ def adapt(network: ParamNet, mix: np.ndarray, f0: np.ndarray, options: AdaptOpti
     voice = network.config.voice
     if f0.shape[0] != len(network.config.voices):
         raise ValueError(f"F0 has {f0.shape[0]} voices; the model separates {len(network.config.voices)}")
+    if options.spread_prior is not None and not voice.is_section:
+        raise ValueError("a spread prior is for section voice models; this model is a solo one (no spread)")
     train_set, validation_set = split_recording(mix, f0, voice, options.segment_seconds)
     device = next(network.parameters()).device
     step_threads = StepThreads(options.threads)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import pickle
 import zipfile
 from pathlib import Path
@@ -66,25 +67,25 @@ def separation_settings(folder: Path, description: dict | None = None) -> dict[s
     return {name: float(value) for name, value in settings.items()}
 
 
-def spread_prior_setting(folder: Path, description: dict | None = None) -> dict[str, float] | None:
+def spread_prior_setting(folder: Path) -> dict[str, float] | None:
     """The spread prior a section model's model.json carries (``{"weight", "cents"}``, the
     hinge of ``sfgraph.model.train.spread_prior``, which ``train --init`` and ``separate
-    --adapt`` keep training it with), or None; ModelError names the file for a bad one.
-    ``description``: model.json as ``read_model_config`` gave it (None: read it)."""
-    config, description = (read_model_config(folder) if description is None
-                           else (NetworkConfig.from_dict(description["network"]), description))
+    --adapt`` keep training it with), or None (none, or weight 0: off); ModelError names
+    the file for a bad one."""
+    config, description = read_model_config(folder)
     prior = description.get("spread_prior")
     if prior is None:
         return None
     path = Path(folder) / "model.json"
     valid = (isinstance(prior, dict) and set(prior) == {"weight", "cents"}
-             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in prior.values())
+             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                     for v in prior.values())
              and prior["weight"] >= 0 and prior["cents"] > 0)
     if not valid:
         raise ModelError(f"{path}: 'spread_prior' must be {{\"weight\": W >= 0, \"cents\": C > 0}}, got {prior!r}")
     if not config.voice.is_section:
         raise ModelError(f"{path}: 'spread_prior' is for section voice models; this one is a solo model (no spread)")
-    return {"weight": float(prior["weight"]), "cents": float(prior["cents"])}
+    return {"weight": float(prior["weight"]), "cents": float(prior["cents"])} if prior["weight"] > 0 else None
 
 
 def read_model_config(folder: Path) -> tuple[NetworkConfig, dict]:

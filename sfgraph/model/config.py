@@ -1,6 +1,7 @@
 """Training settings (no torch import: the command line builds its flags from them quickly)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from sfgraph.model.errors import ModelError
@@ -22,7 +23,8 @@ class TrainConfig:
     seed: int = 0
     # Section voice models: a hinge prior on the spread, added to the training loss as
     # weight * mean over voiced frames of relu(spread_cents - spread_prior_cents) (weight 0:
-    # off). None: the --init model's (its model.json's spread_prior), else SPREAD_PRIOR_OFF's.
+    # off). None: the --init model's (its model.json's spread_prior), or a resumed run's own,
+    # else SPREAD_PRIOR_OFF's.
     spread_prior_weight: float | None = None
     spread_prior_cents: float | None = None
 
@@ -39,9 +41,9 @@ class TrainConfig:
                  for name in positive if not getattr(self, name) > 0]
         if self.max_minutes is not None and not self.max_minutes > 0:
             wrong.append(f"--max-minutes must be positive, not {self.max_minutes} (leave it out for no time limit)")
-        if self.spread_prior_weight is not None and not self.spread_prior_weight >= 0:
+        if self.spread_prior_weight is not None and not 0 <= self.spread_prior_weight < math.inf:
             wrong.append(f"--spread-prior-weight must be 0 (off) or positive, not {self.spread_prior_weight}")
-        if self.spread_prior_cents is not None and not self.spread_prior_cents > 0:
+        if self.spread_prior_cents is not None and not 0 < self.spread_prior_cents < math.inf:
             wrong.append(f"--spread-prior-cents must be positive, not {self.spread_prior_cents}")
         if self.validation_items < 1:
             wrong.append(f"--validation-items must be at least 1, not {self.validation_items}")

@@ -122,7 +122,7 @@ def training_step(trained, config: NetworkConfig, optimizer, segments: Segments,
     controls = trained(mix, f0)
     spectral = spectral_loss(synthesize(controls, config, f0, sines, generator).sum(dim=1), mix)
     loss = spectral
-    if prior is not None and controls.spread is not None:
+    if prior is not None and prior["weight"] > 0 and controls.spread is not None:
         loss = spectral + prior["weight"] * spread_prior(controls.spread, f0, prior["cents"])
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -168,8 +168,9 @@ def load_initial_model(model: str, model_dir: Path) -> tuple[ParamNet, str, dict
 def resolve_spread_prior(config: TrainConfig, carried: dict | None, voice: VoiceConfig) -> dict[str, float] | None:
     """The spread prior a run trains with, ``{"weight", "cents"}``, or None (off): each value
     from its flag when given, else from ``carried`` (the --init model's, or a resumed run's
-    own), else ``TrainConfig.SPREAD_PRIOR_OFF``'s. A weight given for a solo voice model,
-    which has no spread, is refused; one carried from a section model is dropped there."""
+    own), else ``TrainConfig.SPREAD_PRIOR_OFF``'s. A positive weight for a solo voice
+    model, which has no spread, is refused (only a flag can give one: a solo model carries
+    no prior, and a section model does not train as a solo one)."""
     carried = carried or {}
     weight = (config.spread_prior_weight if config.spread_prior_weight is not None
               else carried.get("weight", TrainConfig.SPREAD_PRIOR_OFF["spread_prior_weight"]))
@@ -178,24 +179,31 @@ def resolve_spread_prior(config: TrainConfig, carried: dict | None, voice: Voice
     if not weight > 0:
         return None
     if not voice.is_section:
-        if config.spread_prior_weight is not None:
-            raise ModelError(f"--spread-prior-weight {weight:g}: only a section voice model has a spread; "
-                             "train with --voice-model section or leave it out")
-        return None
+        raise ModelError(f"--spread-prior-weight {weight:g}: only a section voice model has a spread; "
+                         "train with --voice-model section or leave it out")
     return {"weight": float(weight), "cents": float(cents)}
 
 
-def voice_config_to_train(given: VoiceConfig | None, start: ParamNet | None, model_dir: Path,
+def voice_config_to_train(given: VoiceConfig | None, start: VoiceConfig | None, model_dir: Path,
                           resume: bool) -> VoiceConfig:
     """The voice model a run trains for: ``given``; else the ``--init`` model's (``start``);
     else, resuming, the run's own (its model.json); else the default."""
     if given is not None:
         return given
     if start is not None:
-        return start.config.voice
+        return start
     if resume and (model_dir / "model.json").exists():
         return read_model_config(model_dir)[0].voice
     return VoiceConfig()
+
+
+def initial_voice(init: str | None) -> VoiceConfig | None:
+    """The voice model of the ``--init`` model, read from its model.json (None: no --init,
+    or one that cannot be read, which ``load_initial_model`` reports)."""
+    try:
+        return None if init is None else read_model_config(resolve_path(init))[0].voice
+    except (FileNotFoundError, ModelError):
+        return None
 
 
 def becomes_section(saved: VoiceConfig, wanted: VoiceConfig) -> bool:
@@ -257,6 +265,9 @@ def train(dataset, model_dir: Path, config: TrainConfig, resume: bool = False,
     config.check()
     main_process = int(os.environ.get("RANK", "0")) == 0
     with FolderLock(model_dir) if main_process else contextlib.nullcontext():
+        if config.spread_prior_weight:  # refused for a solo voice model before --force empties the folder
+            resolve_spread_prior(config, None, voice_config_to_train(voice, initial_voice(init), Path(model_dir),
+                                                                     resume))
         if main_process:
             prepare_output_folder(model_dir, resume, force)
         return Trainer(dataset, Path(model_dir), config, resume, device, progress, keep_rank_weights, init,
@@ -309,7 +320,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         start, init_record, separation, carried_prior = (
             load_initial_model(self.init, self.model_dir) if self.init is not None else (None, None, {}, None))
-        voice = voice_config_to_train(self.voice, start, self.model_dir, self.resume)
+        voice = voice_config_to_train(self.voice, None if start is None else start.config.voice, self.model_dir,
+                                      self.resume)
         self.train_set, self.validation_set, voices = load_segments(self.dataset, config, voice)
         network = ParamNet(NetworkConfig(voices=voices, hidden=config.hidden, causal_frames=config.causal_frames,
                                          voice=voice))
