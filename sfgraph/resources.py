@@ -17,3 +17,9 @@ def resolve_resource(value: str) -> Path:
 def resolve_path(value: str) -> Path:
     """A path given by a user: ``sfgraph:REL`` inside the package, anything else as it is."""
     return resolve_resource(value) if value.startswith("sfgraph:") else Path(value).expanduser()
+
+
+def path_record(value: str) -> str:
+    """How to record a path a user gave (e.g. the model a run started from): ``sfgraph:REL``
+    as given, which stays true wherever the package is installed; anything else absolute."""
+    return value if value.startswith("sfgraph:") else str(resolve_path(value).resolve())

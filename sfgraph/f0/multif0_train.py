@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from sfgraph.f0.multif0 import (BINS, HOP_LENGTH, N_FFT, HarmonicSpectrum, ModelFolderError, SalienceConfig,
                                 SalienceNet, hz_to_bin, load_salience_model, save_salience_model)
-from sfgraph.resources import resolve_path
+from sfgraph.resources import path_record, resolve_path
 from sfgraph.threads import StepThreads
 
 TARGET_SIGMA_BINS = 0.6
@@ -104,13 +104,16 @@ def train(datasets, output: Path, config: SalienceTrainConfig, progress: bool = 
     and write the best weights on the validation items to ``output``; ``init``: a multi-F0
     model folder (``sfgraph:REL`` or a path) to start from (fine-tuning; its network
     settings are kept) instead of random weights. Returns a summary."""
-    if init is not None and resolve_path(init).resolve() == Path(output).resolve():
-        raise ValueError(f"--init {init} is also the output folder, which training overwrites; write to another")
-    try:
-        start = None if init is None else load_salience_model(resolve_path(init)).train()
-    except ModelFolderError as exc:
-        raise ModelFolderError(f"--init: {exc}") from None
-    init_record = None if init is None else init if init.startswith("sfgraph:") else str(resolve_path(init).resolve())
+    start = None
+    if init is not None:
+        folder = resolve_path(init)
+        if folder.resolve() == Path(output).resolve():
+            raise ValueError(f"--init {init} is also the output folder, which training overwrites; write to another")
+        try:
+            start = load_salience_model(folder).train()
+        except ModelFolderError as exc:
+            raise ModelFolderError(f"--init: {exc}") from None
+    init_record = None if init is None else path_record(init)
     torch.manual_seed(config.seed)
     step_threads = StepThreads(config.threads)
     rng = np.random.default_rng(config.seed)

@@ -35,7 +35,7 @@ from sfgraph.model.folder_lock import FolderLock, prepare_output_folder
 from sfgraph.model.loss import spectral_loss
 from sfgraph.model.network import NetworkConfig, ParamNet
 from sfgraph.devices import resolve_device
-from sfgraph.resources import resolve_path
+from sfgraph.resources import path_record, resolve_path
 from sfgraph.threads import StepThreads
 
 
@@ -162,7 +162,7 @@ def load_initial_model(model: str, model_dir: Path) -> tuple[ParamNet, str, dict
         prior = spread_prior_setting(folder)
     except (FileNotFoundError, ModelError) as exc:
         raise ModelError(f"--init {model}: {exc}") from None
-    return start, model if model.startswith("sfgraph:") else str(folder.resolve()), separation, prior
+    return start, path_record(model), separation, prior
 
 
 def resolve_spread_prior(config: TrainConfig, carried: dict | None, voice: VoiceConfig) -> dict[str, float] | None:
