@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from sfgraph.atomic import staged_folder
 from sfgraph.dsp.voice_config import VoiceConfig
-from sfgraph.model.checkpoint import save_model
+from sfgraph.model.checkpoint import is_spread_prior, save_model
 from sfgraph.model.network import ParamNet
 from sfgraph.model.train import Segments, evaluate, training_step
 from sfgraph.threads import StepThreads
@@ -51,8 +51,7 @@ class AdaptOptions:
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, not {self.max_steps}")
         prior = self.spread_prior
-        if prior is not None and not (set(prior) == {"weight", "cents"} and 0 < prior["weight"] < math.inf
-                                      and 0 < prior["cents"] < math.inf):
+        if prior is not None and not (is_spread_prior(prior) and prior["weight"] > 0):
             raise ValueError(f"spread_prior must be None or {{'weight': W > 0, 'cents': C > 0}}, not {prior!r}")
 
 

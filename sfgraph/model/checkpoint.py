@@ -67,6 +67,15 @@ def separation_settings(folder: Path, description: dict | None = None) -> dict[s
     return {name: float(value) for name, value in settings.items()}
 
 
+def is_spread_prior(prior) -> bool:
+    """Whether ``prior`` is a spread prior, ``{"weight": W >= 0, "cents": C > 0}`` of finite
+    numbers (weight 0: off)."""
+    return (isinstance(prior, dict) and set(prior) == {"weight", "cents"}
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in prior.values())
+            and prior["weight"] >= 0 and prior["cents"] > 0)
+
+
 def spread_prior_setting(folder: Path) -> dict[str, float] | None:
     """The spread prior a section model's model.json carries (``{"weight", "cents"}``, the
     hinge of ``sfgraph.model.train.spread_prior``, which ``train --init`` and ``separate
@@ -77,11 +86,7 @@ def spread_prior_setting(folder: Path) -> dict[str, float] | None:
     if prior is None:
         return None
     path = Path(folder) / "model.json"
-    valid = (isinstance(prior, dict) and set(prior) == {"weight", "cents"}
-             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                     for v in prior.values())
-             and prior["weight"] >= 0 and prior["cents"] > 0)
-    if not valid:
+    if not is_spread_prior(prior):
         raise ModelError(f"{path}: 'spread_prior' must be {{\"weight\": W >= 0, \"cents\": C > 0}}, got {prior!r}")
     if not config.voice.is_section:
         raise ModelError(f"{path}: 'spread_prior' is for section voice models; this one is a solo model (no spread)")
