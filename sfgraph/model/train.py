@@ -261,13 +261,14 @@ def train(dataset, model_dir: Path, config: TrainConfig, resume: bool = False,
     must be empty unless ``resume`` or ``force`` (which removes the earlier run's files).
     ``threads``: torch's CPU threads; None: the cores other processes leave idle, checked
     again every 10 steps (``sfgraph.threads.StepThreads``). ``voice``: the voice
-    model's settings (``voice_config_to_train``: by default the ``init`` or resumed model's)."""
+    model's settings (``voice_config_to_train``: by default the ``init`` or resumed model's),
+    resolved here once, before anything in the folder changes."""
     config.check()
     main_process = int(os.environ.get("RANK", "0")) == 0
     with FolderLock(model_dir) if main_process else contextlib.nullcontext():
+        voice = voice_config_to_train(voice, initial_voice(init), Path(model_dir), resume)
         if config.spread_prior_weight:  # refused for a solo voice model before --force empties the folder
-            resolve_spread_prior(config, None, voice_config_to_train(voice, initial_voice(init), Path(model_dir),
-                                                                     resume))
+            resolve_spread_prior(config, None, voice)
         if main_process:
             prepare_output_folder(model_dir, resume, force)
         return Trainer(dataset, Path(model_dir), config, resume, device, progress, keep_rank_weights, init,
@@ -279,7 +280,7 @@ class Trainer:
     to bottom, each step a method."""
 
     def __init__(self, dataset, model_dir: Path, config: TrainConfig, resume: bool, device: str, progress: bool,
-                 keep_rank_weights: bool, init: str | None, threads: int | None, voice: VoiceConfig | None):
+                 keep_rank_weights: bool, init: str | None, threads: int | None, voice: VoiceConfig):
         if init is not None and resume:
             raise ModelError("--init starts a new run and --resume continues one from its checkpoint: "
                              "give one of them")
@@ -320,11 +321,9 @@ class Trainer:
         torch.manual_seed(config.seed)
         start, init_record, separation, carried_prior = (
             load_initial_model(self.init, self.model_dir) if self.init is not None else (None, None, {}, None))
-        voice = voice_config_to_train(self.voice, None if start is None else start.config.voice, self.model_dir,
-                                      self.resume)
-        self.train_set, self.validation_set, voices = load_segments(self.dataset, config, voice)
+        self.train_set, self.validation_set, voices = load_segments(self.dataset, config, self.voice)
         network = ParamNet(NetworkConfig(voices=voices, hidden=config.hidden, causal_frames=config.causal_frames,
-                                         voice=voice))
+                                         voice=self.voice))
         if start is not None:
             check_initial_model(self.init, start, network)
             load_leading_weights(network, start.state_dict())
@@ -333,7 +332,7 @@ class Trainer:
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, learning_rate_factor(config))
         self.state = {"step": 0, "best": math.inf, "evals_since_best": 0, "seconds": 0.0, "init": init_record,
                       "separation": separation,
-                      "spread_prior": resolve_spread_prior(config, carried_prior, voice)}
+                      "spread_prior": resolve_spread_prior(config, carried_prior, self.voice)}
 
     def restore_checkpoint(self) -> None:
         """Network, optimiser, schedule and state from the model folder's checkpoint, if it was
