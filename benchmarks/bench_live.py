@@ -7,7 +7,9 @@ server with a dummy clock (no sound card needed; Debian packages jackd2, libport
 For each block size a private JACK server runs at 48 kHz with that period (with
 real-time scheduling, as on a music machine, unless --no-realtime), and each
 graph runs live for ``--seconds`` (microphone = the server's silent dummy input; F0
-from the bach_tiny fixture, looped). The model is ``--model``, else the bundled one,
+from the bach_tiny fixture, looped), after a baseline: a pass-through graph (microphone
+to output, no work), whose xruns are the machine's own, and the share of CPU time a
+hypervisor took meanwhile (``stolen``; 0 on real hardware). The model is ``--model``, else the bundled one,
 else a random model of the default size (the CPU cost does not depend on the weights).
 Prints one row per run: worker CPU load (mean, 99th percentile and peak per block, as a
 fraction of one core), total latency split into its algorithmic part (what the graph's
@@ -34,6 +36,7 @@ from jack import JackServer, jack_missing_reason  # noqa: E402  (tests/jack.py)
 from sfgraph.data.layout import read_f0_csv, write_f0_csv  # noqa: E402
 from sfgraph.engine.live import LiveEngine, build_live_graph  # noqa: E402
 from sfgraph.graph.declaration import load_graph_decl  # noqa: E402
+from sfgraph.graph.registry import get_node_type  # noqa: E402
 
 F0_ITEM = ROOT / "tests" / "fixtures" / "bach_tiny" / "0000_bwv159.5_0" / "f0"
 
@@ -69,6 +72,25 @@ def model_folder(given: str | None, scratch: Path) -> tuple[str, str]:
         return str(scratch / "model"), f"random model of the default size (hidden {config.hidden})"
 
 
+# The baseline: the engine and the device with nothing to compute.
+PASSTHROUGH = """\
+name: passthrough
+sample_rate: 48000
+nodes:
+  - {id: mic, type: device_in,  params: {channels: 1}}
+  - {id: out, type: device_out, params: {first_channel: 1}}
+connections:
+  - mic.audio -> out.audio
+"""
+
+
+def applicable(overrides: list[str], graph: str) -> list[str]:
+    """The NODE.PARAM=VALUE overrides whose node is in ``graph`` and declares PARAM."""
+    nodes = {node.id: get_node_type(node.type) for node in load_graph_decl(graph).nodes}
+    return [o for o in overrides
+            if o.split(".")[0] in nodes and o.split(".")[1].split("=")[0] in nodes[o.split(".")[0]].params]
+
+
 def run_one(graph: str, block_size: int, seconds: float, ahead: int, overrides: list[str]) -> dict:
     decl = load_graph_decl(graph, overrides)
     decl.block_size = block_size
@@ -84,7 +106,7 @@ def run_one(graph: str, block_size: int, seconds: float, ahead: int, overrides: 
                                           + parts["block_queue"], 3),
             "latency_parts_ms": report.latency_parts_ms, "xruns": report.xruns, "underruns": report.underruns,
             "overruns": report.overruns, "xrun_reasons": report.xrun_reasons, "node_errors": report.node_errors,
-            "worker_late": sum(count for reason, count in report.xrun_reasons.items() if "worker" in reason)}
+            "worker_late": report.xruns - report.device_xruns, "cpu_stolen": report.cpu_stolen}
 
 
 def main() -> None:
@@ -108,24 +130,27 @@ def main() -> None:
         scratch = Path(scratch)
         model, model_text = model_folder(args.model, scratch)
         f0 = looped_f0(scratch, args.seconds + 5)
+        baseline = scratch / "passthrough.yaml"
+        baseline.write_text(PASSTHROUGH)
         overrides = [f"net.model={model}", f"f0.dir={f0}"] + args.param
         print(f"{model_text}; {args.seconds:g} s per run, 48 kHz, worker {args.ahead} blocks ahead, "
               f"JACK {'without' if args.no_realtime else 'with'} real-time scheduling")
-        print(f"{'graph':14s} {'block':>5} {'CPU mean':>8} {'p99':>6} {'peak':>6} {'latency':>8} "
-              f"{'algor.':>7} {'buffers':>7} {'xruns':>5}  (worker late / device)")
+        print(f"{'graph':18s} {'block':>5} {'CPU mean':>8} {'p99':>6} {'peak':>6} {'latency':>8} "
+              f"{'algor.':>7} {'buffers':>7} {'xruns':>5}  (worker late / device) {'stolen':>6}")
         for block_size in args.block_sizes:
             server = JackServer(f"sfgbench{block_size}", scratch, period=block_size,
                                 realtime=not args.no_realtime).start()
             try:
                 server.use_in_this_process()
-                for graph in args.graphs:
-                    row = run_one(graph, block_size, args.seconds, args.ahead, overrides)
+                for graph in [str(baseline)] + args.graphs:
+                    row = run_one(graph, block_size, args.seconds, args.ahead, applicable(overrides, graph))
                     results.append(row)
-                    print(f"{graph:14s} {block_size:>5} {100 * row['cpu_load']:>7.1f}% "
+                    stolen = "?" if row["cpu_stolen"] is None else f"{100 * row['cpu_stolen']:.1f}%"
+                    print(f"{Path(graph).stem:18s} {block_size:>5} {100 * row['cpu_load']:>7.1f}% "
                           f"{100 * row['cpu_load_p99']:>5.0f}% {100 * row['cpu_load_peak']:>5.0f}% "
                           f"{row['latency_ms']:>6.1f}ms {row['algorithmic_latency_ms']:>5.1f}ms "
-                          f"{row['buffering_latency_ms']:>5.1f}ms "
-                          f"{row['xruns']:>5}  ({row['worker_late']} / {row['xruns'] - row['worker_late']})", flush=True)
+                          f"{row['buffering_latency_ms']:>5.1f}ms {row['xruns']:>5}  "
+                          f"({row['worker_late']} / {row['xruns'] - row['worker_late']}) {stolen:>21}", flush=True)
             finally:
                 server.stop()
     if args.json:

@@ -26,6 +26,8 @@ ones, and 2-3 s with one. So:
   saves.
 - ``realtime_priority``: the live worker runs above ordinary processes (see
   ``sfgraph.engine.live``), so an offline job beside it does not make the audio late.
+- ``StolenTime``: how much CPU time a virtual machine's hypervisor took during a live run,
+  the cause of the late callbacks no priority inside the machine prevents.
 
 Numba: sfgraph's kernels are serial (no ``parallel=True``), so Numba starts no threads.
 """
@@ -47,12 +49,20 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _cpu_sample() -> tuple[float, float, float] | None:
-    """(busy core-seconds of the whole machine, wall seconds, this process's CPU seconds); None where unknown."""
+def _machine_ticks() -> list[int] | None:
+    """The whole machine's CPU time so far, in clock ticks, as /proc/stat's first line gives it
+    (user, nice, system, idle, iowait, irq, softirq, steal, …); None where unknown."""
     try:
         with open("/proc/stat") as stat:
-            values = [int(v) for v in stat.readline().split()[1:]]
+            return [int(v) for v in stat.readline().split()[1:]]
     except (OSError, ValueError):
+        return None
+
+
+def _cpu_sample() -> tuple[float, float, float] | None:
+    """(busy core-seconds of the whole machine, wall seconds, this process's CPU seconds); None where unknown."""
+    values = _machine_ticks()
+    if values is None:
         return None
     times = os.times()
     busy_ticks = sum(values[:8]) - values[3] - values[4]  # user … steal, less idle and iowait
@@ -80,6 +90,25 @@ class CpuShare:
         others = self.others_busy()
         cores = available_cores()
         return cores if others is None else max(1, min(cores, int((os.cpu_count() or 1) - others + 0.5)))
+
+
+class StolenTime:
+    """The share of the machine's CPU time its hypervisor gave to other guests, between
+    creation and ``share()``: on a virtual machine, every thread, even a real-time one, stops
+    while its virtual CPU is not running, which no scheduling inside the machine can help
+    (the "steal" column of /proc/stat; 0 on real hardware)."""
+
+    def __init__(self):
+        self.start = _machine_ticks(), time.monotonic()
+
+    def share(self) -> float | None:
+        """Stolen core-seconds per core and wall second since creation; None where unknown."""
+        (before, started), now = self.start, _machine_ticks()
+        wall = time.monotonic() - started
+        if before is None or now is None or len(now) < 8 or wall <= 0:
+            return None
+        stolen = (now[7] - before[7]) / os.sysconf("SC_CLK_TCK")
+        return max(0.0, stolen / (wall * (os.cpu_count() or 1)))
 
 
 def default_threads() -> int:

@@ -5,11 +5,13 @@ import os
 import subprocess
 import sys
 import threading
+import types
 
 import pytest
 import torch
 
-from sfgraph.threads import CpuShare, available_cores, numpy_blas_threads, realtime_priority, use_threads
+from sfgraph.threads import (CpuShare, StolenTime, available_cores, numpy_blas_threads, realtime_priority,
+                             use_threads)
 
 PROBE = "import os, sfgraph, torch; print(os.environ['OMP_WAIT_POLICY'])"
 
@@ -31,6 +33,23 @@ def test_cpu_share_counts_other_processes_cores_and_gives_at_least_one_thread():
     assert 1 <= share.threads() <= available_cores()
 
 
+def test_stolen_time_is_a_share_of_the_machine_cpu_time_since_creation(monkeypatch):
+    import sfgraph.threads as threads
+
+    stolen = StolenTime()
+    sum(i * i for i in range(300_000))
+    assert 0.0 <= stolen.share() <= 1.0  # this Linux machine has /proc/stat
+    # 1 s of steal across the machine's cores over 2 s of wall time
+    ticks = os.sysconf("SC_CLK_TCK")
+    samples = iter([[0] * 10, [0] * 7 + [ticks] + [0, 0]])
+    clock = iter([100.0, 102.0, 103.0, 104.0])
+    monkeypatch.setattr(threads, "_machine_ticks", lambda: next(samples))
+    monkeypatch.setattr(threads, "time", types.SimpleNamespace(monotonic=lambda: next(clock)))
+    assert StolenTime().share() == pytest.approx(0.5 / os.cpu_count())
+    monkeypatch.setattr(threads, "_machine_ticks", lambda: None)  # no /proc/stat
+    assert StolenTime().share() is None
+
+
 def test_use_threads_defaults_to_the_idle_cores_it_may_use():
     before = torch.get_num_threads()
     try:
@@ -42,6 +61,7 @@ def test_use_threads_defaults_to_the_idle_cores_it_may_use():
 
 
 def test_numpy_blas_threads_holds_inside_the_block_only():
+    import scipy.linalg.cython_blas  # noqa: F401  (the block loads scipy's BLAS: load it before counting)
     from threadpoolctl import threadpool_info
 
     def blas_threads():

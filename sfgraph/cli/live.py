@@ -11,6 +11,10 @@ from pathlib import Path
 from sfgraph.cli.arguments import add_command, add_graph_arguments, written_files
 from sfgraph.cli.errors import EXIT_DEVICE, CliError
 
+# A hypervisor taking this share of the CPU time or more is worth naming beside device xruns
+# (a few per cent is common on shared cloud machines; real hardware reports 0).
+_STOLEN_NOTABLE = 0.02
+
 LIVE_DESCRIPTION = """\
 Run a graph in real time: device_in nodes read the sound device's inputs, device_out
 nodes play on its outputs (file_in nodes may stand in for microphones). The graph's
@@ -120,6 +124,9 @@ def run_live(args) -> int:
           f"(peak {100 * report.cpu_load_peak:.0f}%{'' if report.worker_realtime else ', no real-time scheduling'}), "
           f"latency {report.latency_ms:.1f} ms, "
           f"{report.node_errors} node errors")
+    if report.device_xruns and report.cpu_stolen and report.cpu_stolen >= _STOLEN_NOTABLE:
+        print(f"  the machine's hypervisor took {100 * report.cpu_stolen:.0f}% of its CPU time meanwhile: "
+              f"device xruns on a virtual machine are often its doing", file=sys.stderr)
     if report.ended.startswith("device lost"):
         raise CliError(f"{report.ended}; the graph's output files were discarded", EXIT_DEVICE)
     for path in written_files(graph):

@@ -82,11 +82,19 @@ class LiveReport:
     cpu_load: float
     cpu_load_peak: float
     cpu_load_p99: float
+    # share of the machine's CPU time a hypervisor gave to other guests meanwhile (None: unknown);
+    # while a virtual CPU does not run, every callback on it is late (sfgraph.threads.StolenTime)
+    cpu_stolen: float | None
     node_errors: int
     errors: list[dict]
     callback_errors: int
     control_changes: int
     control_errors: list[str] = field(default_factory=list)
+
+    @property
+    def device_xruns(self) -> int:
+        """The xruns PortAudio flagged (the audio thread itself late), not the worker's."""
+        return sum(count for reason, count in self.xrun_reasons.items() if reason.startswith("device"))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
