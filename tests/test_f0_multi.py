@@ -67,6 +67,17 @@ def test_peaks_are_refined_between_bins_and_sorted_by_falling_pitch():
     assert (salience[0, :3] > 0.9).all()
 
 
+def test_peaks_keep_the_strongest_and_the_lower_bin_on_a_tie():
+    logits = np.full((1, 162), -8.0, dtype=np.float32)
+    strengths = {10: 1.0, 30: 3.0, 50: 2.0, 70: 3.0, 90: 2.0, 110: 4.0, 130: 2.0, 150: -3.0}  # 150: below threshold
+    for position, logit in strengths.items():
+        logits[0, position] = logit
+    pitch, salience = pick_peaks(logits, threshold=0.2)
+    # the five strongest: 110, 30 and 70, then two of the three tied at 2.0, the lower bins
+    np.testing.assert_allclose(pitch[0], bin_midi(np.array([110.0, 90.0, 70.0, 50.0, 30.0])))
+    np.testing.assert_allclose(salience[0], 1 / (1 + np.exp(-np.array([4.0, 2.0, 3.0, 2.0, 3.0]))))
+
+
 def test_voice_tracker_follows_a_unison_and_a_rest():
     """Two voices: a unison (one peak for both) in frames 10-19; in frames 30-39 the lower
     voice rests while the upper sings above the lower voice's range."""

@@ -243,6 +243,48 @@ def _viterbi_step(log_delta, states, valid_before, valid_now, transition, emissi
     return new_delta, pointer
 
 
+@numba.njit(cache=True, nogil=True)
+def _emission_kernel(states, present, pitch, voiced_cost, unused_cost, low, high, silent, range_cost, unison):
+    """One frame's cost of every state (inf where it uses an absent peak) and the valid states.
+
+    Candidate 0 is silence; ``pitch`` (MIDI), ``voiced_cost`` (−log salience) and
+    ``unused_cost`` (−log(1 − salience)) are per candidate. A state pays, per voice, its
+    peak's cost and the squared semitones outside the voice's range, or ``silent``; then
+    each present peak no voice takes, and ``unison`` per voice sharing a peak."""
+    n_states, n_voices = states.shape
+    emission = np.full(n_states, np.inf)
+    valid = np.empty(n_states, dtype=np.int64)
+    used = np.zeros(present.size, dtype=np.bool_)
+    n_valid = 0
+    for state in range(n_states):
+        usable = True
+        for v in range(n_voices):
+            usable = usable and present[states[state, v]]
+        if not usable:
+            continue
+        used[:] = False
+        cost, voiced = 0.0, 0
+        for v in range(n_voices):
+            c = states[state, v]
+            if c > 0:
+                outside = max(low[v] - pitch[c], 0.0) + max(pitch[c] - high[v], 0.0)
+                cost += voiced_cost[c] + range_cost * (outside * outside)
+                voiced += 1
+                used[c] = True
+            else:
+                cost += silent
+        unused, distinct = 0.0, 0
+        for c in range(1, present.size):
+            if used[c]:
+                distinct += 1
+            elif present[c]:
+                unused += unused_cost[c]
+        emission[state] = cost + unused + unison * (voiced - distinct)
+        valid[n_valid] = state
+        n_valid += 1
+    return emission, valid[:n_valid]
+
+
 class VoiceTracker:
     """Fixed-lag Viterbi assignment of salience peaks to ordered voices.
 
@@ -267,23 +309,12 @@ class VoiceTracker:
 
     def _emission(self, pitch: np.ndarray, salience: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Costs of every state for one frame, and the states that use only present peaks."""
-        costs, states = self.costs, self.states
+        costs = self.costs
         present = np.concatenate([[True], ~np.isnan(pitch)])
-        valid = np.flatnonzero(present[states].all(axis=1))
         p = np.concatenate([[0.0], np.nan_to_num(pitch)])
         s = np.concatenate([[1.0], salience]).clip(1e-4, 1 - 1e-4)
-        chosen = states[valid]
-        voiced = chosen > 0
-        low, high = self.ranges[:, 0], self.ranges[:, 1]
-        outside = np.maximum(low - p[chosen], 0.0) + np.maximum(p[chosen] - high, 0.0)
-        voice_cost = np.where(voiced, -np.log(s[chosen]) + costs.range * outside ** 2, costs.silent).sum(axis=1)
-        used = np.zeros((valid.size, CANDIDATES + 1), dtype=bool)
-        np.put_along_axis(used, chosen, True, axis=1)
-        unused = (~used[:, 1:] & present[1:]) * -np.log(1.0 - s[1:])
-        shared = voiced.sum(axis=1) - (used[:, 1:]).sum(axis=1)
-        emission = np.full(len(states), np.inf)
-        emission[valid] = voice_cost + unused.sum(axis=1) + costs.unison * shared
-        return emission, valid
+        return _emission_kernel(self.states, present, p, -np.log(s), -np.log(1.0 - s), self.ranges[:, 0],
+                                self.ranges[:, 1], costs.silent, costs.range, costs.unison)
 
     def _transition(self, pitch_before: np.ndarray, pitch_now: np.ndarray) -> np.ndarray:
         """(CANDIDATES + 1, CANDIDATES + 1) cost of one voice going from one peak (or silence) to another."""
@@ -329,25 +360,54 @@ class VoiceTracker:
         return np.where(voiced, pitch[index], np.nan), np.where(voiced, salience[index], 0.0)
 
 
+@numba.njit(cache=True, nogil=True)
+def _peaks_kernel(logits, saliences, threshold, candidates):
+    """Per frame of (k, bins) float32 logits and their saliences: the fractional bins (NaN
+    where absent) and saliences of the ``candidates`` strongest local maxima with salience
+    ≥ ``threshold``, strongest first (the lower bin on a tie)."""
+    frames, bins = logits.shape
+    position = np.full((frames, candidates), np.nan)
+    strength = np.zeros((frames, candidates))
+    half, two, floor = np.float32(0.5), np.float32(2.0), np.float32(-np.inf)  # float32 arithmetic, as the logits
+    for t in range(frames):
+        row = logits[t]
+        found = 0
+        for b in range(bins):
+            left = row[b - 1] if b > 0 else floor
+            right = row[b + 1] if b < bins - 1 else floor
+            if not (row[b] >= left and row[b] > right):
+                continue
+            salience = saliences[t, b]
+            if salience < threshold:
+                continue
+            # insert among the strongest so far (after those as strong: lower bins win ties)
+            slot = found
+            while slot > 0 and strength[t, slot - 1] < salience:
+                slot -= 1
+            if slot >= candidates:
+                continue
+            for i in range(min(found, candidates - 1), slot, -1):
+                strength[t, i], position[t, i] = strength[t, i - 1], position[t, i - 1]
+            offset = np.float32(0.0)
+            if 0 < b < bins - 1:  # a parabola through the peak's logits
+                curvature = left - two * row[b] + right
+                if curvature < 0:
+                    offset = min(max(half * (left - right) / curvature, -half), half)
+            strength[t, slot], position[t, slot] = salience, b + np.float64(offset)
+            found = min(found + 1, candidates)
+    return position, strength
+
+
 def pick_peaks(logits: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(k, BINS) salience logits → the strongest ``CANDIDATES`` local maxima per frame with
     salience ≥ ``threshold``: (pitch (k, CANDIDATES) MIDI, NaN where absent; salience), sorted
     by falling pitch. Pitch is refined by a parabola through the peak's logits."""
-    padded = np.pad(logits, ((0, 0), (1, 1)), constant_values=-np.inf)
-    peak = (logits >= padded[:, :-2]) & (logits > padded[:, 2:])
-    salience = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-    score = np.where(peak & (salience >= threshold), salience, -1.0)
-    top = np.argsort(-score, axis=1, kind="stable")[:, :CANDIDATES]
-    top_score = np.take_along_axis(score, top, axis=1)
-    left = np.take_along_axis(padded, top, axis=1)
-    centre = np.take_along_axis(padded, top + 1, axis=1)
-    right = np.take_along_axis(padded, top + 2, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        curvature = left - 2 * centre + right
-        offset = np.where(np.isfinite(left) & np.isfinite(right) & (curvature < 0),
-                          0.5 * (left - right) / curvature, 0.0)
-    pitch = np.where(top_score > 0, bin_midi(top + np.clip(offset, -0.5, 0.5)), np.nan)
-    salience = np.where(top_score > 0, top_score, 0.0)
+    # a kernel: the live worker runs this every frame, where numpy's calls on small arrays
+    # cost 0.15 ms more (the whole live tracker: 2.2 → 1.6 ms a frame with the emission kernel)
+    logits = np.ascontiguousarray(logits, dtype=np.float32)
+    saliences = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    position, salience = _peaks_kernel(logits, saliences, float(threshold), CANDIDATES)
+    pitch = bin_midi(position)
     order = np.argsort(-np.nan_to_num(pitch, nan=-np.inf), axis=1, kind="stable")
     return np.take_along_axis(pitch, order, axis=1), np.take_along_axis(salience, order, axis=1)
 
@@ -484,6 +544,11 @@ class MultiF0Tracker:
             # frame's input at a time, and offline mode (blocks of any length) keeps the
             # default layout: a frame must not depend on how the audio came in blocks.
             self.network.to(memory_format=torch.channels_last)
+            context = self.network.config.context
+            self._live_input = torch.zeros((1, len(HARMONICS), BINS, context + 1)).contiguous(
+                memory_format=torch.channels_last)
+            # (BINS, frames, harmonics): the same memory, in the order it lies
+            self._live_input_view = self._live_input.permute(0, 2, 3, 1).numpy()[0]
         self.past = self.network.config.context // 2  # frames of context before the frame and after it
         self.future = self.network.config.context - self.past
         self.unseen = 0 if self.live else self.future  # future frames waited for (live repeats the newest)
@@ -523,11 +588,15 @@ class MultiF0Tracker:
             if not self.live:  # one input for all: consecutive frames share their context
                 inputs = np.ascontiguousarray(self.features.transpose(1, 2, 0))[None]
                 return self.network(torch.from_numpy(inputs))[0].numpy().T
-            # one input per frame: its past, itself, and itself again as its future
-            windows = np.lib.stride_tricks.sliding_window_view(self.features, self.past + 1, axis=0)[:ready]
-            inputs = np.concatenate([windows, np.repeat(windows[..., -1:], self.future, axis=-1)], axis=-1)
-            return np.concatenate([self.network(torch.from_numpy(one[None]).contiguous(
-                memory_format=torch.channels_last))[:, :, -1].numpy() for one in inputs])
+            # one input per frame: its past, itself, and itself again as its future, written
+            # straight into the channels-last input (frames, harmonics last in memory)
+            logits = np.empty((ready, BINS), dtype=np.float32)
+            for frame in range(ready):
+                now = self.past + frame
+                self._live_input_view[:, :self.past + 1] = self.features[frame:now + 1].transpose(2, 0, 1)
+                self._live_input_view[:, self.past + 1:] = self.features[now].T[:, None]
+                logits[frame] = self.network(self._live_input)[0, :, -1].numpy()
+            return logits
 
 
 def estimate_f0(mixture: np.ndarray, options: MultiF0Options) -> np.ndarray:
