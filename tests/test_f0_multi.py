@@ -15,6 +15,8 @@ from sfgraph.evaluation.f0_scoring import score_item
 from sfgraph.f0.multif0 import (
     CANDIDATES,
     HARMONICS,
+    LIFT_MAX_DB,
+    LIFT_TARGET_DBFS,
     HarmonicSpectrum,
     ModelFolderError,
     MultiF0Options,
@@ -23,6 +25,7 @@ from sfgraph.f0.multif0 import (
     bin_midi,
     estimate_f0,
     hz_to_bin,
+    level_lift_db,
     load_salience_model,
     parse_ranges,
     pick_peaks,
@@ -38,7 +41,7 @@ def tone(hz: float, seconds: float) -> np.ndarray:
 
 
 def test_harmonic_spectrum_stacks_a_tones_partials_on_its_bin():
-    features = HarmonicSpectrum().push(np.concatenate([tone(220.0, 1.0), np.zeros(2048)]))
+    features = HarmonicSpectrum(lift=False).push(np.concatenate([tone(220.0, 1.0), np.zeros(2048)]))
     frame = features[30]  # (harmonics, bins) dB, well inside the tone
     tone_bin = int(round(hz_to_bin(220.0)))
     for h, harmonic in enumerate(HARMONICS):
@@ -48,12 +51,33 @@ def test_harmonic_spectrum_stacks_a_tones_partials_on_its_bin():
             assert frame[h, tone_bin] > max(frame[h, tone_bin - 6], frame[h, tone_bin + 6]) + 20, harmonic
 
 
-def test_harmonic_spectrum_streams_block_by_block():
-    audio = np.random.default_rng(0).standard_normal(8000).astype(np.float32)
+@pytest.mark.parametrize("level", [1.0, 0.003])  # the quiet one is lifted, from a running peak
+def test_harmonic_spectrum_streams_block_by_block(level):
+    audio = level * np.random.default_rng(0).standard_normal(8000).astype(np.float32) * np.linspace(0, 1, 8000)
     whole = HarmonicSpectrum().push(audio)
     spectrum = HarmonicSpectrum()
     pieces = [spectrum.push(audio[i:i + 333]) for i in range(0, audio.size, 333)]
     np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-3)
+
+
+def test_a_quiet_recording_is_lifted_to_the_level_the_network_learned():
+    unit = tone(220.0, 7.0) / np.abs(tone(220.0, 7.0)).max()
+    target = 10 ** (LIFT_TARGET_DBFS / 20)
+
+    def features(scale, lift=True):
+        return HarmonicSpectrum(lift=lift).push((scale * unit).astype(np.float32))
+
+    at_target = features(target)
+    np.testing.assert_array_equal(at_target, features(target, lift=False))  # at the target or louder: as it is
+    np.testing.assert_array_equal(features(0.9), features(0.9, lift=False))
+    settled = np.zeros(at_target.shape, dtype=bool)
+    settled[round(6.0 * 16000 / 256):] = True  # the held peak falls 6 dB/s to the recording's own
+    heard = settled & (at_target > -60)  # well above float32's rounding floor
+    np.testing.assert_allclose(features(target * 0.1)[heard], at_target[heard], atol=0.01)  # 20 dB lifted
+    lifted_most = features(target * 10 ** (-(LIFT_MAX_DB + 10) / 20))
+    np.testing.assert_allclose(lifted_most[heard], at_target[heard] - 10, atol=0.01)  # 40 dB down: 30 lifted
+    first = round(0.5 * 16000 / 256)  # not at once: a soft start is not yet a quiet recording
+    assert (features(target * 0.1)[:first] < at_target[:first] - 10)[at_target[:first] > -60].all()
 
 
 def test_peaks_are_refined_between_bins_and_sorted_by_falling_pitch():
@@ -193,6 +217,16 @@ def test_bundled_model_finds_the_pitches_of_the_fixture_chorales(fixture_scores)
 def test_bundled_model_assigns_the_pitches_to_the_right_voices(fixture_scores):
     per_voice = np.mean([[v["Raw Pitch Accuracy"] for v in s["voices"]] for s in fixture_scores], axis=0)
     assert (per_voice > 0.75).all(), per_voice
+
+
+def test_a_recording_30_db_down_finds_the_same_pitches_after_its_first_seconds():
+    mix = np.concatenate([item.load_mix() for item in load_dataset(FIXTURES / "bach_tiny", use_stems=False)])
+    loud = estimate_f0(mix, MultiF0Options(model=MODEL))[:, 250:]  # from 4 s on: the lift has settled
+    quiet = estimate_f0(mix * 10 ** (-30 / 20), MultiF0Options(model=MODEL))[:, 250:]
+    both = (loud > 0) & (quiet > 0)
+    same = ((loud > 0) == (quiet > 0)) & (~both | (np.abs(cents(np.where(both, quiet, 1), np.where(both, loud, 1)))
+                                                   < 50))
+    assert same.mean() > 0.9, same.mean()
 
 
 def test_live_mode_finds_most_pitches_with_32_ms_of_look_ahead():
