@@ -87,8 +87,12 @@ connections:
 def applicable(overrides: list[str], graph: str) -> list[str]:
     """The NODE.PARAM=VALUE overrides whose node is in ``graph`` and declares PARAM."""
     nodes = {node.id: get_node_type(node.type) for node in load_graph_decl(graph).nodes}
-    return [o for o in overrides
-            if o.split(".")[0] in nodes and o.split(".")[1].split("=")[0] in nodes[o.split(".")[0]].params]
+    chosen = []
+    for override in overrides:
+        node, _, param = override.partition("=")[0].partition(".")
+        if node in nodes and param in nodes[node].params:
+            chosen.append(override)
+    return chosen
 
 
 def run_one(graph: str, block_size: int, seconds: float, ahead: int, overrides: list[str]) -> dict:
@@ -125,6 +129,9 @@ def main() -> None:
     reason = jack_missing_reason()
     if reason:
         sys.exit(f"bench_live: {reason}")
+    unused = [o for o in args.param if not any(applicable([o], graph) for graph in args.graphs)]
+    if unused:
+        sys.exit(f"bench_live: -p {', '.join(unused)}: no such node and param in {', '.join(args.graphs)}")
     results = []
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -136,7 +143,7 @@ def main() -> None:
         print(f"{model_text}; {args.seconds:g} s per run, 48 kHz, worker {args.ahead} blocks ahead, "
               f"JACK {'without' if args.no_realtime else 'with'} real-time scheduling")
         print(f"{'graph':18s} {'block':>5} {'CPU mean':>8} {'p99':>6} {'peak':>6} {'latency':>8} "
-              f"{'algor.':>7} {'buffers':>7} {'xruns':>5}  (worker late / device) {'stolen':>6}")
+              f"{'algor.':>7} {'buffers':>7} {'xruns':>5}  {'(worker late / device)':<22} {'stolen':>6}")
         for block_size in args.block_sizes:
             server = JackServer(f"sfgbench{block_size}", scratch, period=block_size,
                                 realtime=not args.no_realtime).start()
@@ -150,7 +157,8 @@ def main() -> None:
                           f"{100 * row['cpu_load_p99']:>5.0f}% {100 * row['cpu_load_peak']:>5.0f}% "
                           f"{row['latency_ms']:>6.1f}ms {row['algorithmic_latency_ms']:>5.1f}ms "
                           f"{row['buffering_latency_ms']:>5.1f}ms {row['xruns']:>5}  "
-                          f"({row['worker_late']} / {row['xruns'] - row['worker_late']}) {stolen:>21}", flush=True)
+                          f"{'(%d / %d)' % (row['worker_late'], row['xruns'] - row['worker_late']):<22} {stolen:>6}",
+                          flush=True)
             finally:
                 server.stop()
     if args.json:

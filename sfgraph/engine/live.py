@@ -136,6 +136,7 @@ class LiveEngine:
                        if node.level_meter is not None]
         self.latency: Latency | None = None
         self._stolen: StolenTime | None = None  # from the stream's start
+        self.cpu_stolen: float | None = None  # its share, read when the stream ends
         self._stream = None
         self._init_counters()
 
@@ -366,6 +367,8 @@ class LiveEngine:
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM/SIGHUP under sfgraph.interrupt
             ended = f"interrupted ({interrupt or 'Ctrl-C'})"
         finally:
+            if self._stolen is not None:
+                self.cpu_stolen = self._stolen.share()
             self._stopping.set()
             os.write(self._wake_write, b"\0")
             if worker.ident is not None:  # not started when on_open raised
@@ -476,7 +479,6 @@ class LiveEngine:
     def _report(self, ended: str) -> LiveReport:
         under, over, reasons = self.xrun_totals()
         loads = np.asarray(self.block_loads) if self.block_loads else np.zeros(1)
-        stolen = self._stolen.share() if self._stolen is not None else None
         return LiveReport(
             graph=self.graph.decl.name, sample_rate=self.sample_rate, block_size=self.block_size,
             ahead_blocks=self.ahead_blocks, worker_realtime=self.worker_realtime,
@@ -489,7 +491,7 @@ class LiveEngine:
                               if k != "total"},
             cpu_load=round(self.cpu_load(), 4), cpu_load_peak=round(float(loads.max()), 4),
             cpu_load_p99=round(float(np.percentile(loads, 99)), 4),
-            cpu_stolen=None if stolen is None else round(stolen, 4),
+            cpu_stolen=None if self.cpu_stolen is None else round(self.cpu_stolen, 4),
             node_errors=self.node_error_count, errors=self.node_errors, callback_errors=self.callback_errors,
             control_changes=self.control.applied_count, control_errors=list(self.control.errors))
 

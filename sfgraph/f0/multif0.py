@@ -55,8 +55,8 @@ FLOOR_DB = -100.0  # features are dB above this, scaled to about 0..1
 CANDIDATES = 5  # salience peaks kept per frame
 # The network learned from mixtures peaking at -1.9 dBFS with ±12 dB level changes: on
 # real_dev 20 dB quieter, 'separate --f0 auto' gave 0.98 dB instead of 5.97 (10 dB
-# quieter: 5.75). So a recording that stays quieter than LIFT_TARGET_DBFS is lifted
-# (HarmonicSpectrum): 5.56 dB 20 dB down; one at a healthy level is never touched.
+# quieter: 5.75). So audio quieter than the bottom of that range is lifted to it
+# (HarmonicSpectrum): 5.56 dB 20 dB down.
 LIFT_TARGET_DBFS = -12.0
 LIFT_MAX_DB = 30.0
 LIFT_RELEASE_PER_FRAME = 10.0 ** (-6.0 * HOP_LENGTH / SAMPLE_RATE / 20.0)  # the held peak falls 6 dB/s
@@ -120,13 +120,14 @@ class HarmonicSpectrum:
     so a sine of amplitude A has a power of A²/4 in its filter (−6 dB for a
     full-scale sine).
 
-    ``lift`` (the default): a quiet recording is lifted towards the level the salience
-    network was trained at, frame by frame (``level_lift_db``) from the held peak of the
-    audio up to the frame's window end: it starts at ``LIFT_TARGET_DBFS``, rises at once with
-    louder audio and falls 6 dB/s, so a recording that reaches the target every few
-    seconds is never lifted and a quiet one is within about 3 s. Causal, so block by block
-    gives the same frames; applied to the power before the dB, so digital silence stays at
-    the floor.
+    ``lift`` (the default): quiet audio is lifted to the quietest level the salience network
+    was trained at, frame by frame (``level_lift_db``) from the held peak of the audio up to
+    the frame's window end: it starts at ``LIFT_TARGET_DBFS``, rises at once with louder
+    audio and falls 6 dB/s. A recording peaking at P dBFS is left as it is while its peaks
+    come at least every (P + 12) / 6 s (1.7 s at the training data's −1.9 dBFS); longer
+    rests and pianissimo passages are lifted too, and a recording that stays quiet is
+    lifted within about 3 s. Causal, so block by block gives the same frames; applied to the
+    power before the dB, so digital silence stays at the floor.
     """
 
     def __init__(self, reach: int = N_FFT // 2, lift: bool = True):
@@ -152,7 +153,8 @@ class HarmonicSpectrum:
         power = (self.bank @ np.square(np.abs(np.fft.rfft(windows * self.window, axis=1))).T).T
         if self.lift:
             peaks = np.empty(ready)
-            for frame, loudest in enumerate(np.abs(windows).max(axis=1)):
+            loudest_of = np.abs(windows).max(axis=1)
+            for frame, loudest in enumerate(np.where(np.isfinite(loudest_of), loudest_of, 0.0)):  # a bad sample: no peak
                 self.peak = max(float(loudest), self.peak * LIFT_RELEASE_PER_FRAME)
                 peaks[frame] = self.peak
             power = power * (10.0 ** (level_lift_db(peaks) / 10.0)).astype(power.dtype)[:, None]
@@ -419,7 +421,7 @@ def _peaks_kernel(logits, saliences, threshold, candidates):
             for i in range(min(found, candidates - 1), slot, -1):
                 strength[t, i], position[t, i] = strength[t, i - 1], position[t, i - 1]
             offset = np.float32(0.0)
-            if 0 < b < bins - 1:  # a parabola through the peak's logits
+            if np.isfinite(left) and np.isfinite(right):  # a parabola through the peak's logits
                 curvature = left - two * row[b] + right
                 if curvature < 0:
                     offset = min(max(half * (left - right) / curvature, -half), half)
@@ -431,7 +433,8 @@ def _peaks_kernel(logits, saliences, threshold, candidates):
 def pick_peaks(logits: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(k, BINS) salience logits → the strongest ``CANDIDATES`` local maxima per frame with
     salience ≥ ``threshold``: (pitch (k, CANDIDATES) MIDI, NaN where absent; salience), sorted
-    by falling pitch. Pitch is refined by a parabola through the peak's logits."""
+    by falling pitch. Pitch is refined by a parabola through the peak's logits, in float32
+    (the network's precision: other logits are converted)."""
     # a kernel: the live worker runs this every frame, where numpy's calls on small arrays
     # took twice as long (0.24-0.29 ms against 0.12), holding the GIL the audio callback needs
     logits = np.ascontiguousarray(logits, dtype=np.float32)
