@@ -135,8 +135,7 @@ class LiveEngine:
         self.meters = [(node_id, node.level_meter) for node_id, node in graph.nodes.items()
                        if node.level_meter is not None]
         self.latency: Latency | None = None
-        self._stolen: StolenTime | None = None  # from the stream's start
-        self.cpu_stolen: float | None = None  # its share, read when the stream ends
+        self.cpu_stolen: float | None = None  # the hypervisor's share while the stream ran (StolenTime)
         self._stream = None
         self._init_counters()
 
@@ -354,6 +353,7 @@ class LiveEngine:
         # burst of xruns. Everything alive now is moved where collections never look (unless
         # the caller froze its own objects already: theirs to undo).
         freeze = gc.get_freeze_count() == 0
+        stolen = None
         try:
             if freeze:
                 gc.collect()
@@ -361,14 +361,14 @@ class LiveEngine:
             if on_open is not None:
                 on_open(stream)
             worker.start()
-            self._stolen = StolenTime()
+            stolen = StolenTime()
             stream.start()
             ended, ok, device_lost = self._wait(on_status)
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM/SIGHUP under sfgraph.interrupt
             ended = f"interrupted ({interrupt or 'Ctrl-C'})"
         finally:
-            if self._stolen is not None:
-                self.cpu_stolen = self._stolen.share()
+            if stolen is not None:
+                self.cpu_stolen = stolen.share()
             self._stopping.set()
             os.write(self._wake_write, b"\0")
             if worker.ident is not None:  # not started when on_open raised
