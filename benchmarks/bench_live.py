@@ -110,7 +110,8 @@ def run_one(graph: str, block_size: int, seconds: float, ahead: int, overrides: 
                                           + parts["block_queue"], 3),
             "latency_parts_ms": report.latency_parts_ms, "xruns": report.xruns, "underruns": report.underruns,
             "overruns": report.overruns, "xrun_reasons": report.xrun_reasons, "node_errors": report.node_errors,
-            "worker_late": report.xruns - report.device_xruns, "cpu_stolen": report.cpu_stolen}
+            "device_xruns": report.device_xruns, "worker_late": report.xruns - report.device_xruns,
+            "cpu_stolen": report.cpu_stolen}
 
 
 def main() -> None:
@@ -157,7 +158,7 @@ def main() -> None:
                           f"{100 * row['cpu_load_p99']:>5.0f}% {100 * row['cpu_load_peak']:>5.0f}% "
                           f"{row['latency_ms']:>6.1f}ms {row['algorithmic_latency_ms']:>5.1f}ms "
                           f"{row['buffering_latency_ms']:>5.1f}ms {row['xruns']:>5}  "
-                          f"{'(%d / %d)' % (row['worker_late'], row['xruns'] - row['worker_late']):<22} {stolen:>6}",
+                          f"{'(%d / %d)' % (row['worker_late'], row['device_xruns']):<22} {stolen:>6}",
                           flush=True)
             finally:
                 server.stop()
