@@ -24,11 +24,14 @@ from sfgraph.f0.multif0 import (
     VoiceTracker,
     bin_midi,
     estimate_f0,
+    fit_sung_ranges,
+    format_ranges,
     hz_to_bin,
     level_lift_db,
     load_salience_model,
     parse_ranges,
     pick_peaks,
+    sung_ranges,
 )
 from sfgraph.resources import resolve_resource
 
@@ -250,6 +253,49 @@ def test_live_mode_finds_most_pitches_with_32_ms_of_look_ahead():
     assert np.mean(accuracy) > 0.8, accuracy  # 0.84 (offline: 0.95)
 
 
+def test_sung_ranges_come_from_the_frames_where_every_voice_sounds():
+    frames = 400
+    pitches = np.array([72.0, 65.0, 57.0, 48.0])[:, None] + np.linspace(-2, 2, frames)[None]
+    f0 = 440.0 * 2 ** ((pitches - 69) / 12)
+    f0[0, 300:] = 0.0  # the soprano rests; the alto's high note then does not count
+    f0[1, 300:] = 440.0 * 2 ** ((75 - 69) / 12)
+    f0[0, :50] = f0[1, :50]  # nor does a unison: the soprano on the alto's note
+    ranges = sung_ranges(f0)
+    low, high = np.array(ranges).T
+    # where all four sound apart (frames 50-299) the alto glides from 63.5 to 66: its 2nd to 98th
+    # percentile, a semitone wider, to whole semitones
+    assert ranges[1] == (62.0, 67.0)
+    np.testing.assert_array_equal(low, [69, 62, 54, 45])
+    np.testing.assert_array_equal(high, [74, 67, 59, 50])
+    assert format_ranges(ranges) == ["69-74", "62-67", "54-59", "45-50"]
+    assert parse_ranges(format_ranges(ranges)) == ranges
+    assert sung_ranges(f0[:, 269:]) is None  # 31 frames (under 0.5 s) with every voice sounding
+    assert sung_ranges(f0[::-1]) is None  # not from high to low
+
+
+def test_the_fixture_chorales_sung_ranges_hold_their_voices(fixture_scores):
+    """Fitted on the mixture alone, each voice's range holds nearly all of its true pitches,
+    is narrower than its default, and the chorales' pitches are found as well as with the defaults."""
+    default = MultiF0Options(model=MODEL)
+    accuracy = []
+    for item in load_dataset(FIXTURES / "bach_tiny", use_stems=False):
+        options = fit_sung_ranges(item.load_mix(), default)
+        assert options.ranges is not None
+        for (low, high), (default_low, default_high), truth in zip(options.ranges, default.voice_ranges(),
+                                                                    item.f0_on_frames()):
+            sung = 69 + 12 * np.log2(truth[truth > 0] / 440)
+            assert np.mean((sung > low - 0.5) & (sung < high + 0.5)) > 0.95, item.name
+            assert high - low < default_high - default_low
+        estimate = estimate_f0(item.load_mix(), options)
+        accuracy.append(score_item(frame_times(item.num_samples), item.f0_on_frames(),
+                                   estimate.astype(np.float64))["multipitch"]["Accuracy"])
+    with_defaults = [s["multipitch"]["Accuracy"] for s in fixture_scores]
+    assert np.mean(accuracy) > np.mean(with_defaults) - 0.01, (accuracy, with_defaults)
+    given = MultiF0Options(model=MODEL, ranges=((60, 81), (52, 74), (46, 69), (36, 64)))
+    assert fit_sung_ranges(np.zeros(16000, np.float32), given) is given  # given ranges stand
+    assert fit_sung_ranges(np.zeros(16000, np.float32), default) is default  # nothing sung: the defaults
+
+
 def test_ranges_are_parsed_and_unknown_voices_need_them():
     assert parse_ranges("C4-A5, 53-74") == ((60.0, 81.0), (53.0, 74.0))
     for bad in ("C4", "A5-C4", "X9-C4"):
@@ -326,6 +372,7 @@ def test_f0_cli_multif0_then_eval_f0(tmp_path):
     estimates = tmp_path / "estimates" / item.name
     result = sfgraph("f0", item.mix_path(), "-o", estimates, "--method", "multif0")
     assert result.returncode == 0, result.stderr
+    assert "voice ranges (as sung): soprano " in result.stdout and "soprano B3-A5" not in result.stdout
     for voice in DEFAULT_VOICES:
         times, f0 = read_f0_csv(estimates / f"{voice}.csv")
         assert times.size == 1 + item.num_samples // 256 and (f0 > 0).mean() > 0.5
@@ -368,8 +415,9 @@ def test_separate_with_f0_auto_beats_the_mixture(tmp_path):
     from helpers import read_wav
 
     item = load_dataset(FIXTURES / "bach_tiny", require_stems=True)[2]
-    result = sfgraph("separate", item.mix_path(), "--f0", "auto", "-o", tmp_path / "out", "-q")
+    result = sfgraph("separate", item.mix_path(), "--f0", "auto", "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
+    assert "voice ranges (as sung): soprano " in result.stdout  # from a first pass of the tracker
     stems = item.load_stems()
     estimates = np.stack([read_wav(tmp_path / "out" / f"{voice}.wav")[0][0] for voice in item.voices])
     ours = si_sdr_db(stems, estimates[:, :stems.shape[1]])

@@ -32,7 +32,7 @@ def f0_from_audio(args):
                                  device=args.device, threads=args.threads)
         return names, track_f0(audio, options).f0_hz, audio.sum(axis=0)
     if args.method == "multif0":
-        from sfgraph.f0.multif0 import MultiF0Options, estimate_f0, parse_ranges
+        from sfgraph.f0.multif0 import MultiF0Options, estimate_f0, fit_sung_ranges, parse_ranges
         from sfgraph.f0.unison import check_leap_cents
         from sfgraph.resources import resolve_path
 
@@ -43,6 +43,9 @@ def f0_from_audio(args):
                                  ranges=parse_ranges(args.ranges) if args.ranges else None,
                                  mode=args.multif0_mode, live_lookahead=args.live_lookahead, threads=args.threads,
                                  unison_leap_cents=args.unison_leap_cents)
+        if options.mode == "offline":  # live mode cannot hear the whole recording first
+            options = fit_sung_ranges(mixture, options)
+            report_ranges(options, given=bool(args.ranges))
         return options.voices, estimate_f0(mixture, options), mixture
     from sfgraph.f0.align import align_score
     from sfgraph.f0.score import read_score
@@ -54,6 +57,18 @@ def f0_from_audio(args):
     if args.align:
         score = align_score(score, recording, SAMPLE_RATE)
     return score.voices, score.f0_at(frame_times(recording.size, SAMPLE_RATE, HOP_LENGTH)), recording
+
+
+def report_ranges(options, given: bool) -> None:
+    """Print the voices' ranges the multi-F0 tracker uses (``given`` on the command line, as the
+    recording sings them, or the defaults by voice name), in the form ``--ranges`` reads."""
+    import librosa
+
+    notes = [f"{librosa.midi_to_note(low, unicode=False)}-{librosa.midi_to_note(high, unicode=False)}"
+             for low, high in options.voice_ranges()]
+    source = "given" if given else "as sung" if options.ranges is not None else "by voice name"
+    print(f"voice ranges ({source}): " + ", ".join(f"{voice} {span}" for voice, span in zip(options.voices, notes))
+          + f" (--ranges {','.join(notes)})")
 
 
 def run_f0(args: argparse.Namespace) -> int:
@@ -153,7 +168,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                    help="multif0 live mode: frames of 16 ms it looks ahead, 0-2 (f0_multi's live_lookahead; "
                         "graphs/separate_live_mic.yaml uses 1)")
     p.add_argument("--ranges", help="multif0: comma-separated LOW-HIGH note ranges, one per voice (e.g. "
-                                    "C4-A5,F3-D5,C3-A4,E2-E4; default from the voice names)")
+                                    "C4-A5,F3-D5,C3-A4,E2-E4; default offline: the ranges the recording sings where every "
+                                    "voice sounds, from a first pass of the tracker, else from the voice names)")
     p.add_argument("--unison-leap-cents", type=float, default=UNISON_LEAP_CENTS, metavar="CENTS",
                    help="multif0: a voice that leaps at least this far onto another's pitch reads silent while "
                         "they share it (a voice the tracker lost, not a sung unison); 0 keeps every unison "

@@ -112,6 +112,18 @@ def run_separate(args) -> int:
                           synth=args.synth, power=args.power, n_fft=args.n_fft, mask_fit=args.mask_fit,
                           device=args.device, section_cents=args.section_cents, synth_noise=args.synth_noise)
     graph = build_graph(decl, output_dir=output)
+    if args.f0 == "auto":
+        from sfgraph.cli.f0 import report_ranges
+        from sfgraph.f0.multif0 import fit_sung_ranges, format_ranges
+
+        options = graph.nodes["f0"].options
+        if not args.ranges:  # the ranges this recording sings, from a first pass of the tracker
+            options = fit_sung_ranges(graph.nodes["mix"].read_whole().mean(axis=0), options)
+            if options.ranges is not None:
+                decl.node("f0").set_param("ranges", format_ranges(options.ranges))
+                graph = build_graph(decl, output_dir=output)
+        if not args.quiet:
+            report_ranges(options, given=bool(args.ranges))
     if args.adapt is not None:
         from sfgraph.model.checkpoint import spread_prior_setting
 
@@ -201,7 +213,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         "per voice (aligned to the recording), or 'auto': estimated from the mixture (multi-F0), "
                         "refined on a first separation, then separated again")
     p.add_argument("--ranges", help="with --f0 auto: LOW-HIGH note range per voice, comma-separated (e.g. "
-                                    "C4-A5,F3-D5,C3-A4,E2-E4; default from the names soprano, alto, tenor, bass)")
+                                    "C4-A5,F3-D5,C3-A4,E2-E4; default: the ranges the recording sings where every voice sounds, "
+                                    "from a first pass of the tracker, else from the names soprano, alto, tenor, bass)")
     p.add_argument("--model", help="model folder from 'sfgraph train' (default: the bundled model)")
     p.add_argument("-o", "--output", required=True, help="folder for <voice>.wav")
     p.add_argument("--synth", action="store_true", help="also write the synthesized voices to synth/<voice>.wav")

@@ -22,6 +22,10 @@ block gives the same frames as a whole-file run):
    crossing; two voices may share a pitch, a unison), each voice prefers its range,
    pitch jumps and voicing changes cost, and a strong peak left unexplained costs.
 
+Offline, on a whole recording, the voices' ranges can come from the recording itself
+(``fit_sung_ranges``): a first run with the default ranges, whose frames with every
+voice sounding apart show the range each voice sings.
+
 ``MultiF0Tracker`` chains the three; ``estimate_f0`` runs it on a whole signal;
 the ``f0_multi`` node runs it in a graph. Its live mode looks 32 ms (or 16 ms) ahead
 instead of 0.45 s, at some cost in accuracy (see ``MultiF0Tracker``).
@@ -31,7 +35,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numba
@@ -41,7 +45,7 @@ import torch
 from torch import nn
 
 from sfgraph.f0 import UNISON_LEAP_CENTS
-from sfgraph.f0.unison import UnisonLeapFilter
+from sfgraph.f0.unison import UNISON_CENTS, UnisonLeapFilter
 from sfgraph.grid import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE
 from sfgraph.music import midi_to_hz
 from sfgraph.threads import torch_threads
@@ -66,6 +70,11 @@ FORMAT_VERSION = 1
 # other names need ``ranges``.
 VOICE_RANGES = {"soprano": (59, 81), "alto": (52, 74), "tenor": (46, 69), "bass": (36, 64)}
 MAX_VOICES = 6  # the tracker's joint states grow steeply: 321 for 4 voices, 2972 for 6
+# A recording's own ranges (``sung_ranges``): each voice's 2nd to 98th percentile of pitch
+# where every voice sounds apart, widened by this many semitones, from 0.5 s of such frames
+# at least (4-s excerpts where a voice rests for 2 s gained from 48 frames).
+SUNG_RANGE_MARGIN = 1.0
+SUNG_RANGE_MIN_FRAMES = 32
 
 
 def bin_midi(bins: np.ndarray | float) -> np.ndarray:
@@ -645,6 +654,47 @@ def estimate_f0(mixture: np.ndarray, options: MultiF0Options) -> np.ndarray:
     chunk = 60 * SAMPLE_RATE  # a minute at a time keeps the STFT's memory small on long files
     pieces = [tracker.push(flushed[start:start + chunk])[0] for start in range(0, flushed.size, chunk)]
     return np.concatenate(pieces, axis=1)[:, :frames]
+
+
+def sung_ranges(f0: np.ndarray, margin: float = SUNG_RANGE_MARGIN,
+                min_frames: int = SUNG_RANGE_MIN_FRAMES) -> tuple[tuple[float, float], ...] | None:
+    """Each voice's (low, high) MIDI range as a recording sings it, from its F0 tracks (V, frames)
+    Hz (0 = silent), highest voice first; None where fewer than ``min_frames`` frames have every
+    voice sounding at a pitch of its own, or the ranges would not go from high to low.
+
+    Only frames where every voice sounds, and no two share a pitch (``UNISON_CENTS``), count:
+    there the tracker's voices are ordered by pitch, so each pitch is surely that voice's.
+    Where a voice rests, the default ranges (two octaves, overlapping by more than an
+    octave) cannot tell which voice the pitches left are: a resting soprano takes the alto's
+    note and the alto the bass's octave. The range is the 2nd to 98th percentile, ``margin``
+    semitones wider, to whole semitones."""
+    f0 = np.asarray(f0, dtype=np.float64)
+    voiced = (f0 > 0).all(axis=0)
+    midi = np.where(voiced, 69.0 + 12.0 * np.log2(np.where(voiced, f0, 440.0) / 440.0), np.nan)
+    together = voiced & (np.abs(np.diff(midi, axis=0)) >= UNISON_CENTS / 100).all(axis=0)
+    if together.sum() < min_frames:
+        return None
+    midi = midi[:, together]
+    low = np.floor(np.percentile(midi, 2, axis=1) - margin)
+    high = np.ceil(np.percentile(midi, 98, axis=1) + margin)
+    if np.any(np.diff(low + high) >= 0):
+        return None
+    return tuple(zip(low.tolist(), high.tolist()))
+
+
+def fit_sung_ranges(mixture: np.ndarray, options: MultiF0Options) -> MultiF0Options:
+    """``options`` with the voices' ranges as the mono 16 kHz ``mixture`` sings them
+    (``sung_ranges`` of a first offline estimate), or as they are: ranges already given, or
+    the recording has too little with every voice sounding."""
+    if options.ranges is not None:
+        return options
+    ranges = sung_ranges(estimate_f0(mixture, replace(options, mode="offline", viterbi_lag=None)))
+    return options if ranges is None else replace(options, ranges=ranges)
+
+
+def format_ranges(ranges: tuple[tuple[float, float], ...]) -> list[str]:
+    """((60, 72), ...) → ["60-72", ...]: the form ``parse_ranges`` and the ``ranges`` param read."""
+    return [f"{low:g}-{high:g}" for low, high in ranges]
 
 
 def parse_ranges(text: str | list[str]) -> tuple[tuple[float, float], ...]:
