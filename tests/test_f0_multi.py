@@ -267,10 +267,12 @@ def test_sung_ranges_come_from_the_frames_where_every_voice_sounds():
     assert ranges[1] == (62.0, 67.0)
     np.testing.assert_array_equal(low, [69, 62, 54, 45])
     np.testing.assert_array_equal(high, [74, 67, 59, 50])
-    assert format_ranges(ranges) == ["69-74", "62-67", "54-59", "45-50"]
+    assert format_ranges(ranges) == ["A4-D5", "D4-G4", "F#3-B3", "A2-D3"]
     assert parse_ranges(format_ranges(ranges)) == ranges
     assert sung_ranges(f0[:, 269:]) is None  # 31 frames (under 0.5 s) with every voice sounding
     assert sung_ranges(f0[::-1]) is None  # not from high to low
+    f0[2, 50:300] = np.inf  # a broken tenor: no frame counts
+    assert sung_ranges(f0) is None
 
 
 def test_the_fixture_chorales_sung_ranges_hold_their_voices(fixture_scores):

@@ -62,10 +62,9 @@ def f0_from_audio(args):
 def report_ranges(options, given: bool) -> None:
     """Print the voices' ranges the multi-F0 tracker uses (``given`` on the command line, as the
     recording sings them, or the defaults by voice name), in the form ``--ranges`` reads."""
-    import librosa
+    from sfgraph.f0.multif0 import format_ranges
 
-    notes = [f"{librosa.midi_to_note(low, unicode=False)}-{librosa.midi_to_note(high, unicode=False)}"
-             for low, high in options.voice_ranges()]
+    notes = format_ranges(options.voice_ranges())
     source = "given" if given else "as sung" if options.ranges is not None else "by voice name"
     print(f"voice ranges ({source}): " + ", ".join(f"{voice} {span}" for voice, span in zip(options.voices, notes))
           + f" (--ranges {','.join(notes)})")

@@ -111,19 +111,11 @@ def run_separate(args) -> int:
                           ranges=[r.strip() for r in args.ranges.split(",")] if args.ranges else None,
                           synth=args.synth, power=args.power, n_fft=args.n_fft, mask_fit=args.mask_fit,
                           device=args.device, section_cents=args.section_cents, synth_noise=args.synth_noise)
-    graph = build_graph(decl, output_dir=output)
     if args.f0 == "auto":
         from sfgraph.cli.f0 import report_ranges
-        from sfgraph.f0.multif0 import fit_sung_ranges, format_ranges
 
-        options = graph.nodes["f0"].options
-        if not args.ranges:  # the ranges this recording sings, from a first pass of the tracker
-            options = fit_sung_ranges(graph.nodes["mix"].read_whole().mean(axis=0), options)
-            if options.ranges is not None:
-                decl.node("f0").set_param("ranges", format_ranges(options.ranges))
-                graph = build_graph(decl, output_dir=output)
-        if not args.quiet:
-            report_ranges(options, given=bool(args.ranges))
+        report_ranges(fit_sung_ranges_to(decl), given=bool(args.ranges))
+    graph = build_graph(decl, output_dir=output)
     if args.adapt is not None:
         from sfgraph.model.checkpoint import spread_prior_setting
 
@@ -152,8 +144,17 @@ def refined_f0(decl, progress: bool = True) -> np.ndarray:
     from sfgraph.engine.offline import render
     from sfgraph.graph.build import build_graph
 
-    wanted, frontier = {"f0_out"}, ["refine"]
-    while frontier:  # the refinement and everything upstream of it
+    decl = upstream_of(decl, "refine", also={"f0_out"})
+    with tempfile.TemporaryDirectory(prefix="sfgraph-refined-f0-") as folder:
+        graph = build_graph(decl, output_dir=Path(folder))
+        render(graph, progress=progress)
+        return np.stack([read_f0_csv(path)[1] for path in graph.nodes["f0_out"].written])
+
+
+def upstream_of(decl, node_id: str, also: set[str] = frozenset()):
+    """A copy of ``decl`` with only ``node_id``, every node that feeds it, and ``also``."""
+    wanted, frontier = set(also), [node_id]
+    while frontier:
         node = frontier.pop()
         if node not in wanted:
             wanted.add(node)
@@ -161,10 +162,30 @@ def refined_f0(decl, progress: bool = True) -> np.ndarray:
     decl = copy.deepcopy(decl)
     decl.nodes = [node for node in decl.nodes if node.id in wanted]
     decl.connections = [c for c in decl.connections if c.src in wanted and c.dst in wanted]
-    with tempfile.TemporaryDirectory(prefix="sfgraph-refined-f0-") as folder:
-        graph = build_graph(decl, output_dir=Path(folder))
-        render(graph, progress=progress)
-        return np.stack([read_f0_csv(path)[1] for path in graph.nodes["f0_out"].written])
+    return decl
+
+
+def fit_sung_ranges_to(decl):
+    """Give a ``separate --f0 auto`` declaration's ``f0`` node the ranges its recording sings
+    (``sfgraph.f0.multif0.fit_sung_ranges``: a first run of the tracker on the whole
+    mixture, read and set up as the graph's own ``mix`` and ``f0`` nodes do) and return the
+    tracker's options. Ranges already given, or a recording with too little where every
+    voice sounds apart, leave the declaration as it is."""
+    import warnings
+
+    from sfgraph.f0.multif0 import fit_sung_ranges, format_ranges
+    from sfgraph.graph.build import build_graph
+    from sfgraph.graph.errors import InputWarning
+
+    with warnings.catch_warnings():  # the whole graph, built next, warns about its input itself
+        warnings.simplefilter("ignore", InputWarning)
+        graph = build_graph(upstream_of(decl, "f0"))
+    options = graph.nodes["f0"].options
+    if options.ranges is None:
+        options = fit_sung_ranges(graph.nodes["mix"].read_whole().mean(axis=0), options)
+        if options.ranges is not None:
+            decl.node("f0").set_param("ranges", format_ranges(options.ranges))
+    return options
 
 
 def adapt_to_recording(graph, args, spread_prior: dict | None, f0: np.ndarray | None = None) -> None:

@@ -669,7 +669,7 @@ def sung_ranges(f0: np.ndarray, margin: float = SUNG_RANGE_MARGIN,
     note and the alto the bass's octave. The range is the 2nd to 98th percentile, ``margin``
     semitones wider, to whole semitones."""
     f0 = np.asarray(f0, dtype=np.float64)
-    voiced = (f0 > 0).all(axis=0)
+    voiced = ((f0 > 0) & np.isfinite(f0)).all(axis=0)
     midi = np.where(voiced, 69.0 + 12.0 * np.log2(np.where(voiced, f0, 440.0) / 440.0), np.nan)
     together = voiced & (np.abs(np.diff(midi, axis=0)) >= UNISON_CENTS / 100).all(axis=0)
     if together.sum() < min_frames:
@@ -692,9 +692,13 @@ def fit_sung_ranges(mixture: np.ndarray, options: MultiF0Options) -> MultiF0Opti
     return options if ranges is None else replace(options, ranges=ranges)
 
 
-def format_ranges(ranges: tuple[tuple[float, float], ...]) -> list[str]:
-    """((60, 72), ...) → ["60-72", ...]: the form ``parse_ranges`` and the ``ranges`` param read."""
-    return [f"{low:g}-{high:g}" for low, high in ranges]
+def format_ranges(ranges: tuple[tuple[float, float], ...] | list[tuple[float, float]]) -> list[str]:
+    """((60, 72), ...) → ["C4-C5", ...]: whole-semitone ranges in the form ``parse_ranges``,
+    ``--ranges`` and the ``ranges`` param read."""
+    import librosa
+
+    return [f"{librosa.midi_to_note(low, unicode=False)}-{librosa.midi_to_note(high, unicode=False)}"
+            for low, high in ranges]
 
 
 def parse_ranges(text: str | list[str]) -> tuple[tuple[float, float], ...]:
