@@ -685,7 +685,7 @@ def sung_ranges(f0: np.ndarray, margin: float = SUNG_RANGE_MARGIN,
 def fit_sung_ranges(mixture: np.ndarray, options: MultiF0Options) -> MultiF0Options:
     """``options`` with the voices' ranges as the mono 16 kHz ``mixture`` sings them
     (``sung_ranges`` of a first offline estimate), or as they are: ranges already given, or
-    the recording has too little with every voice sounding."""
+    the recording has too little with every voice sounding apart."""
     if options.ranges is not None:
         return options
     ranges = sung_ranges(estimate_f0(mixture, replace(options, mode="offline", viterbi_lag=None)))
