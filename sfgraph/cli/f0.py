@@ -32,7 +32,7 @@ def f0_from_audio(args):
                                  device=args.device, threads=args.threads)
         return names, track_f0(audio, options).f0_hz, audio.sum(axis=0)
     if args.method == "multif0":
-        from sfgraph.f0.multif0 import MultiF0Options, estimate_f0, fit_sung_ranges, parse_ranges
+        from sfgraph.f0.multif0 import MultiF0Options, estimate_f0, estimate_f0_in_sung_ranges, parse_ranges
         from sfgraph.f0.unison import check_leap_cents
         from sfgraph.resources import resolve_path
 
@@ -43,10 +43,11 @@ def f0_from_audio(args):
                                  ranges=parse_ranges(args.ranges) if args.ranges else None,
                                  mode=args.multif0_mode, live_lookahead=args.live_lookahead, threads=args.threads,
                                  unison_leap_cents=args.unison_leap_cents)
-        if options.mode == "offline":  # live mode cannot hear the whole recording first
-            options = fit_sung_ranges(mixture, options)
-            report_ranges(options, given=bool(args.ranges))
-        return options.voices, estimate_f0(mixture, options), mixture
+        if options.mode == "live":  # it cannot hear the whole recording first
+            return options.voices, estimate_f0(mixture, options), mixture
+        options, f0 = estimate_f0_in_sung_ranges(mixture, options)
+        report_ranges(options, given=bool(args.ranges))
+        return options.voices, f0, mixture
     from sfgraph.f0.align import align_score
     from sfgraph.f0.score import read_score
 

@@ -23,8 +23,8 @@ block gives the same frames as a whole-file run):
    pitch jumps and voicing changes cost, and a strong peak left unexplained costs.
 
 Offline, on a whole recording, the voices' ranges can come from the recording itself
-(``fit_sung_ranges``): a first run with the default ranges, whose frames with every
-voice sounding apart show the range each voice sings.
+(``estimate_f0_in_sung_ranges``): a first track with the default ranges, whose frames with
+every voice sounding apart show the range each voice sings.
 
 ``MultiF0Tracker`` chains the three; ``estimate_f0`` runs it on a whole signal;
 the ``f0_multi`` node runs it in a graph. Its live mode looks 32 ms (or 16 ms) ahead
@@ -617,12 +617,21 @@ class MultiF0Tracker:
         self.features = silence
 
     def push(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.decide(*self.peaks(audio))
+
+    def peaks(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The salience peaks of the frames ``audio`` completes, before the voice tracker:
+        (pitch (k, CANDIDATES) MIDI, NaN where absent; salience), as ``decide`` takes them."""
         features = self.spectrum.push(audio)
         self.features = np.concatenate([self.features, features])
         ready = max(0, self.features.shape[0] - self.past - self.unseen)
         logits = self._logits(ready) if ready else np.zeros((0, BINS), dtype=np.float32)
         self.features = self.features[ready:]
-        pitch, salience = pick_peaks(logits, self.options.threshold)
+        return pick_peaks(logits, self.options.threshold)
+
+    def decide(self, pitch: np.ndarray, salience: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The voices' F0 and confidence (``push``'s result) of the frames the tracker now
+        decides, from the peaks ``peaks`` gave."""
         midi, confidence = self.tracker.push(pitch, salience)
         f0 = self.unisons.push(np.where(np.isnan(midi), 0.0, midi_to_hz(np.nan_to_num(midi))))
         return f0.astype(np.float32), np.where(f0 > 0, confidence, 0.0).astype(np.float32)
@@ -645,15 +654,22 @@ class MultiF0Tracker:
             return logits
 
 
-def estimate_f0(mixture: np.ndarray, options: MultiF0Options) -> np.ndarray:
-    """F0 (V, 1 + n // 256) Hz of every voice in a mono 16 kHz mixture (n samples), whole."""
+def _whole_peaks(tracker: MultiF0Tracker, mixture: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """The salience peaks of a whole mono 16 kHz mixture (n samples), flushed so that the
+    tracker decides every frame, and the number of frames, 1 + n // 256."""
     mixture = np.asarray(mixture, dtype=np.float32).reshape(-1)
-    tracker = MultiF0Tracker(options)
-    frames = 1 + mixture.size // HOP_LENGTH
     flushed = np.concatenate([mixture, np.zeros(tracker.lookahead_samples + HOP_LENGTH, dtype=np.float32)])
     chunk = 60 * SAMPLE_RATE  # a minute at a time keeps the STFT's memory small on long files
-    pieces = [tracker.push(flushed[start:start + chunk])[0] for start in range(0, flushed.size, chunk)]
-    return np.concatenate(pieces, axis=1)[:, :frames]
+    pieces = [tracker.peaks(flushed[start:start + chunk]) for start in range(0, flushed.size, chunk)]
+    peaks = tuple(np.concatenate([piece[i] for piece in pieces]) for i in range(2))
+    return peaks, 1 + mixture.size // HOP_LENGTH
+
+
+def estimate_f0(mixture: np.ndarray, options: MultiF0Options) -> np.ndarray:
+    """F0 (V, 1 + n // 256) Hz of every voice in a mono 16 kHz mixture (n samples), whole."""
+    tracker = MultiF0Tracker(options)
+    peaks, frames = _whole_peaks(tracker, mixture)
+    return tracker.decide(*peaks)[0][:, :frames]
 
 
 def sung_ranges(f0: np.ndarray, margin: float = SUNG_RANGE_MARGIN,
@@ -670,7 +686,7 @@ def sung_ranges(f0: np.ndarray, margin: float = SUNG_RANGE_MARGIN,
     semitones wider, to whole semitones."""
     f0 = np.asarray(f0, dtype=np.float64)
     voiced = ((f0 > 0) & np.isfinite(f0)).all(axis=0)
-    midi = np.where(voiced, 69.0 + 12.0 * np.log2(np.where(voiced, f0, 440.0) / 440.0), np.nan)
+    midi = np.where(voiced, bin_midi(hz_to_bin(np.where(voiced, f0, FMIN_HZ))), np.nan)
     together = voiced & (np.abs(np.diff(midi, axis=0)) >= UNISON_CENTS / 100).all(axis=0)
     if together.sum() < min_frames:
         return None
@@ -682,14 +698,20 @@ def sung_ranges(f0: np.ndarray, margin: float = SUNG_RANGE_MARGIN,
     return tuple(zip(low.tolist(), high.tolist()))
 
 
-def fit_sung_ranges(mixture: np.ndarray, options: MultiF0Options) -> MultiF0Options:
+def estimate_f0_in_sung_ranges(mixture: np.ndarray, options: MultiF0Options) -> tuple[MultiF0Options, np.ndarray]:
     """``options`` with the voices' ranges as the mono 16 kHz ``mixture`` sings them
-    (``sung_ranges`` of a first offline estimate), or as they are: ranges already given, or
-    the recording has too little with every voice sounding apart."""
-    if options.ranges is not None:
-        return options
-    ranges = sung_ranges(estimate_f0(mixture, replace(options, mode="offline", viterbi_lag=None)))
-    return options if ranges is None else replace(options, ranges=ranges)
+    (``sung_ranges`` of a first track), and the F0 (as ``estimate_f0``) tracked in those
+    ranges; or ``options`` as they are, and their F0, where ranges were given or the
+    recording has too little with every voice sounding apart. The salience network runs
+    once: both tracks read the same peaks."""
+    tracker = MultiF0Tracker(options)
+    peaks, frames = _whole_peaks(tracker, mixture)
+    f0 = tracker.decide(*peaks)[0][:, :frames]
+    ranges = None if options.ranges is not None else sung_ranges(f0)
+    if ranges is None:
+        return options, f0
+    fitted = replace(options, ranges=ranges)
+    return fitted, MultiF0Tracker(fitted).decide(*peaks)[0][:, :frames]
 
 
 def format_ranges(ranges: tuple[tuple[float, float], ...] | list[tuple[float, float]]) -> list[str]:
