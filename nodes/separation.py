@@ -138,7 +138,9 @@ class ParamNetNode(Node):
         voices = config.voices
         if f0.channels != len(voices) or (f0.labels is not None and tuple(f0.labels) != tuple(voices)):
             given = ", ".join(f0.labels) if f0.labels else f"{f0.channels} unnamed voices"
-            raise PortError("f0", f"the model separates {', '.join(voices)}; the F0 input has {given}")
+            missing = [v for v in voices if f0.labels is not None and v not in f0.labels]
+            raise PortError("f0", f"the model separates {', '.join(voices)}; the F0 input has {given}"
+                                  + (f": no F0 for {', '.join(missing)}" if missing else ""))
         return {"controls": StreamSpec("tensor", (len(voices), n_frame_controls(config.voice)), f0.rate, voices,
                                      VoiceControlStream(config.voice, self.stream.noise_bands))}
 

@@ -56,6 +56,18 @@ def test_resolve_program_accepts_names_and_one_based_numbers():
             resolve_program(bad)
 
 
+def test_a_bare_soundfont_name_is_looked_for_where_debian_installs_them(tmp_path, monkeypatch):
+    installed = tmp_path / "sf2" / "Mine.sf2"
+    installed.parent.mkdir()
+    installed.write_bytes(b"RIFF")
+    monkeypatch.setattr(bach, "SOUNDFONT_CANDIDATES", (tmp_path / "sf2" / "Other.sf2",))
+    assert bach.find_soundfonts("Mine.sf2") == (installed,)
+    with pytest.raises(GeneratorError, match=rf"Missing.sf2: soundfont not found \(here or in {tmp_path / 'sf2'}\)"):
+        bach.find_soundfont(Path("Missing.sf2"))
+    with pytest.raises(GeneratorError, match="elsewhere/Mine.sf2: soundfont not found$"):
+        bach.find_soundfont(Path("elsewhere/Mine.sf2"))  # a path is taken as it is
+
+
 def test_midi_file_layout_and_event_order():
     assert (
         _variable_length(0) == b"\x00"

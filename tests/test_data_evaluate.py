@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +111,22 @@ def test_evaluate_scores_perfect_and_swapped_methods(tmp_path):
     assert summary["swapped"]["voices"]["alto"]["si_sdr"]["median"] < 0
 
 
+def test_eval_piped_into_a_reader_that_stops_early_still_writes_its_reports(tmp_path):
+    """``sfgraph eval … | head -1``: the reader goes away after the first line; the
+    tables are dropped but the command finishes, writes every report and exits 0."""
+    _copy_stems_as_estimates(FIXTURE, tmp_path / "perfect")
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "sfgraph", "eval", str(FIXTURE), "--estimates", f"perfect={tmp_path / 'perfect'}",
+               "-o", str(out), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # gone before the first line: every print meets a closed pipe
+    errors = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 0, errors
+    assert "Broken pipe" not in errors and "Exception ignored" not in errors
+    assert sorted(p.name for p in out.iterdir()) == ["boxplot_perfect.png", "scores.csv", "summary.csv",
+                                                      "summary.json"]
+
+
 def test_eval_command_prints_table_and_writes_reports(tmp_path, capsys):
     _copy_stems_as_estimates(FIXTURE, tmp_path / "perfect")
     mixture = tmp_path / "mixture"
@@ -141,6 +159,23 @@ def test_eval_command_prints_table_and_writes_reports(tmp_path, capsys):
     assert summary["mixture"]["voices"]["all"]["si_sdr"]["mean"] < 0
     header = (out / "scores.csv").read_text().splitlines()[0]
     assert header == "method,item,voice,segment,start_s,end_s,si_sdr_db,sdr_db"
+
+
+def test_estimates_at_another_rate_are_resampled_to_the_stems(tmp_path):
+    """A live graph's voices, rendered at 48 kHz, score as the same voices at 16 kHz would:
+    the stems at 48 kHz (each sample held three times, a crude upsampling that is not the
+    inverse of eval's) score far above any separation, and one that lasts longer than its
+    stem is reported."""
+    dataset = load_dataset(FIXTURE)
+    for item in dataset:
+        for voice, stem in zip(item.voices, item.load_stems()):
+            write_wav(tmp_path / "live" / item.name / f"{voice}.wav", np.repeat(stem, 3), 48000)
+    rows = evaluate(dataset, {"live": tmp_path / "live"}, progress=False)
+    assert min(row.si_sdr_db for row in rows) > 15  # separations of the fixture score 10-17 dB
+    first = dataset.items[0]
+    write_wav(tmp_path / "live" / first.name / "alto.wav", np.zeros(3 * first.num_samples + 6, np.float32), 48000)
+    with pytest.raises(DatasetError, match=r"alto.wav: .* s at 48000 Hz, the item's stems last"):
+        evaluate(dataset, {"live": tmp_path / "live"}, progress=False)
 
 
 def test_missing_and_mismatched_estimates_are_all_reported(tmp_path, capsys):

@@ -311,9 +311,25 @@ def test_live_command_runs_choir_fx_midi_and_reports(jack, tiny_model, tmp_path)
     assert 0 <= report["cpu_stolen"] < 1  # the hypervisor's share, for reading device xruns
 
 
+def test_a_device_with_too_few_channels_is_named_with_the_nodes_that_need_them(jack, tiny_model, tmp_path):
+    # choir_fx plays stereo: from the server's 8th output on, it needs a 9th
+    code, output = run_cli("live", "choir_fx", "-p", f"net.model={tiny_model}", "-p", f"f0.dir={ITEM / 'f0'}",
+                           "-p", "out.first_channel=8", "--duration", "0.5", "-o", str(tmp_path), "-q")
+    assert code == 3, output
+    assert re.search(r"output channels up to 9 \(node 'out' channels 8-9\) but \S+ has 8", output), output
+    assert not any(tmp_path.iterdir())
+
+
 def test_devices_lists_the_jack_device(jack):
     code, output = run_cli("devices")
     assert code == 0 and "system" in output and "JACK" in output
+
+
+def test_midi_learn_checks_every_target_before_listening(tiny_model, tmp_path):
+    code, output = run_cli("midi-learn", "choir_fx", "mix.pan[0]", "mix.gain_db", "-p", f"net.model={tiny_model}",
+                           "-p", f"f0.dir={ITEM / 'f0'}", "-o", str(tmp_path / "learned.yaml"))
+    assert code == 2 and "mix.gain_db: 'gain_db' is a list[float]; name one item ([i])" in output
+    assert "move a control" not in output and "listening" not in output and not any(tmp_path.iterdir())
 
 
 def test_midi_learn_maps_the_next_control(jack, tiny_model, tmp_path):

@@ -87,3 +87,18 @@ def test_the_choir_model_separates_with_its_section_settings(tmp_path):
     floor = si_sdr_db(item.load_stems(), np.repeat(item.load_mix()[None], len(item.voices), axis=0)).mean()
     ours = si_sdr_db(item.load_stems(), estimates).mean()
     assert ours > floor + 8.0, (ours, floor)
+
+
+def test_an_f0_folder_without_a_voice_of_the_model_names_the_missing_voice(tmp_path, capsys):
+    import shutil
+
+    item = next(p for p in sorted((FIXTURES / "bach_tiny").iterdir()) if p.is_dir())
+    f0 = tmp_path / "f0"
+    shutil.copytree(item / "f0", f0)
+    (f0 / "bass.csv").unlink()
+    (f0 / "notes.csv").write_text("time_s,f0_hz\n0.0,0.0\n")
+    code = main(["separate", str(item / "mix.wav"), "--f0", str(f0), "-o", str(tmp_path / "out"), "-q"])
+    assert code == 2
+    assert ("node 'net' port 'f0': the model separates soprano, alto, tenor, bass; the F0 input has soprano, "
+            "alto, tenor, notes: no F0 for bass") in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -97,7 +97,7 @@ def _bach_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--soundfont",
         default=None,
-        help="SF2 file, several separated by commas, 'all' (every installed GM soundfont) or 'festival' "
+        help="SF2 file (a bare name is also looked for in /usr/share/sounds/sf2 and sf3), several separated by commas, 'all' (every installed GM soundfont) or 'festival' "
         "(Festival's diphone voice singing words; its F0 measured with CREPE) (default: the first "
         "of FluidR3_GM.sf2, TimGM6mb.sf2, default-GM.sf2 in /usr/share/sounds/sf2); with several soundfonts or "
         "programs, each voice of each chorale draws its own patch",

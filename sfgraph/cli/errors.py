@@ -14,11 +14,14 @@ read like argparse's), and an exit status:
   (``DeviceError``, ``MidiError``).
 - 128 + N: stopped by signal N (130 for Ctrl-C; SIGTERM and SIGHUP act as Ctrl-C).
 
-Any other exception is a bug and keeps its traceback.
+Any other exception is a bug and keeps its traceback. A reader that stops early
+(``sfgraph eval … | head``) is not a failure: what is printed after it has gone is
+dropped, and the command finishes, writes its files and exits as it would have.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 
@@ -73,8 +76,51 @@ def _show_input_warnings(show):
     return showwarning
 
 
+class _StdoutToAClosedPipe:
+    """``sys.stdout`` that drops what is printed once its reader has gone (``sfgraph eval
+    … | head``): the command still finishes and writes its files, and exits as it would."""
+
+    def __init__(self, stream):
+        self._stream, self._gone = stream, False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self._gone = True
+        # what is still buffered goes nowhere, so the interpreter's last flush is quiet too
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run the command argparse chose (``args.func``, named ``args.prog``) under this policy."""
+    stdout = sys.stdout
+    sys.stdout = _StdoutToAClosedPipe(stdout)
+    try:
+        return _run_command(args)
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
+
+
+def _run_command(args: argparse.Namespace) -> int:
     from sfgraph.graph.errors import InputWarning
     from sfgraph.interrupt import exit_status, stop_like_interrupt
 

@@ -144,12 +144,15 @@ def run_devices(args) -> int:
 def run_midi_learn(args) -> int:
     from sfgraph.engine.live import build_live_graph
     from sfgraph.engine.midi_map import learn_rule, midi_section_yaml, parse_midi_map
+    from sfgraph.engine.param_control import bind_target
     from sfgraph.graph.declaration import load_graph_decl
     from sfgraph.midi_io import open_midi_input
 
     decl = load_graph_decl(args.graph, args.param)
     graph = build_live_graph(decl)
     existing = parse_midi_map(graph)
+    for target in args.targets:  # every target checked before the user is asked to move anything
+        bind_target(graph, target.partition("=")[0])
     messages: deque = deque()
     midi = open_midi_input(messages.append, args.midi_api, args.midi_port)
     print(f"listening on {midi.port}" + ("" if args.midi_port else " (connect your controller to it)"))

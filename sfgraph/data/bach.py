@@ -141,11 +141,20 @@ def resolve_program(value: str | int) -> int:
 
 
 def find_soundfont(path: Path | None) -> Path:
-    """The soundfont to use: ``path`` if given, else the first installed Debian GM soundfont."""
+    """The soundfont to use: ``path`` if given (a bare file name is also looked for where
+    Debian installs soundfonts, as ``FluidR3_GM.sf2``), else the first installed Debian GM
+    soundfont."""
     if path is not None:
-        if not Path(path).is_file():
-            raise GeneratorError(f"{path}: soundfont not found")
-        return Path(path)
+        path = Path(path)
+        if path.is_file():
+            return path
+        folders = list(dict.fromkeys(candidate.parent for candidate in SOUNDFONT_CANDIDATES))
+        if path.parent == Path("."):
+            for folder in folders:
+                if (folder / path).is_file():
+                    return folder / path
+            raise GeneratorError(f"{path}: soundfont not found (here or in {', '.join(map(str, folders))})")
+        raise GeneratorError(f"{path}: soundfont not found")
     for candidate in SOUNDFONT_CANDIDATES:
         if candidate.is_file():
             return candidate

@@ -430,9 +430,27 @@ class LiveEngine:
             wanted.append(f"{n_in} input channel(s) from {self.input_device or 'the default input'}")
         if n_out:
             wanted.append(f"{n_out} output channel(s) on {self.output_device or 'the default output'}")
+        short = [self._too_few_channels(sd, kind, needed, nodes) for kind, needed, nodes in
+                 (("input", n_in, self.inputs), ("output", n_out, self.outputs)) if needed]
         return (f"cannot open {' and '.join(wanted)} at {self.sample_rate} Hz, blocks of {self.block_size}: "
-                f"{exc}. See 'sfgraph devices' for the devices, their channels and rates "
-                "(--samplerate sets the rate).")
+                f"{exc}. {''.join(s for s in short if s)}See 'sfgraph devices' for the devices, their channels "
+                "and rates (--samplerate sets the rate).")
+
+    def _too_few_channels(self, sd, kind: str, needed: int, nodes) -> str:
+        """Why a device cannot open, where it has fewer ``kind`` channels than the graph's
+        device nodes use: the nodes and the channels each takes ("" where it has enough)."""
+        device = self.input_device if kind == "input" else self.output_device
+        try:
+            info = sd.query_devices(device, kind)
+        except (sd.PortAudioError, ValueError):
+            return ""
+        has = int(info[f"max_{kind}_channels"])
+        if has >= needed:
+            return ""
+        uses = ", ".join(f"node '{n.id}' channels {n.device_channels.start + 1}-{n.device_channels.stop}"
+                         for n in nodes)
+        return (f"The graph uses {kind} channels up to {needed} ({uses}) but {info['name']} has {has}: "
+                f"choose a device with {needed} (--{kind}-device) or change those nodes' channels. ")
 
     def _wait(self, on_status) -> tuple[str, bool, bool]:
         """Main thread: until the run ends; returns (how it ended, outputs ok, device lost)."""

@@ -1,7 +1,9 @@
 """Scoring separated voices against the ground-truth stems.
 
-Estimates live in ``DIR/<item>/<voice>.wav`` (mono, same sample rate and
-length as the item's stems). Metrics come from ``fast_bss_eval.numpy``:
+Estimates live in ``DIR/<item>/<voice>.wav`` (mono, as long as the item's stems).
+An estimate at another sample rate (a live graph rendered at 48 kHz) is resampled to
+the stems' rate first (``scipy.signal.resample_poly``: linear phase, no delay), and
+must last as long as they do to within one sample. Metrics come from ``fast_bss_eval.numpy``:
 
 - SI-SDR (scale-invariant SDR, no mean removal), and
 - SDR as in BSS Eval (a 512-tap distortion filter on the target reference).
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from sfgraph.atomic import write_text
-from sfgraph.data.audio import read_mono
+from sfgraph.data.audio import audio_info, read_mono
 from sfgraph.data.layout import Dataset, DatasetError, check_voice_wav
 
 CLAMP_DB = 100.0
@@ -160,9 +162,38 @@ def check_estimates(dataset: Dataset, methods: Mapping[str, Path]) -> None:
                 if not path.is_file():
                     problems.append(f"{path}: missing")
                     continue
-                problems += check_voice_wav(path, item.sample_rate, item.num_samples, "the item's stems")
+                problems += _check_estimate(path, item.sample_rate, item.num_samples)
     if problems:
         raise DatasetError(problems, context="estimates")
+
+
+def _check_estimate(path: Path, sample_rate: int, num_samples: int) -> list[str]:
+    """Problems of one estimate against its item's stems: as ``check_voice_wav``, except
+    that another sample rate is read as the same length in seconds (within one stem sample)."""
+    try:
+        rate, _, length = audio_info(path)
+    except (OSError, RuntimeError, ValueError):
+        rate = length = None  # check_voice_wav names what cannot be read
+    if rate in (None, sample_rate):
+        return check_voice_wav(path, sample_rate, num_samples, "the item's stems")
+    problems = check_voice_wav(path, None, None, "the item's stems")
+    if abs(length * sample_rate / rate - num_samples) > 1:
+        problems.append(f"{path}: {length / rate:.4f} s at {rate} Hz, the item's stems last "
+                        f"{num_samples / sample_rate:.4f} s")
+    return problems
+
+
+def _read_estimate(path: Path, sample_rate: int, num_samples: int) -> np.ndarray:
+    """An estimate (num_samples,) at ``sample_rate``, resampled if it was written at another rate."""
+    audio, rate = read_mono(path)
+    if rate != sample_rate:
+        from fractions import Fraction
+
+        from scipy.signal import resample_poly
+
+        ratio = Fraction(sample_rate, rate)
+        audio = resample_poly(audio, ratio.numerator, ratio.denominator).astype(np.float32)
+    return np.pad(audio[:num_samples], (0, max(0, num_samples - audio.size)))
 
 
 def evaluate(
@@ -190,7 +221,8 @@ def evaluate(
     for item in tqdm(dataset.items, desc="scoring", unit="item", disable=not progress):
         reference = item.load_stems()
         for name, directory in methods.items():
-            estimate = np.stack([read_mono(Path(directory) / item.name / f"{voice}.wav")[0] for voice in item.voices])
+            estimate = np.stack([_read_estimate(Path(directory) / item.name / f"{voice}.wav", item.sample_rate,
+                                                item.num_samples) for voice in item.voices])
             for segment, start, end, si, sdr in score_voices(
                 reference, estimate, item.sample_rate, segment_seconds, silence_db
             ):
