@@ -32,3 +32,14 @@ def test_f0_command_writes_the_plot_and_refuses_other_formats(tmp_path, capsys):
     assert main(["f0", str(mix), "--method", "multif0", "-o", str(tmp_path / "f0"), "--plot",
                  str(tmp_path / "f0.jpg")]) == 2
     assert "--plot" in capsys.readouterr().err and not (tmp_path / "f0.jpg").exists()
+
+
+def test_an_svg_plot_keeps_the_tracks_as_lines_and_the_spectrogram_as_one_image(tmp_path):
+    rate, hop = 16000, 256
+    t = np.arange(4 * rate) / rate
+    f0 = np.full((2, 4 * rate // hop + 1), 220.0)
+    f0[1] = 330.0
+    plot_f0(tmp_path / "f0.svg", np.sin(2 * np.pi * 220 * t), f0, ("soprano", "alto"), rate, hop)
+    svg = (tmp_path / "f0.svg").read_text()
+    assert svg.count("<image") == 1 and "soprano" in svg and "alto" in svg
+    assert len(svg) < 1_000_000  # a vector cell per bin and frame made 12 MB for 4 s

@@ -32,7 +32,8 @@ def plot_f0(path: Path, mixture: np.ndarray, f0: np.ndarray, voices: tuple[str, 
     times = np.arange(decibels.shape[1]) * hop / sample_rate
     fig, ax = plt.subplots(figsize=(max(6.0, min(24.0, times[-1] / 2 + 4)), 4.5))
     ax.pcolormesh(times, frequencies[shown], decibels[shown], shading="nearest", cmap="Greys",
-                  vmin=decibels.max() - 70, vmax=decibels.max())
+                  vmin=decibels.max() - 70, vmax=decibels.max(),
+                  rasterized=True)  # an image inside an SVG: a cell per bin and frame made 12 MB for 4 s
     track_times = np.arange(f0.shape[1]) * hop / sample_rate
     for voice, track in zip(voices, f0, strict=True):
         ax.plot(track_times, np.where(track > 0, track, np.nan), linewidth=1.5, label=voice)
