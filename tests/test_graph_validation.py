@@ -143,6 +143,15 @@ def test_all_problems_reported_at_once(graph_file):
     assert {p.node for p in problems} == {"amp", "out"}
 
 
+def test_a_missing_input_file_is_reported_beside_the_connection_problems(graph_file):
+    text = GOOD.replace("type: test_tone, params: {seconds: 0.5}", "type: file_in, params: {path: nowhere.wav}")
+    problems = problems_of(graph_file(text.replace("amp.audio -> out.audio", "amp.sound -> out.audio")))
+    messages = [str(p) for p in problems]
+    assert len(messages) == 2, messages
+    assert any("node 'amp' port 'sound'" in m for m in messages)
+    assert any(":4: node 'tone'" in m and "nowhere.wav" in m for m in messages)
+
+
 def test_malformed_yaml_has_line_and_no_traceback(graph_file, capsys):
     path = graph_file("nodes:\n  - {id: a, type: gain\nconnections: []\n")
     with pytest.raises(GraphError) as info:

@@ -115,6 +115,7 @@ def build_graph(decl: GraphDecl, output_dir: Path | None = None, mode: str = "of
     connections = _check_connections(decl, nodes, problems)
     order = _topological_order(decl, connections, problems)
     if problems:
+        _configure_sources(decl, context, nodes, problems)
         raise GraphError(problems)
 
     graph = BuiltGraph(decl, context, nodes, order, connections)
@@ -244,6 +245,19 @@ def _reaches(start: str, goal: str, successors) -> bool:
             seen.add(node_id)
             todo.extend(successors[node_id])
     return False
+
+
+def _configure_sources(decl: GraphDecl, context: GraphContext, nodes: dict[str, Node],
+                       problems: list[Problem]) -> None:
+    """Configure the nodes that take no input, so that what they find (a missing file) is
+    reported beside the declaration's problems instead of after they are fixed."""
+    for node_id, node in nodes.items():
+        if node.input_ports:
+            continue
+        try:
+            node.configure({}, context)
+        except (ValueError, OSError) as exc:
+            problems.append(decl.problem(str(exc), decl.node(node_id).line, node_id))
 
 
 def _configure(graph: BuiltGraph, problems: list[Problem]) -> None:
