@@ -30,7 +30,6 @@ copy of ``CSD_ND_tenor_2.f0``; it is converted as is.
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from sfgraph.data.layout import (
     resample_f0,
     write_item,
 )
+from sfgraph.dsp.resample import resample
 
 _AUDIO_NAME = re.compile(r"CSD_(?P<piece>[A-Za-z]+)_(?P<voice>soprano|alto|tenor|bass)_(?P<singer>\d+)\.wav")
 COMBINATIONS = ("matched", "all")
@@ -181,7 +181,6 @@ def convert_csd(
     names = []
     audio_cache: dict[Path, np.ndarray] = {}  # resampled recordings of the current piece only
     cached_piece = None
-    from scipy.signal import resample_poly  # here: scipy.signal takes a second to import (sfgraph --help)
 
     for piece, combo in tqdm(plan, desc="CSD items", unit="item", disable=not progress):
         if piece != cached_piece:
@@ -191,8 +190,7 @@ def convert_csd(
         for path in paths:
             if path not in audio_cache:
                 audio, rate = read_mono(path)
-                divisor = math.gcd(sample_rate, rate)
-                audio_cache[path] = resample_poly(audio, sample_rate // divisor, rate // divisor).astype(np.float32)
+                audio_cache[path] = resample(audio, rate, sample_rate)
         length = min(audio_cache[path].size for path in paths)
         stems = np.stack([audio_cache[path][:length] for path in paths])
         times = frame_times(length, sample_rate, HOP_LENGTH)

@@ -284,9 +284,12 @@ def _read_meta(path: Path, problems: list[str]) -> dict:
     return meta
 
 
-def check_voice_wav(path: Path, sample_rate: int | None, num_samples: int | None, reference: str) -> list[str]:
+def check_voice_wav(path: Path, sample_rate: int | None, num_samples: int | None, reference: str,
+                    any_rate: bool = False) -> list[str]:
     """Problems of one voice's wav (a stem or an estimate): unreadable, not mono, or a
-    sample rate or length other than ``reference``'s (None: not checked)."""
+    sample rate or length other than ``reference``'s (None: not checked). ``any_rate``:
+    another rate is no problem if the file lasts as long, to within one sample at
+    ``sample_rate`` (it will be resampled)."""
     try:
         rate, channels, length = audio_info(path)
     except (OSError, RuntimeError, ValueError) as error:
@@ -294,6 +297,11 @@ def check_voice_wav(path: Path, sample_rate: int | None, num_samples: int | None
     problems = []
     if channels != 1:
         problems.append(f"{path}: has {channels} channels, expected mono")
+    if any_rate and sample_rate is not None and rate != sample_rate:
+        if num_samples is not None and abs(length * sample_rate / rate - num_samples) > 1:
+            problems.append(f"{path}: {length / rate:.4f} s at {rate} Hz, {reference} last "
+                            f"{num_samples / sample_rate:.4f} s")
+        return problems
     if sample_rate is not None and rate != sample_rate:
         problems.append(f"{path}: sample rate {rate} Hz differs from {reference} ({sample_rate} Hz)")
     if num_samples is not None and length != num_samples:

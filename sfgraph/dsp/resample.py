@@ -1,5 +1,6 @@
-"""Streaming resamplers: pedalboard's StreamResampler, and the same filter by a faster road
-for the ratio the graphs resample by most, up by a whole factor (16 kHz → 48 kHz).
+"""Resampling: ``resample`` for a signal read whole, and streaming resamplers, pedalboard's
+StreamResampler and the same filter by a faster road for the ratio the graphs resample by
+most, up by a whole factor (16 kHz → 48 kHz).
 
 pedalboard's windowed-sinc interpolator evaluates its kernel afresh for every output
 sample, which makes up-sampling by 3 cost about eight times down-sampling by 3. At a
@@ -11,8 +12,21 @@ float32 rounding, about 1e-6).
 """
 from __future__ import annotations
 
+from math import gcd
+
 import numpy as np
 from pedalboard.io import StreamResampler
+
+
+def resample(audio: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
+    """A whole signal (..., samples) at ``sample_rate`` → at ``target_rate``, in its own
+    dtype: scipy's polyphase filter, linear phase and without delay (sample 0 stays at time
+    0), for signals read whole; graphs resample as they stream (``stream_resampler``)."""
+    from scipy.signal import resample_poly  # here: scipy.signal takes a second to import (sfgraph --help)
+
+    common = gcd(int(sample_rate), int(target_rate))
+    resampled = resample_poly(audio, int(target_rate) // common, int(sample_rate) // common, axis=-1)
+    return resampled.astype(np.asarray(audio).dtype, copy=False)
 
 
 def stream_resampler(source_rate: float, target_rate: float, channels: int) -> StreamResampler | IntegerUpsampler:

@@ -2,7 +2,7 @@
 
 Estimates live in ``DIR/<item>/<voice>.wav`` (mono, as long as the item's stems).
 An estimate at another sample rate (a live graph rendered at 48 kHz) is resampled to
-the stems' rate first (``scipy.signal.resample_poly``: linear phase, no delay), and
+the stems' rate first (``sfgraph.dsp.resample.resample``: linear phase, no delay), and
 must last as long as they do to within one sample. Metrics come from ``fast_bss_eval.numpy``:
 
 - SI-SDR (scale-invariant SDR, no mean removal), and
@@ -34,8 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from sfgraph.atomic import write_text
-from sfgraph.data.audio import audio_info, read_mono
+from sfgraph.data.audio import read_mono
 from sfgraph.data.layout import Dataset, DatasetError, check_voice_wav
+from sfgraph.dsp.resample import resample
 
 CLAMP_DB = 100.0
 SDR_FILTER_LENGTH = 512
@@ -162,37 +163,17 @@ def check_estimates(dataset: Dataset, methods: Mapping[str, Path]) -> None:
                 if not path.is_file():
                     problems.append(f"{path}: missing")
                     continue
-                problems += _check_estimate(path, item.sample_rate, item.num_samples)
+                problems += check_voice_wav(path, item.sample_rate, item.num_samples, "the item's stems",
+                                            any_rate=True)
     if problems:
         raise DatasetError(problems, context="estimates")
-
-
-def _check_estimate(path: Path, sample_rate: int, num_samples: int) -> list[str]:
-    """Problems of one estimate against its item's stems: as ``check_voice_wav``, except
-    that another sample rate is read as the same length in seconds (within one stem sample)."""
-    try:
-        rate, _, length = audio_info(path)
-    except (OSError, RuntimeError, ValueError):
-        rate = length = None  # check_voice_wav names what cannot be read
-    if rate in (None, sample_rate):
-        return check_voice_wav(path, sample_rate, num_samples, "the item's stems")
-    problems = check_voice_wav(path, None, None, "the item's stems")
-    if abs(length * sample_rate / rate - num_samples) > 1:
-        problems.append(f"{path}: {length / rate:.4f} s at {rate} Hz, the item's stems last "
-                        f"{num_samples / sample_rate:.4f} s")
-    return problems
 
 
 def _read_estimate(path: Path, sample_rate: int, num_samples: int) -> np.ndarray:
     """An estimate (num_samples,) at ``sample_rate``, resampled if it was written at another rate."""
     audio, rate = read_mono(path)
     if rate != sample_rate:
-        from fractions import Fraction
-
-        from scipy.signal import resample_poly
-
-        ratio = Fraction(sample_rate, rate)
-        audio = resample_poly(audio, ratio.numerator, ratio.denominator).astype(np.float32)
+        audio = resample(audio, rate, sample_rate)
     return np.pad(audio[:num_samples], (0, max(0, num_samples - audio.size)))
 
 

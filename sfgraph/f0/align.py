@@ -17,11 +17,11 @@ DTW cost matrix stays under ``MAX_CELLS`` cells.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import gcd
 
 import numba
 import numpy as np
 
+from sfgraph.dsp.resample import resample
 from sfgraph.f0.score import Score
 
 ALIGN_RATE = 8000  # Hz: features need pitch classes up to about 4 kHz
@@ -44,14 +44,6 @@ class Clock:
 
     def __call__(self, times: np.ndarray) -> np.ndarray:
         return np.interp(np.asarray(times, dtype=np.float64), self.score_s, self.recording_s)
-
-
-def resample_to_align_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(samples,) at ``sample_rate`` → (samples',) at ``ALIGN_RATE``."""
-    from scipy.signal import resample_poly
-
-    common = gcd(int(sample_rate), ALIGN_RATE)
-    return resample_poly(np.asarray(audio, dtype=np.float64), ALIGN_RATE // common, int(sample_rate) // common)
 
 
 def synthesize(score: Score, seconds: float, sample_rate: int = ALIGN_RATE) -> np.ndarray:
@@ -145,7 +137,7 @@ def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def align_clock(score: Score, recording: np.ndarray, sample_rate: int) -> Clock:
     """The clock that maps ``score``'s times onto ``recording`` (samples,) at ``sample_rate``."""
-    audio = resample_to_align_rate(recording, sample_rate)
+    audio = resample(np.asarray(recording, dtype=np.float64), sample_rate, ALIGN_RATE)
     rendering_start = score.start_s
     rendering = synthesize(score.retimed(lambda t: np.asarray(t) - rendering_start), score.end_s - rendering_start)
     cells = (rendering.size / ALIGN_RATE / FEATURE_HOP_S) * (audio.size / ALIGN_RATE / FEATURE_HOP_S)
