@@ -167,13 +167,13 @@ def upstream_of(decl, node_id: str, also: set[str] = frozenset()):
 
 def fit_sung_ranges_to(decl):
     """Give a ``separate --f0 auto`` declaration's ``f0`` node the ranges its recording sings
-    (``sfgraph.f0.multif0.estimate_f0_in_sung_ranges``: a first run of the tracker on the whole
+    (``sfgraph.f0.multif0.sung_range_options``: a first run of the tracker on the whole
     mixture, read and set up as the graph's own ``mix`` and ``f0`` nodes do) and return the
     tracker's options. Ranges already given, or a recording with too little where every
     voice sounds apart, leave the declaration as it is."""
     import warnings
 
-    from sfgraph.f0.multif0 import estimate_f0_in_sung_ranges, format_ranges
+    from sfgraph.f0.multif0 import format_ranges, sung_range_options
     from sfgraph.graph.build import build_graph
     from sfgraph.graph.errors import InputWarning
 
@@ -181,8 +181,8 @@ def fit_sung_ranges_to(decl):
         warnings.simplefilter("ignore", InputWarning)
         graph = build_graph(upstream_of(decl, "f0"))
     options = graph.nodes["f0"].options
-    if options.ranges is None:  # the F0 tracked here is not kept: the graph's own f0 node tracks it
-        options = estimate_f0_in_sung_ranges(graph.nodes["mix"].read_whole().mean(axis=0), options)[0]
+    if options.ranges is None:  # the graph's own f0 node tracks the F0 in them
+        options = sung_range_options(graph.nodes["mix"].read_whole().mean(axis=0), options)
         if options.ranges is not None:
             decl.node("f0").set_param("ranges", format_ranges(options.ranges))
     return options

@@ -23,8 +23,8 @@ block gives the same frames as a whole-file run):
    pitch jumps and voicing changes cost, and a strong peak left unexplained costs.
 
 Offline, on a whole recording, the voices' ranges can come from the recording itself
-(``estimate_f0_in_sung_ranges``): a first track with the default ranges, whose frames with
-every voice sounding apart show the range each voice sings.
+(``sung_range_options``, ``estimate_f0_in_sung_ranges``): a first track with the default
+ranges, whose frames with every voice sounding apart show the range each voice sings.
 
 ``MultiF0Tracker`` chains the three; ``estimate_f0`` runs it on a whole signal;
 the ``f0_multi`` node runs it in a graph. Its live mode looks 32 ms (or 16 ms) ahead
@@ -698,19 +698,29 @@ def sung_ranges(f0: np.ndarray, margin: float = SUNG_RANGE_MARGIN,
     return tuple(zip(low.tolist(), high.tolist()))
 
 
-def estimate_f0_in_sung_ranges(mixture: np.ndarray, options: MultiF0Options) -> tuple[MultiF0Options, np.ndarray]:
-    """``options`` with the voices' ranges as the mono 16 kHz ``mixture`` sings them
-    (``sung_ranges`` of a first track), and the F0 (as ``estimate_f0``) tracked in those
-    ranges; or ``options`` as they are, and their F0, where ranges were given or the
-    recording has too little with every voice sounding apart. The salience network runs
-    once: both tracks read the same peaks."""
+def _fit_sung_ranges(mixture: np.ndarray, options: MultiF0Options):
+    """(``options`` with the ranges the mixture sings, or as they are; the first track, in
+    ``options``' ranges; the salience peaks; the number of frames)."""
     tracker = MultiF0Tracker(options)
     peaks, frames = _whole_peaks(tracker, mixture)
     f0 = tracker.decide(*peaks)[0][:, :frames]
     ranges = None if options.ranges is not None else sung_ranges(f0)
-    if ranges is None:
+    return (options if ranges is None else replace(options, ranges=ranges)), f0, peaks, frames
+
+
+def sung_range_options(mixture: np.ndarray, options: MultiF0Options) -> MultiF0Options:
+    """``options`` with the voices' ranges as the mono 16 kHz ``mixture`` sings them
+    (``sung_ranges`` of a first track), or as they are where ranges were given or the
+    recording has too little with every voice sounding apart."""
+    return _fit_sung_ranges(mixture, options)[0]
+
+
+def estimate_f0_in_sung_ranges(mixture: np.ndarray, options: MultiF0Options) -> tuple[MultiF0Options, np.ndarray]:
+    """``sung_range_options``, and the F0 (as ``estimate_f0``) tracked in those ranges. The
+    salience network runs once: both tracks read the same peaks."""
+    fitted, f0, peaks, frames = _fit_sung_ranges(mixture, options)
+    if fitted is options:
         return options, f0
-    fitted = replace(options, ranges=ranges)
     return fitted, MultiF0Tracker(fitted).decide(*peaks)[0][:, :frames]
 
 
