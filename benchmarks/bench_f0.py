@@ -5,7 +5,8 @@
 - CREPE ``tiny`` and ``full``, per voice, offline (whole signal) and streaming (one
   256-sample hop per call for four voices, as a live graph with small blocks calls it);
 - multi-F0 from the mixture (salience network + voice tracker, the bundled model),
-  four voices at once, offline and streaming (one 256-sample hop per call) in both
+  four voices at once, offline (with basic-pitch's salience, the default, and without,
+  as a ratio) and streaming (one 256-sample hop per call) in both
   modes, with the CPU share of one core the live budget counts and the network's part;
 - score alignment (harmonic rendering, chroma, DTW) of a four-voice Bach chorale to a
   recording of it, excluding the one-off Numba compile (timed apart).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -69,11 +71,16 @@ def bench_multif0(seconds: float, threads: int) -> None:
 
     options = MultiF0Options(model=resolve_resource(MULTIF0_MODEL), threads=threads)
     mixture = voices_audio(seconds).sum(axis=0)
-    estimate_f0(mixture[:RATE], options)  # compiles (or loads) the Numba tracker step
-    started = time.perf_counter()
-    estimate_f0(mixture, options)
-    wall = time.perf_counter() - started
-    print(f"multi-F0 offline, 4 voices, {seconds:g} s: {wall:6.2f} s  {factor(seconds, wall)} for all four")
+    walls = {}
+    for name, weight in (("network alone (basic_pitch 0)", 0.0), ("with basic-pitch (the default)", None)):
+        weighted = replace(options, basic_pitch=weight)
+        estimate_f0(mixture[:RATE], weighted)  # compiles (or loads) the Numba tracker step, loads the models
+        started = time.perf_counter()
+        estimate_f0(mixture, weighted)
+        walls[name] = wall = time.perf_counter() - started
+        print(f"multi-F0 offline, {name}, 4 voices, {seconds:g} s: {wall:6.2f} s  {factor(seconds, wall)} for all four")
+    print(f"multi-F0 offline: basic-pitch costs {walls['with basic-pitch (the default)'] / walls['network alone (basic_pitch 0)']:.2f}x "
+          f"the network alone")
 
     for mode in ("offline", "live"):
         bench_multif0_streaming(MultiF0Options(model=options.model, mode=mode, threads=threads), mixture)

@@ -242,9 +242,12 @@ class F0Multi(Node):
     (voices, frames) Hz, 0 when the voice is silent or leapt onto another voice's pitch
     (``unison_leap_cents``, ``sfgraph.f0.unison``; no added look-ahead); ``confidence``
     (voices, frames) 0..1, the salience of the voice's pitch. ``mode: offline`` (the more
-    accurate): frame t needs the input up to 1024 samples (half the 2048-sample
-    window) plus the network's 4 and the tracker's ``viterbi_lag`` frames past it
-    (``lookahead``: 0.45 s by default, 0.19 s with a lag of 4). ``mode: live``:
+    accurate): the salience mixes basic-pitch's contours in (``basic_pitch``, weight 0.4,
+    ``sfgraph.f0.basic_pitch``), whose 2-s windows make frame t need the input up to
+    29279 samples (1.83 s) past it, then the tracker's ``viterbi_lag`` frames (``lookahead``:
+    2.15 s by default); with ``basic_pitch: 0``, 1024 samples (half the 2048-sample
+    window) plus the network's 4 frames and the lag (0.45 s, 0.19 s with a lag of 4).
+    ``mode: live``:
     ``live_lookahead`` frames of 16 ms in all, 2 by default (the window ends 512 samples
     past frame t, the tracker decides at once; a lag of 1 or 2 frames takes its share
     from the window), for live graphs; on the test fixture's chorales it finds about
@@ -263,7 +266,8 @@ class F0Multi(Node):
         "ranges": Param("list[str]", None, "LOW-HIGH note range per voice, e.g. [C4-A5, F3-D5, C3-A4, E2-E4] "
                                            "(default: from the voice names soprano, alto, tenor, bass)"),
         "threshold": Param("float", 0.2, "least salience of a pitch candidate", range=(0.01, 0.99)),
-        "mode": Param("str", "offline", "offline (accurate, 0.45 s look-ahead) or live (live_lookahead × 16 ms)",
+        "mode": Param("str", "offline", "offline (accurate, 2.15 s look-ahead, 0.45 s with basic_pitch 0) or live "
+                                                  "(live_lookahead × 16 ms)",
                       choices=("offline", "live")),
         "viterbi_lag": Param("int", None, "frames the tracker waits before deciding a frame (default 20 offline, "
                                           "0 live; live allows up to live_lookahead)", unit="frames", range=(0, 200)),
@@ -271,6 +275,9 @@ class F0Multi(Node):
                                           "(its analysis window and its lag)", unit="frames", range=(0, 2)),
         "threads": Param("int", 1, "CPU threads for the network", range=(1, 64)),
         "unison_leap_cents": UNISON_LEAP_PARAM,
+        "basic_pitch": Param("float", None, "weight of basic-pitch's salience beside the network's (offline mode "
+                                            "only: it looks 1.8 s ahead; default 0.4 offline, 0 live)",
+                             range=(0.0, 1.0)),
     }
 
     def configure(self, inputs, context):
@@ -280,7 +287,8 @@ class F0Multi(Node):
                                       ranges=parse_ranges(self.p.ranges) if self.p.ranges else None,
                                       threshold=self.p.threshold, mode=self.p.mode,
                                       viterbi_lag=self.p.viterbi_lag, live_lookahead=self.p.live_lookahead,
-                                      threads=self.p.threads, unison_leap_cents=self.p.unison_leap_cents)
+                                      threads=self.p.threads, unison_leap_cents=self.p.unison_leap_cents,
+                                      basic_pitch=self.p.basic_pitch)
         self.tracker = MultiF0Tracker(self.options)
         self.lookahead = self.tracker.lookahead_samples
         rate = Fraction(SAMPLE_RATE, HOP_LENGTH)

@@ -42,7 +42,8 @@ def f0_from_audio(args):
         options = MultiF0Options(model=resolve_path(args.multif0_model), voices=tuple(voices or DEFAULT_VOICES),
                                  ranges=parse_ranges(args.ranges) if args.ranges else None,
                                  mode=args.multif0_mode, live_lookahead=args.live_lookahead, threads=args.threads,
-                                 unison_leap_cents=args.unison_leap_cents)
+                                 unison_leap_cents=args.unison_leap_cents, basic_pitch=args.basic_pitch)
+        options.basic_pitch_weight()  # checked before the network loads
         if options.mode == "live":  # it cannot hear the whole recording first
             return options.voices, estimate_f0(mixture, options), mixture
         options, f0 = estimate_f0_in_sung_ranges(mixture, options)
@@ -162,7 +163,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--multif0-model", default=MULTIF0_MODEL,
                    help="multif0: salience model folder (from 'sfgraph train-f0'; default the bundled one)")
     p.add_argument("--multif0-mode", choices=("offline", "live"), default="offline",
-                   help="multif0: offline (accurate, 0.45 s look-ahead) or live (--live-lookahead × 16 ms, as a "
+                   help="multif0: offline (accurate, 2.15 s look-ahead with basic-pitch, 0.45 s without) or live (--live-lookahead × 16 ms, as a "
                         "live graph runs it)")
     p.add_argument("--live-lookahead", type=int, default=2, choices=range(3), metavar="FRAMES",
                    help="multif0 live mode: frames of 16 ms it looks ahead, 0-2 (f0_multi's live_lookahead; "
@@ -174,6 +175,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                    help="multif0: a voice that leaps at least this far onto another's pitch reads silent while "
                         "they share it (a voice the tracker lost, not a sung unison); 0 keeps every unison "
                         f"(default {UNISON_LEAP_CENTS:g})")
+    p.add_argument("--basic-pitch", type=float, metavar="WEIGHT",
+                   help="multif0 offline: weight of basic-pitch's salience (trained on real recordings) beside "
+                        "the network's, 0-1 (default 0.4; 0: the network alone; live mode: 0)")
 
     p = add_command(commands, "train-f0", run_train_f0,
                     help="train the multi-F0 salience network on datasets with true F0 (supervised; e.g. from "

@@ -20,7 +20,8 @@ SCORE_SUFFIXES = (".mid", ".midi", ".musicxml", ".xml", ".mxl")
 
 def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[str] | None = None,
                    synth: bool = False, power: float = 1.0, n_fft: int = 2048, mask_fit: float = 2.0,
-                   device: str = "auto", section_cents: float | None = None, synth_noise: float | None = None):
+                   device: str = "auto", section_cents: float | None = None, synth_noise: float | None = None,
+                   basic_pitch: float | None = None):
     """The ``separate`` graph declaration for one recording.
 
     ``f0``: a folder of ``<voice>.csv`` (``f0_files``) or a score aligned to the recording
@@ -32,7 +33,8 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
     ``synth/<voice>.wav``; ``power``, ``n_fft``: the masks' exponent and STFT size; ``mask_fit``:
     the memory in seconds of the voices' fit to the mixture before masking (0: none);
     ``section_cents``, ``synth_noise``: the masks' section width and the synthesized
-    voices' noise scale, None for the model's own (``separation_settings``)."""
+    voices' noise scale, None for the model's own (``separation_settings``);
+    ``basic_pitch``: with ``"auto"``, f0_multi's weight of basic-pitch's salience (None: its default)."""
     from sfgraph.graph.declaration import Connection, NodeDecl, load_graph_decl
 
     auto = f0 == "auto"
@@ -56,6 +58,8 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
         source.set_param("voices", list(read_model_config(resolve_path(decl.node("net").params["model"]))[0].voices))
         if ranges:
             source.set_param("ranges", list(ranges))
+        if basic_pitch is not None:
+            source.set_param("basic_pitch", basic_pitch)
     elif Path(f0).suffix.lower() in SCORE_SUFFIXES:
         source.type, source.params = "f0_score", {}
         source.set_param("path", f0)
@@ -110,7 +114,10 @@ def run_separate(args) -> int:
     decl = separate_graph(args.mix, args.f0, model=args.model,
                           ranges=[r.strip() for r in args.ranges.split(",")] if args.ranges else None,
                           synth=args.synth, power=args.power, n_fft=args.n_fft, mask_fit=args.mask_fit,
-                          device=args.device, section_cents=args.section_cents, synth_noise=args.synth_noise)
+                          device=args.device, section_cents=args.section_cents, synth_noise=args.synth_noise,
+                          basic_pitch=args.basic_pitch)
+    if args.basic_pitch is not None and args.f0 != "auto":
+        raise CliError("--basic-pitch is a setting of --f0 auto's tracker: give it with --f0 auto")
     if args.f0 == "auto":
         from sfgraph.cli.f0 import report_ranges
 
@@ -236,6 +243,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--ranges", help="with --f0 auto: LOW-HIGH note range per voice, comma-separated (e.g. "
                                     "C4-A5,F3-D5,C3-A4,E2-E4; default: the ranges the recording sings where every voice sounds, "
                                     "from a first pass of the tracker, else from the names soprano, alto, tenor, bass)")
+    p.add_argument("--basic-pitch", type=float, metavar="WEIGHT",
+                   help="with --f0 auto: weight of basic-pitch's salience (trained on real recordings) beside the "
+                        "tracker's own network, 0-1 (default 0.4; 0: the network alone)")
     p.add_argument("--model", help="model folder from 'sfgraph train' (default: the bundled model)")
     p.add_argument("-o", "--output", required=True, help="folder for <voice>.wav")
     p.add_argument("--synth", action="store_true", help="also write the synthesized voices to synth/<voice>.wav")

@@ -15,7 +15,10 @@ block gives the same frames as a whole-file run):
    (``sfgraph train-f0``, ``sfgraph.f0.multif0_train``); the separator itself
    stays unsupervised. Time convolutions are unpadded so a block needs only the
    frames before it, and frame ``t`` comes out ``context // 2`` frames (4 with the
-   bundled network) after it goes in.
+   bundled network) after it goes in. Offline, basic-pitch's contour probabilities
+   (``sfgraph.f0.basic_pitch``, a network trained on real recordings) are mixed in,
+   ``BASIC_PITCH_WEIGHT`` of the salience: a voice resting in a real recording then reads
+   silent more often. They look 1.8 s ahead, so live mode goes without.
 3. **Voice tracker** (``VoiceTracker``): salience peaks (at most ``CANDIDATES`` per
    frame, refined to a fraction of a bin) are assigned to the voices by a
    fixed-lag Viterbi over joint assignments: voices stay ordered high to low (no
@@ -28,7 +31,7 @@ ranges, whose frames with every voice sounding apart show the range each voice s
 
 ``MultiF0Tracker`` chains the three; ``estimate_f0`` runs it on a whole signal;
 the ``f0_multi`` node runs it in a graph. Its live mode looks 32 ms (or 16 ms) ahead
-instead of 0.45 s, at some cost in accuracy (see ``MultiF0Tracker``).
+instead of 2.15 s (0.45 s without basic-pitch), at some cost in accuracy (see ``MultiF0Tracker``).
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import scipy.sparse
+import scipy.special
 import torch
 from torch import nn
 
@@ -466,6 +470,12 @@ VITERBI_LAG = {"offline": 20, "live": 0}  # frames, by default
 # 1, 0.80 at 2). One frame (16 ms) keeps a live graph within 80 ms in all, at a cost
 # (README, "Live").
 LIVE_LOOKAHEAD_FRAMES = 2
+# Offline, basic-pitch's contour probabilities (``sfgraph.f0.basic_pitch``, trained on real
+# recordings) take this share of the salience. Measured with `separate --f0 auto` (README,
+# "A resting voice"): a voice resting 2 s in real_dev 4.18 → 5.20 dB, 1.3 s 4.12 → 4.84,
+# real_dev as it is 6.07 → 6.07; 0.3 and 0.5 did no better on the real sets and worse on
+# the Voice Oohs chorales.
+BASIC_PITCH_WEIGHT = 0.4
 
 
 @dataclass(frozen=True)
@@ -477,9 +487,12 @@ class MultiF0Options:
     ``live``: ``live_lookahead`` frames of 16 ms of look-ahead in all, 2 by default, see
     ``MultiF0Tracker``), ``viterbi_lag`` (frames the tracker waits before deciding; None:
     the mode's default, 20 offline, 0 live; live allows up to ``live_lookahead``),
-    ``threads`` (torch CPU threads while the network runs), ``unison_leap_cents`` (a
-    voice that leaps this far onto another's pitch reads silent while they share it,
-    ``sfgraph.f0.unison``; 0: never)."""
+    ``threads`` (torch and onnxruntime CPU threads while the networks run),
+    ``unison_leap_cents`` (a voice that leaps this far onto another's pitch reads silent
+    while they share it, ``sfgraph.f0.unison``; 0: never), ``basic_pitch`` (the weight
+    of basic-pitch's contour probabilities in the salience, ``sfgraph.f0.basic_pitch``:
+    (1 − w) · ours + w · basic-pitch's; offline mode only, as it looks 1.8 s ahead;
+    None: the mode's default, ``BASIC_PITCH_WEIGHT`` offline, 0 live)."""
 
     model: Path
     voices: tuple[str, ...] = DEFAULT_VOICES
@@ -490,7 +503,18 @@ class MultiF0Options:
     live_lookahead: int = LIVE_LOOKAHEAD_FRAMES
     threads: int = 1
     unison_leap_cents: float = UNISON_LEAP_CENTS
+    basic_pitch: float | None = None
     costs: TrackerCosts = field(default_factory=TrackerCosts)
+
+    def basic_pitch_weight(self) -> float:
+        """The weight of basic-pitch's salience, checked against the mode."""
+        if self.basic_pitch is None:
+            return BASIC_PITCH_WEIGHT if self.mode == "offline" else 0.0
+        if not 0.0 <= self.basic_pitch <= 1.0:
+            raise ValueError(f"basic_pitch is a weight from 0 to 1, got {self.basic_pitch:g}")
+        if self.mode == "live" and self.basic_pitch > 0:
+            raise ValueError("basic_pitch looks 1.8 s ahead: it is for offline mode only (live mode: 0)")
+        return float(self.basic_pitch)
 
     def lag(self) -> int:
         """The tracker's lag in frames, checked against the mode."""
@@ -600,16 +624,29 @@ class MultiF0Tracker:
         self.unseen = 0 if self.live else self.future  # future frames waited for (live repeats the newest)
         reach = (options.live_lookahead - self.lag) * HOP_LENGTH if self.live else N_FFT // 2
         self.spectrum = HarmonicSpectrum(reach)
+        self.basic_pitch = options.basic_pitch_weight()
+        if self.basic_pitch > 0:
+            from sfgraph.f0.basic_pitch import BasicPitchSalience
+
+            self.contours = BasicPitchSalience(BINS, options.threads)
         self.tracker = VoiceTracker(options.voice_ranges(), self.lag, options.costs)
         self.unisons = UnisonLeapFilter(len(options.voices), options.unison_leap_cents)
         self.reset()
 
     @property
     def lookahead_samples(self) -> int:
-        return self.spectrum.reach + (self.unseen + self.lag) * HOP_LENGTH
+        salience = self.spectrum.reach + self.unseen * HOP_LENGTH
+        if self.basic_pitch > 0:
+            salience = max(salience, self.contours.lookahead_samples)
+        return salience + self.lag * HOP_LENGTH
 
     def reset(self) -> None:
         self.spectrum.reset()
+        if self.basic_pitch > 0:
+            self.contours.reset()
+            # salience probabilities (frames, BINS) of one source waiting for the other's
+            self.network_waiting = np.zeros((0, BINS), dtype=np.float32)
+            self.contours_waiting = np.zeros((0, BINS), dtype=np.float32)
         self.tracker.reset()
         self.unisons.reset()
         # Frames before the start are silence, as the zeros padding the first windows.
@@ -627,7 +664,21 @@ class MultiF0Tracker:
         ready = max(0, self.features.shape[0] - self.past - self.unseen)
         logits = self._logits(ready) if ready else np.zeros((0, BINS), dtype=np.float32)
         self.features = self.features[ready:]
+        if self.basic_pitch > 0:
+            logits = self._with_contours(logits, self.contours.push(audio))
         return pick_peaks(logits, self.options.threshold)
+
+    def _with_contours(self, logits: np.ndarray, contours: np.ndarray) -> np.ndarray:
+        """The logits of the frames both saliences now have: the network's probabilities
+        mixed with basic-pitch's (weight ``basic_pitch``), back as logits for ``pick_peaks``."""
+        self.network_waiting = np.concatenate([self.network_waiting, scipy.special.expit(logits)])
+        self.contours_waiting = np.concatenate([self.contours_waiting, contours])
+        ready = min(self.network_waiting.shape[0], self.contours_waiting.shape[0])
+        mixed = ((1.0 - self.basic_pitch) * self.network_waiting[:ready]
+                 + self.basic_pitch * self.contours_waiting[:ready])
+        self.network_waiting, self.contours_waiting = self.network_waiting[ready:], self.contours_waiting[ready:]
+        mixed = np.clip(mixed, 1e-6, 1.0 - 1e-6)
+        return np.log(mixed / (1.0 - mixed)).astype(np.float32)
 
     def decide(self, pitch: np.ndarray, salience: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The voices' F0 and confidence (``push``'s result) of the frames the tracker now

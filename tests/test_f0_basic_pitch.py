@@ -1,0 +1,127 @@
+"""basic-pitch's contours as the offline multi-F0 tracker's second salience (sfgraph.f0.basic_pitch)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import FIXTURES, harmonic_tone
+from sfgraph.data.layout import load_dataset
+from sfgraph.evaluation.f0_scoring import score_item
+from sfgraph.f0 import MULTIF0_MODEL
+from sfgraph.f0 import basic_pitch
+from sfgraph.f0.basic_pitch import BasicPitchMissing, BasicPitchSalience
+from sfgraph.f0.multif0 import BINS, MultiF0Options, MultiF0Tracker, estimate_f0, hz_to_bin
+from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE, frame_times
+from sfgraph.resources import resolve_path
+
+MODEL = resolve_path(MULTIF0_MODEL)
+
+
+def whole(salience: BasicPitchSalience, audio: np.ndarray) -> np.ndarray:
+    """Every frame of ``audio``: pushed whole, then flushed with silence."""
+    frames = 1 + audio.size // HOP_LENGTH
+    out = np.concatenate([salience.push(audio), salience.push(np.zeros(salience.lookahead_samples + HOP_LENGTH))])
+    return out[:frames]
+
+
+def test_a_tone_shows_at_its_pitch_and_time_and_silence_stays_low():
+    """A 220-Hz tone from 1.0 s to 2.5 s: the contour peaks at its bin (a third of a
+    semitone each) while it sounds, rises and falls within 3 frames (48 ms) of its edges,
+    and stays low in the silence around it."""
+    audio = np.zeros(4 * SAMPLE_RATE, dtype=np.float32)
+    audio[SAMPLE_RATE:SAMPLE_RATE * 5 // 2] = harmonic_tone(220.0, 1.5, 5, 0.3)
+    contour = whole(BasicPitchSalience(BINS), audio)
+    assert contour.shape == (1 + audio.size // HOP_LENGTH, BINS)
+    times = frame_times(audio.size)
+    sounding = (times > 1.05) & (times < 2.45)
+    assert np.all(np.abs(contour[sounding].argmax(axis=1) - hz_to_bin(220.0)) <= 1)
+    tone_bin = contour[:, int(round(float(hz_to_bin(220.0))))]
+    assert tone_bin[sounding].min() > 0.5
+    above = np.flatnonzero(tone_bin > 0.4)
+    assert abs(times[above[0]] - 1.0) <= 0.048 and abs(times[above[-1]] - 2.5) <= 0.048
+    assert contour[(times < 0.9) | (times > 2.6)].max() < 0.3
+
+
+def test_blocks_give_the_frames_of_a_whole_push_and_each_frame_comes_within_its_look_ahead():
+    """Pushed in uneven blocks, the same frames, bit for bit, as the whole signal; after n
+    samples every frame t with t·256 + lookahead_samples ≤ n is out."""
+    audio = load_dataset(FIXTURES / "bach_tiny")[0].load_mix()
+    expected = whole(BasicPitchSalience(BINS), audio)
+    salience = BasicPitchSalience(BINS)
+    padded = np.concatenate([audio, np.zeros(salience.lookahead_samples + HOP_LENGTH, dtype=np.float32)])
+    pieces, pushed = [], 0
+    for size in np.random.default_rng(0).integers(1, 9000, size=100000):
+        if pushed >= padded.size:
+            break
+        pieces.append(salience.push(padded[pushed:pushed + size]))
+        pushed = min(pushed + int(size), padded.size)
+        out = sum(piece.shape[0] for piece in pieces)
+        assert out >= (pushed - salience.lookahead_samples) // HOP_LENGTH + 1 or pushed < salience.lookahead_samples
+    streamed = np.concatenate(pieces)[:expected.shape[0]]
+    np.testing.assert_array_equal(streamed, expected)
+
+
+def test_the_offline_tracker_with_basic_pitch_streams_as_it_runs_whole():
+    """``f0_multi`` offline (basic-pitch on by default) gives the same F0 in blocks as whole."""
+    item = load_dataset(FIXTURES / "bach_tiny")[1]
+    mix = item.load_mix()
+    options = MultiF0Options(model=MODEL)
+    expected = estimate_f0(mix, options)
+    tracker = MultiF0Tracker(options)
+    padded = np.concatenate([mix, np.zeros(tracker.lookahead_samples + HOP_LENGTH, dtype=np.float32)])
+    blocks = [tracker.push(padded[i:i + 4096])[0] for i in range(0, padded.size, 4096)]
+    np.testing.assert_array_equal(np.concatenate(blocks, axis=1)[:, :expected.shape[1]], expected)
+
+
+def test_basic_pitch_keeps_the_fixture_chorales_pitches():
+    """On the soundfont fixture the mixed salience finds as many pitches as the network
+    alone, within 0.02 of multi-pitch accuracy (0.956 either way when measured)."""
+    accuracy = {}
+    for weight in (0.0, 0.4):
+        scores = []
+        for item in load_dataset(FIXTURES / "bach_tiny"):
+            estimate = estimate_f0(item.load_mix(), MultiF0Options(model=MODEL, basic_pitch=weight))
+            truth = item.f0_on_frames()
+            scores.append(score_item(frame_times(item.num_samples), truth, estimate)["multipitch"]["Accuracy"])
+        accuracy[weight] = np.mean(scores)
+    assert accuracy[0.4] > 0.93 and accuracy[0.4] > accuracy[0.0] - 0.02, accuracy
+
+
+def test_live_mode_refuses_basic_pitch_and_a_weight_outside_0_to_1():
+    assert MultiF0Tracker(MultiF0Options(model=MODEL, mode="live")).basic_pitch == 0.0
+    with pytest.raises(ValueError, match="basic_pitch looks 1.8 s ahead: it is for offline mode only"):
+        MultiF0Tracker(MultiF0Options(model=MODEL, mode="live", basic_pitch=0.4))
+    with pytest.raises(ValueError, match="basic_pitch is a weight from 0 to 1, got 1.5"):
+        MultiF0Tracker(MultiF0Options(model=MODEL, basic_pitch=1.5))
+
+
+def test_a_missing_basic_pitch_says_how_to_install_it_or_turn_it_off(monkeypatch):
+    """Without the basic_pitch package (an install without the Makefile) the error names
+    the pip command and the setting that does without it; weight 0 needs neither."""
+    monkeypatch.setattr(basic_pitch.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(BasicPitchMissing, match=r"pip install --no-deps basic-pitch==0.4.0 onnxruntime, or set "
+                                                r"basic_pitch to 0"):
+        MultiF0Tracker(MultiF0Options(model=MODEL))
+    assert MultiF0Tracker(MultiF0Options(model=MODEL, basic_pitch=0.0)).lookahead_samples == 1024 + 24 * 256
+
+
+def test_the_command_line_refuses_basic_pitch_where_it_cannot_apply(tmp_path):
+    """``sfgraph f0 --multif0-mode live --basic-pitch 0.4`` and ``separate --basic-pitch``
+    without ``--f0 auto`` stop with one line saying why; a live graph given a weight names
+    its node and line."""
+    import subprocess
+    import sys
+
+    def sfgraph(*args):
+        return subprocess.run([sys.executable, "-m", "sfgraph.cli", *map(str, args)], capture_output=True, text=True,
+                              timeout=300)
+
+    item = load_dataset(FIXTURES / "bach_tiny")[0]
+    live = sfgraph("f0", item.mix_path(), "-o", tmp_path / "f0", "--method", "multif0", "--multif0-mode", "live",
+                   "--basic-pitch", "0.4")
+    assert live.returncode == 2 and "for offline mode only" in live.stderr, live.stderr
+    files = sfgraph("separate", item.mix_path(), "--f0", item.path / "f0", "--basic-pitch", "0", "-o", tmp_path / "s")
+    assert files.returncode == 2 and "give it with --f0 auto" in files.stderr, files.stderr
+    graph = sfgraph("validate", "separate_live_mic", "-p", "f0.basic_pitch=0.4")
+    assert graph.returncode != 0 and "separate_live_mic.yaml:" in graph.stderr + graph.stdout
+    assert "node 'f0': basic_pitch looks 1.8 s ahead" in graph.stderr + graph.stdout
