@@ -293,25 +293,49 @@ class F0Multi(Node):
         self.lookahead = self.tracker.lookahead_samples
         rate = Fraction(SAMPLE_RATE, HOP_LENGTH)
         voices = tuple(self.p.voices)
+        self.peaks = None
         return {"f0": StreamSpec("f0", (len(voices),), rate, voices),
                 "confidence": StreamSpec("control", (len(voices),), rate, voices)}
+
+    def use_peaks(self, peaks: tuple[np.ndarray, np.ndarray]) -> None:
+        """Offline: decide the voices from ``peaks``, the salience peaks of the whole
+        recording this node is about to be given (``sfgraph.f0.multif0.whole_peaks`` with this
+        node's settings; its ranges may differ), instead of computing them again from the
+        audio: ``sfgraph separate --f0 auto`` computes them once to fit the ranges. The
+        outputs are the same frames; each comes when the input is ``lookahead`` past it."""
+        self.peaks = peaks
 
     def prepare(self):
         self.reset()
 
     def reset(self):
         self.tracker.reset()
+        self.pushed = self.released = 0  # with use_peaks: samples in, frames of peaks given to the tracker
 
     def process(self, mix):
-        f0, confidence = self.tracker.push(mix.mean(axis=0))
+        if self.peaks is None:
+            f0, confidence = self.tracker.push(mix.mean(axis=0))
+        else:
+            self.pushed += mix.shape[-1]
+            due = max(0, (self.pushed - self.tracker.salience_lookahead_samples) // HOP_LENGTH + 1)
+            pitch, salience = (peaks[self.released:due] for peaks in self.peaks)
+            # past the recording's flushed end (the graph's own flush may reach further): no peak
+            missing = due - self.released - pitch.shape[0]
+            if missing > 0:
+                pitch = np.concatenate([pitch, np.full((missing, pitch.shape[1]), np.nan)])
+                salience = np.concatenate([salience, np.zeros((missing, salience.shape[1]))])
+            f0, confidence = self.tracker.decide(pitch, salience)
+            self.released = max(due, self.released)
         return {"f0": f0, "confidence": confidence}
 
     def whole_track(self, mix: np.ndarray) -> np.ndarray:
         """F0 (voices, frames) Hz of a whole mono 16 kHz recording ``mix`` (samples,), the
         frames ``process`` gives block by block (for adapting a model to it)."""
-        from sfgraph.f0.multif0 import estimate_f0
+        from sfgraph.f0.multif0 import MultiF0Tracker, estimate_f0
 
-        return estimate_f0(mix, self.options)
+        if self.peaks is None:
+            return estimate_f0(mix, self.options)
+        return MultiF0Tracker(self.options).decide(*self.peaks)[0][:, :1 + mix.size // HOP_LENGTH]
 
 
 class F0Refine(Node):

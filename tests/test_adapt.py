@@ -213,8 +213,8 @@ def test_adapt_with_f0_from_the_mixture(short_recording, tmp_path, capsys):
     written = np.stack([read_f0_csv(tmp_path / "plain" / "f0" / f"{voice}.csv")[1]
                         for voice in ("soprano", "alto", "tenor", "bass")])
     decl = separate_graph(mix, "auto")
-    fit_sung_ranges_to(decl)  # as the command does, before its graph is built
-    refined = refined_f0(decl)
+    _, peaks = fit_sung_ranges_to(decl)  # as the command does, before its graph is built
+    refined = refined_f0(decl, peaks)
     np.testing.assert_allclose(refined, written)
     assert (refined > 0).sum() > 0.5 * refined.size
     out = tmp_path / "out"

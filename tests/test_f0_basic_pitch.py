@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from helpers import FIXTURES, harmonic_tone
-from sfgraph.data.layout import load_dataset
+from sfgraph.data.layout import load_dataset, read_f0_csv
 from sfgraph.evaluation.f0_scoring import score_item
 from sfgraph.f0 import MULTIF0_MODEL
 from sfgraph.f0 import basic_pitch
@@ -125,3 +125,33 @@ def test_the_command_line_refuses_basic_pitch_where_it_cannot_apply(tmp_path):
     graph = sfgraph("validate", "separate_live_mic", "-p", "f0.basic_pitch=0.4")
     assert graph.returncode != 0 and "separate_live_mic.yaml:" in graph.stderr + graph.stdout
     assert "node 'f0': basic_pitch looks 1.8 s ahead" in graph.stderr + graph.stdout
+
+
+def test_f0_multi_given_the_recordings_peaks_separates_as_it_would_compute_them(tmp_path):
+    """``separate --f0 auto`` computes the salience peaks once (to fit the ranges) and gives
+    them to the graph's f0 node (``use_peaks``): its two passes then give, bit for bit, the
+    F0 the graph gives computing them itself from the audio, and the same voices (within
+    float32 rounding: the frames reach the network in other blocks)."""
+    from sfgraph.cli.separate import fit_sung_ranges_to, separate_graph
+    from sfgraph.engine.offline import render
+    from sfgraph.graph.build import build_graph
+    from helpers import read_wav
+
+    item = load_dataset(FIXTURES / "bach_tiny")[2]
+    outputs = {}
+    for shared in (False, True):
+        decl = separate_graph(str(item.mix_path()), "auto")
+        options, peaks = fit_sung_ranges_to(decl)
+        assert options.ranges is not None  # the ranges were fitted, the graph's f0 node uses them
+        graph = build_graph(decl, output_dir=tmp_path / str(shared))
+        if shared:
+            graph.nodes["f0"].use_peaks(peaks)
+        render(graph, progress=False)
+        outputs[shared] = (np.stack([read_wav(tmp_path / str(shared) / f"{voice}.wav")[0][0] for voice in item.voices]),
+                           np.stack([read_f0_csv(tmp_path / str(shared) / "f0" / f"{voice}.csv")[1]
+                                     for voice in item.voices]))
+        if shared:
+            np.testing.assert_array_equal(graph.nodes["f0"].whole_track(item.load_mix()),
+                                          estimate_f0(item.load_mix(), options))
+    np.testing.assert_array_equal(outputs[True][1], outputs[False][1])
+    np.testing.assert_allclose(outputs[True][0], outputs[False][0], rtol=0, atol=1e-6)

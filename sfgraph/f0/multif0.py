@@ -634,11 +634,16 @@ class MultiF0Tracker:
         self.reset()
 
     @property
-    def lookahead_samples(self) -> int:
+    def salience_lookahead_samples(self) -> int:
+        """Samples past frame ``t``'s sample that ``peaks`` needs to give frame ``t``."""
         salience = self.spectrum.reach + self.unseen * HOP_LENGTH
         if self.basic_pitch > 0:
             salience = max(salience, self.contours.lookahead_samples)
-        return salience + self.lag * HOP_LENGTH
+        return salience
+
+    @property
+    def lookahead_samples(self) -> int:
+        return self.salience_lookahead_samples + self.lag * HOP_LENGTH
 
     def reset(self) -> None:
         self.spectrum.reset()
@@ -716,6 +721,15 @@ def _whole_peaks(tracker: MultiF0Tracker, mixture: np.ndarray) -> tuple[tuple[np
     return peaks, 1 + mixture.size // HOP_LENGTH
 
 
+def whole_peaks(mixture: np.ndarray, options: MultiF0Options) -> tuple[np.ndarray, np.ndarray]:
+    """The salience peaks (``MultiF0Tracker.peaks``) of every frame of a whole mono 16 kHz
+    mixture, flushed so that a tracker deciding them decides every frame: what the tracker
+    reads block by block, once for every setting but the ranges (which only the voice
+    tracker uses). The ``f0_multi`` node takes them (``F0Multi.use_peaks``) instead of
+    computing them again."""
+    return _whole_peaks(MultiF0Tracker(options), mixture)[0]
+
+
 def estimate_f0(mixture: np.ndarray, options: MultiF0Options) -> np.ndarray:
     """F0 (V, 1 + n // 256) Hz of every voice in a mono 16 kHz mixture (n samples), whole."""
     tracker = MultiF0Tracker(options)
@@ -749,21 +763,24 @@ def sung_ranges(f0: np.ndarray, margin: float = SUNG_RANGE_MARGIN,
     return tuple(zip(low.tolist(), high.tolist()))
 
 
-def _fit_sung_ranges(mixture: np.ndarray, options: MultiF0Options):
+def _fit_sung_ranges(mixture: np.ndarray, options: MultiF0Options, peaks=None):
     """(``options`` with the ranges the mixture sings, or as they are; the first track, in
-    ``options``' ranges; the salience peaks; the number of frames)."""
+    ``options``' ranges; the salience peaks (``peaks`` if given, ``whole_peaks``'); the number of frames)."""
     tracker = MultiF0Tracker(options)
-    peaks, frames = _whole_peaks(tracker, mixture)
+    frames = 1 + np.asarray(mixture).size // HOP_LENGTH
+    if peaks is None:
+        peaks = _whole_peaks(tracker, mixture)[0]
     f0 = tracker.decide(*peaks)[0][:, :frames]
     ranges = None if options.ranges is not None else sung_ranges(f0)
     return (options if ranges is None else replace(options, ranges=ranges)), f0, peaks, frames
 
 
-def sung_range_options(mixture: np.ndarray, options: MultiF0Options) -> MultiF0Options:
+def sung_range_options(mixture: np.ndarray, options: MultiF0Options, peaks=None) -> MultiF0Options:
     """``options`` with the voices' ranges as the mono 16 kHz ``mixture`` sings them
     (``sung_ranges`` of a first track), or as they are where ranges were given or the
-    recording has too little with every voice sounding apart."""
-    return _fit_sung_ranges(mixture, options)[0]
+    recording has too little with every voice sounding apart. ``peaks``: the mixture's
+    ``whole_peaks`` with ``options``, if already computed."""
+    return _fit_sung_ranges(mixture, options, peaks)[0]
 
 
 def estimate_f0_in_sung_ranges(mixture: np.ndarray, options: MultiF0Options) -> tuple[MultiF0Options, np.ndarray]:
