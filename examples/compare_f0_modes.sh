@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the multi-F0 tracker's live mode (32 ms of look-ahead, or 16 ms as in
-# graphs/separate_live_mic.yaml) costs against its offline mode (0.45 s): F0 of every
+# graphs/separate_live_mic.yaml) costs against its offline mode (2.15 s, with basic-pitch): F0 of every
 # item of a dataset from its mixture in each mode, scored with mir_eval (eval-f0), then
 # separation with each F0 and with the true F0, scored with SI-SDR (eval). Separating
 # from F0 files of the live mode gives what the f0_multi node gives in a live graph (its
