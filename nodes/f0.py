@@ -303,6 +303,9 @@ class F0Multi(Node):
         node's settings; its ranges may differ), instead of computing them again from the
         audio: ``sfgraph separate --f0 auto`` computes them once to fit the ranges. The
         outputs are the same frames; each comes when the input is ``lookahead`` past it."""
+        if self.options.mode != "offline":
+            raise ValueError(f"node '{self.id}': use_peaks is for offline mode (a live tracker cannot hear the "
+                             f"whole recording first)")
         self.peaks = peaks
 
     def prepare(self):
@@ -325,17 +328,15 @@ class F0Multi(Node):
                 pitch = np.concatenate([pitch, np.full((missing, pitch.shape[1]), np.nan)])
                 salience = np.concatenate([salience, np.zeros((missing, salience.shape[1]))])
             f0, confidence = self.tracker.decide(pitch, salience)
-            self.released = max(due, self.released)
+            self.released = due
         return {"f0": f0, "confidence": confidence}
 
     def whole_track(self, mix: np.ndarray) -> np.ndarray:
         """F0 (voices, frames) Hz of a whole mono 16 kHz recording ``mix`` (samples,), the
         frames ``process`` gives block by block (for adapting a model to it)."""
-        from sfgraph.f0.multif0 import MultiF0Tracker, estimate_f0
+        from sfgraph.f0.multif0 import estimate_f0
 
-        if self.peaks is None:
-            return estimate_f0(mix, self.options)
-        return MultiF0Tracker(self.options).decide(*self.peaks)[0][:, :1 + mix.size // HOP_LENGTH]
+        return estimate_f0(mix, self.options)
 
 
 class F0Refine(Node):

@@ -43,7 +43,6 @@ def f0_from_audio(args):
                                  ranges=parse_ranges(args.ranges) if args.ranges else None,
                                  mode=args.multif0_mode, live_lookahead=args.live_lookahead, threads=args.threads,
                                  unison_leap_cents=args.unison_leap_cents, basic_pitch=args.basic_pitch)
-        options.basic_pitch_weight()  # checked before the network loads
         if options.mode == "live":  # it cannot hear the whole recording first
             return options.voices, estimate_f0(mixture, options), mixture
         options, f0 = estimate_f0_in_sung_ranges(mixture, options)

@@ -110,14 +110,14 @@ def run_separate(args) -> int:
         raise CliError(f"--adapt {args.adapt:g}: give the minutes to adapt for, a positive number (e.g. --adapt 3)")
     if args.adapt_steps is not None and (args.adapt is None or args.adapt_steps < 1):
         raise CliError(f"--adapt-steps {args.adapt_steps}: give a positive number of steps, with --adapt MINUTES")
+    if args.basic_pitch is not None and args.f0 != "auto":
+        raise CliError("--basic-pitch is a setting of --f0 auto's tracker: give it with --f0 auto")
     output = output_folder(args.output)
     decl = separate_graph(args.mix, args.f0, model=args.model,
                           ranges=[r.strip() for r in args.ranges.split(",")] if args.ranges else None,
                           synth=args.synth, power=args.power, n_fft=args.n_fft, mask_fit=args.mask_fit,
                           device=args.device, section_cents=args.section_cents, synth_noise=args.synth_noise,
                           basic_pitch=args.basic_pitch)
-    if args.basic_pitch is not None and args.f0 != "auto":
-        raise CliError("--basic-pitch is a setting of --f0 auto's tracker: give it with --f0 auto")
     peaks = None
     if args.f0 == "auto":
         from sfgraph.cli.f0 import report_ranges

@@ -30,8 +30,7 @@ from math import ceil
 from pathlib import Path
 
 import numpy as np
-from pedalboard.io import StreamResampler
-
+from sfgraph.dsp.resample import stream_resampler
 from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE
 
 MODEL_FILE = "saved_models/icassp_2022/nmp.onnx"  # inside the basic_pitch package
@@ -40,12 +39,17 @@ HOP = 256  # samples at RATE per contour frame
 WINDOW = 43844  # samples at RATE per network input
 EDGE_FRAMES = 15  # frames dropped at each end of a window's output
 KEPT_FRAMES = 141  # frames kept per window, which is also the windows' step
-FIRST_BIN = 37  # the contour bin at 55 Hz, sfgraph's multi-F0 bin 0
+# The contour bin at 55 Hz, sfgraph's multi-F0 bin 0. basic-pitch's own bin formula would
+# give 36 (bin 0 at 27.5 Hz), but its contours peak one bin higher: measured on tones and
+# real_dev's true F0 (a test holds a 220-Hz tone on its bin).
+FIRST_BIN = 37
 CONTOUR_OUTPUT = "StatefulPartitionedCall:0"  # (windows, 172, 264) contour probabilities
+CONTOUR_STEPS, FRAME_STEPS = 441, 320  # RATE / SAMPLE_RATE in lowest terms: contour frames per our frame
 
 
-class BasicPitchMissing(RuntimeError):
-    """basic-pitch's model (or onnxruntime) is not installed."""
+class BasicPitchMissing(ValueError):
+    """basic-pitch's model (or onnxruntime) is not installed: a setting's problem, reported
+    where the graph or the command names it, like a missing model folder."""
 
 
 def model_path() -> Path:
@@ -55,9 +59,9 @@ def model_path() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE if spec and spec.submodule_search_locations \
         else None
     if path is None or not path.is_file():
-        raise BasicPitchMissing("basic-pitch's model is not installed (needed by the offline multi-F0 tracker's "
-                                "basic_pitch weight): pip install --no-deps basic-pitch==0.4.0 onnxruntime, or set "
-                                "basic_pitch to 0")
+        raise BasicPitchMissing("basic-pitch's model is not installed (the offline multi-F0 tracker mixes its "
+                                "salience in): pip install --no-deps basic-pitch==0.4.0, or set f0_multi's "
+                                "basic_pitch (--basic-pitch) to 0")
     return path
 
 
@@ -65,11 +69,13 @@ def _session(threads: int):
     try:
         import onnxruntime
     except ImportError:
-        raise BasicPitchMissing("onnxruntime is not installed (needed to run basic-pitch's model): pip install "
-                                "onnxruntime, or set the multi-F0 tracker's basic_pitch to 0") from None
+        raise BasicPitchMissing("onnxruntime is not installed (it runs basic-pitch's model): pip install "
+                                "onnxruntime, or set f0_multi's basic_pitch (--basic-pitch) to 0") from None
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # idle workers sleep instead of spinning: the rest of the graph needs the cores between windows
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(str(model_path()), options, providers=["CPUExecutionProvider"])
 
 
@@ -86,7 +92,7 @@ class BasicPitchSalience:
         self.bins = bins
         self.session = _session(threads)
         self.input_name = self.session.get_inputs()[0].name
-        self.resampler = StreamResampler(SAMPLE_RATE, RATE, 1)
+        self.resampler = stream_resampler(SAMPLE_RATE, RATE, 1)
         # the last contour frame that frame t reads, and when its window is complete
         last_frame_end = WINDOW - EDGE_FRAMES * HOP + HOP  # samples at RATE past a window's first kept frame
         self.lookahead_samples = ceil(last_frame_end * SAMPLE_RATE / RATE) + int(self.resampler.input_latency) + 1
@@ -117,20 +123,19 @@ class BasicPitchSalience:
         return contour[EDGE_FRAMES:EDGE_FRAMES + KEPT_FRAMES, FIRST_BIN:FIRST_BIN + self.bins]
 
     def _frames(self) -> np.ndarray:
-        """Our frames whose two neighbouring contour frames are both in."""
+        """Our frames whose two neighbouring contour frames are both in. Frame t lies at
+        contour frame t · 441 / 320 (22050 / 16000, both hops 256 samples): integers, exact."""
         available = self.first_contour + self.contour.shape[0]  # contour frames 0 .. available-1
-        ratio = RATE / SAMPLE_RATE  # contour frames per our frame (both hops are 256 samples)
-        last = int(np.floor((available - 1) / ratio))  # the last frame t with floor(t·ratio) + 1 < available
-        while last >= 0 and int(np.floor(last * ratio)) + 1 >= available:
-            last -= 1
-        frames = np.arange(self.next_frame, last + 1)
+        # frames t with floor(t · 441 / 320) + 1 < available, i.e. t · 441 < (available - 1) · 320
+        end = max(-(-(available - 1) * FRAME_STEPS // CONTOUR_STEPS), 0)
+        frames = np.arange(self.next_frame, end)
         if frames.size == 0:
             return np.zeros((0, self.bins), dtype=np.float32)
-        position = frames * ratio - self.first_contour
-        below = np.floor(position).astype(np.int64)
-        weight = (position - below)[:, None].astype(np.float32)
+        below = frames * CONTOUR_STEPS // FRAME_STEPS
+        weight = ((frames * CONTOUR_STEPS % FRAME_STEPS) / FRAME_STEPS)[:, None].astype(np.float32)
+        below = below - self.first_contour
         out = (1.0 - weight) * self.contour[below] + weight * self.contour[below + 1]
-        self.next_frame = last + 1
-        drop = int(np.floor(self.next_frame * ratio)) - self.first_contour
+        self.next_frame = end
+        drop = self.next_frame * CONTOUR_STEPS // FRAME_STEPS - self.first_contour
         self.contour, self.first_contour = self.contour[drop:], self.first_contour + drop
         return out.astype(np.float32)

@@ -607,6 +607,7 @@ class MultiF0Tracker:
         self.options = options
         self.live = options.mode == "live"
         self.lag = options.lag()
+        self.basic_pitch_weight = options.basic_pitch_weight()
         self.network = load_salience_model(options.model)
         if self.live:
             # Channels-last convolutions run a frame's input about twice as fast. Their
@@ -624,8 +625,7 @@ class MultiF0Tracker:
         self.unseen = 0 if self.live else self.future  # future frames waited for (live repeats the newest)
         reach = (options.live_lookahead - self.lag) * HOP_LENGTH if self.live else N_FFT // 2
         self.spectrum = HarmonicSpectrum(reach)
-        self.basic_pitch = options.basic_pitch_weight()
-        if self.basic_pitch > 0:
+        if self.basic_pitch_weight > 0:
             from sfgraph.f0.basic_pitch import BasicPitchSalience
 
             self.contours = BasicPitchSalience(BINS, options.threads)
@@ -637,7 +637,7 @@ class MultiF0Tracker:
     def salience_lookahead_samples(self) -> int:
         """Samples past frame ``t``'s sample that ``peaks`` needs to give frame ``t``."""
         salience = self.spectrum.reach + self.unseen * HOP_LENGTH
-        if self.basic_pitch > 0:
+        if self.basic_pitch_weight > 0:
             salience = max(salience, self.contours.lookahead_samples)
         return salience
 
@@ -647,7 +647,7 @@ class MultiF0Tracker:
 
     def reset(self) -> None:
         self.spectrum.reset()
-        if self.basic_pitch > 0:
+        if self.basic_pitch_weight > 0:
             self.contours.reset()
             # salience probabilities (frames, BINS) of one source waiting for the other's
             self.network_waiting = np.zeros((0, BINS), dtype=np.float32)
@@ -669,18 +669,18 @@ class MultiF0Tracker:
         ready = max(0, self.features.shape[0] - self.past - self.unseen)
         logits = self._logits(ready) if ready else np.zeros((0, BINS), dtype=np.float32)
         self.features = self.features[ready:]
-        if self.basic_pitch > 0:
+        if self.basic_pitch_weight > 0:
             logits = self._with_contours(logits, self.contours.push(audio))
         return pick_peaks(logits, self.options.threshold)
 
     def _with_contours(self, logits: np.ndarray, contours: np.ndarray) -> np.ndarray:
         """The logits of the frames both saliences now have: the network's probabilities
-        mixed with basic-pitch's (weight ``basic_pitch``), back as logits for ``pick_peaks``."""
+        mixed with basic-pitch's (weight ``basic_pitch_weight``), back as logits for ``pick_peaks``."""
         self.network_waiting = np.concatenate([self.network_waiting, scipy.special.expit(logits)])
         self.contours_waiting = np.concatenate([self.contours_waiting, contours])
         ready = min(self.network_waiting.shape[0], self.contours_waiting.shape[0])
-        mixed = ((1.0 - self.basic_pitch) * self.network_waiting[:ready]
-                 + self.basic_pitch * self.contours_waiting[:ready])
+        mixed = ((1.0 - self.basic_pitch_weight) * self.network_waiting[:ready]
+                 + self.basic_pitch_weight * self.contours_waiting[:ready])
         self.network_waiting, self.contours_waiting = self.network_waiting[ready:], self.contours_waiting[ready:]
         mixed = np.clip(mixed, 1e-6, 1.0 - 1e-6)
         return np.log(mixed / (1.0 - mixed)).astype(np.float32)
