@@ -247,8 +247,7 @@ class F0Multi(Node):
     29279 samples (1.83 s) past it, then the tracker's ``viterbi_lag`` frames (``lookahead``:
     2.15 s by default); with ``basic_pitch: 0``, 1024 samples (half the 2048-sample
     window) plus the network's 4 frames and the lag (0.45 s, 0.19 s with a lag of 4).
-    ``mode: live``:
-    ``live_lookahead`` frames of 16 ms in all, 2 by default (the window ends 512 samples
+    ``mode: live``: ``live_lookahead`` frames of 16 ms in all, 2 by default (the window ends 512 samples
     past frame t, the tracker decides at once; a lag of 1 or 2 frames takes its share
     from the window), for live graphs; on the test fixture's chorales it finds about
     0.84 of the pitches where offline finds 0.95. ``live_lookahead: 1`` (the window
@@ -273,7 +272,7 @@ class F0Multi(Node):
                                           "0 live; live allows up to live_lookahead)", unit="frames", range=(0, 200)),
         "live_lookahead": Param("int", 2, "live mode: frames of 16 ms the tracker looks ahead in all "
                                           "(its analysis window and its lag)", unit="frames", range=(0, 2)),
-        "threads": Param("int", 1, "CPU threads for the network", range=(1, 64)),
+        "threads": Param("int", 1, "CPU threads for the networks", range=(1, 64)),
         "unison_leap_cents": UNISON_LEAP_PARAM,
         "basic_pitch": Param("float", None, "weight of basic-pitch's salience beside the network's (offline mode "
                                             "only: it looks 1.8 s ahead; default 0.4 offline, 0 live)",
