@@ -71,16 +71,16 @@ def bench_multif0(seconds: float, threads: int) -> None:
 
     options = MultiF0Options(model=resolve_resource(MULTIF0_MODEL), threads=threads)
     mixture = voices_audio(seconds).sum(axis=0)
-    walls = {}
+    walls = []
     for name, weight in (("network alone (basic_pitch 0)", 0.0), ("with basic-pitch (the default)", None)):
         weighted = replace(options, basic_pitch=weight)
         estimate_f0(mixture[:RATE], weighted)  # compiles (or loads) the Numba tracker step, loads the models
         started = time.perf_counter()
         estimate_f0(mixture, weighted)
-        walls[name] = wall = time.perf_counter() - started
-        print(f"multi-F0 offline, {name}, 4 voices, {seconds:g} s: {wall:6.2f} s  {factor(seconds, wall)} for all four")
-    print(f"multi-F0 offline: basic-pitch costs {walls['with basic-pitch (the default)'] / walls['network alone (basic_pitch 0)']:.2f}x "
-          f"the network alone")
+        walls.append(time.perf_counter() - started)
+        print(f"multi-F0 offline, {name}, 4 voices, {seconds:g} s: {walls[-1]:6.2f} s  "
+              f"{factor(seconds, walls[-1])} for all four")
+    print(f"multi-F0 offline: basic-pitch costs {walls[1] / walls[0]:.2f}x the network alone")
 
     for mode in ("offline", "live"):
         bench_multif0_streaming(MultiF0Options(model=options.model, mode=mode, threads=threads), mixture)

@@ -266,7 +266,7 @@ class F0Multi(Node):
                                            "(default: from the voice names soprano, alto, tenor, bass)"),
         "threshold": Param("float", 0.2, "least salience of a pitch candidate", range=(0.01, 0.99)),
         "mode": Param("str", "offline", "offline (accurate, 2.15 s look-ahead, 0.45 s with basic_pitch 0) or live "
-                                                  "(live_lookahead × 16 ms)",
+                                        "(live_lookahead × 16 ms)",
                       choices=("offline", "live")),
         "viterbi_lag": Param("int", None, "frames the tracker waits before deciding a frame (default 20 offline, "
                                           "0 live; live allows up to live_lookahead)", unit="frames", range=(0, 200)),
@@ -292,7 +292,6 @@ class F0Multi(Node):
         self.lookahead = self.tracker.lookahead_samples
         rate = Fraction(SAMPLE_RATE, HOP_LENGTH)
         voices = tuple(self.p.voices)
-        self.peaks = None
         return {"f0": StreamSpec("f0", (len(voices),), rate, voices),
                 "confidence": StreamSpec("control", (len(voices),), rate, voices)}
 
@@ -300,34 +299,19 @@ class F0Multi(Node):
         """Offline: decide the voices from ``peaks``, the salience peaks of the whole
         recording this node is about to be given (``sfgraph.f0.multif0.whole_peaks`` with this
         node's settings; its ranges may differ), instead of computing them again from the
-        audio: ``sfgraph separate --f0 auto`` computes them once to fit the ranges. The
-        outputs are the same frames; each comes when the input is ``lookahead`` past it."""
-        if self.options.mode != "offline":
-            raise ValueError(f"node '{self.id}': use_peaks is for offline mode (a live tracker cannot hear the "
-                             f"whole recording first)")
-        self.peaks = peaks
+        audio (``MultiF0Tracker.use_peaks``): ``sfgraph separate --f0 auto`` computes them
+        once to fit the ranges. The outputs are the same frames, each when the input is
+        ``lookahead`` past it."""
+        self.tracker.use_peaks(peaks)
 
     def prepare(self):
         self.reset()
 
     def reset(self):
         self.tracker.reset()
-        self.pushed = self.released = 0  # with use_peaks: samples in, frames of peaks given to the tracker
 
     def process(self, mix):
-        if self.peaks is None:
-            f0, confidence = self.tracker.push(mix.mean(axis=0))
-        else:
-            self.pushed += mix.shape[-1]
-            due = max(0, (self.pushed - self.tracker.salience_lookahead_samples) // HOP_LENGTH + 1)
-            pitch, salience = (peaks[self.released:due] for peaks in self.peaks)
-            # past the recording's flushed end (the graph's own flush may reach further): no peak
-            missing = due - self.released - pitch.shape[0]
-            if missing > 0:
-                pitch = np.concatenate([pitch, np.full((missing, pitch.shape[1]), np.nan)])
-                salience = np.concatenate([salience, np.zeros((missing, salience.shape[1]))])
-            f0, confidence = self.tracker.decide(pitch, salience)
-            self.released = due
+        f0, confidence = self.tracker.push(mix.mean(axis=0))
         return {"f0": f0, "confidence": confidence}
 
     def whole_track(self, mix: np.ndarray) -> np.ndarray:

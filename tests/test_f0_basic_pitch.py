@@ -138,26 +138,25 @@ def test_a_missing_basic_pitch_says_how_to_install_it_or_turn_it_off(monkeypatch
                  "--basic-pitch", "0"]) == 0
 
 
-def test_the_command_line_refuses_basic_pitch_where_it_cannot_apply(tmp_path):
+def test_the_command_line_refuses_basic_pitch_where_it_cannot_apply(tmp_path, capsys):
     """``sfgraph f0 --multif0-mode live --basic-pitch 0.4`` and ``separate --basic-pitch``
     without ``--f0 auto`` stop with one line saying why; a live graph given a weight names
     its node and line."""
-    import subprocess
-    import sys
-
-    def sfgraph(*args):
-        return subprocess.run([sys.executable, "-m", "sfgraph.cli", *map(str, args)], capture_output=True, text=True,
-                              timeout=300)
+    from sfgraph.cli import main
 
     item = load_dataset(FIXTURES / "bach_tiny")[0]
-    live = sfgraph("f0", item.mix_path(), "-o", tmp_path / "f0", "--method", "multif0", "--multif0-mode", "live",
-                   "--basic-pitch", "0.4")
-    assert live.returncode == 2 and "for offline mode only" in live.stderr, live.stderr
-    files = sfgraph("separate", item.mix_path(), "--f0", item.path / "f0", "--basic-pitch", "0", "-o", tmp_path / "s")
-    assert files.returncode == 2 and "give it with --f0 auto" in files.stderr, files.stderr
-    graph = sfgraph("validate", "separate_live_mic", "-p", "f0.basic_pitch=0.4")
-    assert graph.returncode != 0 and "separate_live_mic.yaml:" in graph.stderr + graph.stdout
-    assert "node 'f0': basic_pitch looks 1.8 s ahead" in graph.stderr + graph.stdout
+    live = main(["f0", str(item.mix_path()), "-o", str(tmp_path / "f0"), "--method", "multif0",
+                 "--multif0-mode", "live", "--basic-pitch", "0.4"])
+    err = capsys.readouterr().err
+    assert live == 2 and "for offline mode only" in err, err
+    files = main(["separate", str(item.mix_path()), "--f0", str(item.path / "f0"), "--basic-pitch", "0",
+                  "-o", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert files == 2 and "give it with --f0 auto" in err, err
+    graph = main(["validate", "separate_live_mic", "-p", "f0.basic_pitch=0.4"])
+    report = capsys.readouterr()
+    assert graph != 0 and "separate_live_mic.yaml:" in report.err + report.out
+    assert "node 'f0': basic_pitch looks 1.8 s ahead" in report.err + report.out
 
 
 def test_f0_multi_given_the_recordings_peaks_separates_as_it_would_compute_them(tmp_path):

@@ -162,8 +162,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--multif0-model", default=MULTIF0_MODEL,
                    help="multif0: salience model folder (from 'sfgraph train-f0'; default the bundled one)")
     p.add_argument("--multif0-mode", choices=("offline", "live"), default="offline",
-                   help="multif0: offline (accurate, 2.15 s look-ahead with basic-pitch, 0.45 s without) or live (--live-lookahead × 16 ms, as a "
-                        "live graph runs it)")
+                   help="multif0: offline (accurate, 2.15 s look-ahead with basic-pitch, 0.45 s without) or live "
+                        "(--live-lookahead × 16 ms, as a live graph runs it)")
     p.add_argument("--live-lookahead", type=int, default=2, choices=range(3), metavar="FRAMES",
                    help="multif0 live mode: frames of 16 ms it looks ahead, 0-2 (f0_multi's live_lookahead; "
                         "graphs/separate_live_mic.yaml uses 1)")

@@ -631,6 +631,7 @@ class MultiF0Tracker:
             self.contours = BasicPitchSalience(BINS, options.threads)
         self.tracker = VoiceTracker(options.voice_ranges(), self.lag, options.costs)
         self.unisons = UnisonLeapFilter(len(options.voices), options.unison_leap_cents)
+        self.given_peaks = None  # use_peaks'
         self.reset()
 
     @property
@@ -654,12 +655,33 @@ class MultiF0Tracker:
             self.contours_waiting = np.zeros((0, BINS), dtype=np.float32)
         self.tracker.reset()
         self.unisons.reset()
+        self.pushed = self.released = 0  # with use_peaks: samples pushed, frames of peaks decided
         # Frames before the start are silence, as the zeros padding the first windows.
         silence = np.full((self.past, len(HARMONICS), BINS), -120.0, dtype=np.float32)
         self.features = silence
 
+    def use_peaks(self, peaks: tuple[np.ndarray, np.ndarray]) -> None:
+        """Offline: from now on ``push`` decides from ``peaks``, the salience peaks of the
+        whole recording about to be pushed (``whole_peaks`` with these options; the ranges
+        may differ), instead of computing them again from the audio: the same frames, each
+        once the audio is ``salience_lookahead_samples`` past it; past the peaks' end (a
+        graph may flush further than they reach), frames with no peak."""
+        if self.live:
+            raise ValueError("use_peaks is for offline mode: a live tracker cannot hear the whole recording first")
+        self.given_peaks = peaks
+
     def push(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.decide(*self.peaks(audio))
+        if self.given_peaks is None:
+            return self.decide(*self.peaks(audio))
+        self.pushed += np.asarray(audio).size
+        due = max(0, (self.pushed - self.salience_lookahead_samples) // HOP_LENGTH + 1)
+        pitch, salience = (peaks[self.released:due] for peaks in self.given_peaks)
+        missing = due - self.released - pitch.shape[0]
+        if missing > 0:
+            pitch = np.concatenate([pitch, np.full((missing, CANDIDATES), np.nan)])
+            salience = np.concatenate([salience, np.zeros((missing, CANDIDATES))])
+        self.released = due
+        return self.decide(pitch, salience)
 
     def peaks(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The salience peaks of the frames ``audio`` completes, before the voice tracker:
