@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from sfgraph.graph.node import Node
 from sfgraph.graph.params import Param
 from sfgraph.graph.ports import Port, StreamSpec
 from sfgraph.grid import DEFAULT_VOICES, HOP_LENGTH, SAMPLE_RATE, voice_order
+
+if TYPE_CHECKING:  # torch loads with the tracker, when the node is set up
+    from sfgraph.f0.multif0 import RecordingPeaks
 
 # f0_multi and f0_refine: sfgraph.f0.unison's rule (0, or at least 100 cents: check_leap_cents)
 UNISON_LEAP_PARAM = Param("float", UNISON_LEAP_CENTS, "a voice that leaps at least this far onto another's pitch "
@@ -295,14 +299,14 @@ class F0Multi(Node):
         return {"f0": StreamSpec("f0", (len(voices),), rate, voices),
                 "confidence": StreamSpec("control", (len(voices),), rate, voices)}
 
-    def use_peaks(self, peaks: tuple[np.ndarray, np.ndarray]) -> None:
+    def use_peaks(self, peaks: RecordingPeaks) -> None:
         """Offline: decide the voices from ``peaks``, the salience peaks of the whole
         recording this node is about to be given (``sfgraph.f0.multif0.whole_peaks`` with this
         node's settings; its ranges may differ), instead of computing them again from the
-        audio (``MultiF0Tracker.use_peaks``): ``sfgraph separate --f0 auto`` computes them
-        once to fit the ranges. The outputs are the same frames, each when the input is
-        ``lookahead`` past it."""
-        self.tracker.use_peaks(peaks)
+        audio (``MultiF0Tracker.use_peaks`` of their ``tracked``): ``sfgraph separate --f0
+        auto`` computes them once to fit the ranges. The outputs are the same frames, each
+        when the input is ``lookahead`` past it."""
+        self.tracker.use_peaks(peaks.tracked)
 
     def prepare(self):
         self.reset()

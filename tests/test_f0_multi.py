@@ -23,6 +23,7 @@ from sfgraph.f0.multif0 import (
     ModelFolderError,
     MultiF0Options,
     MultiF0Tracker,
+    RecordingPeaks,
     VoiceTracker,
     bin_midi,
     estimate_f0,
@@ -33,6 +34,7 @@ from sfgraph.f0.multif0 import (
     load_salience_model,
     parse_ranges,
     pick_peaks,
+    sung_range_options,
     sung_ranges,
 )
 from sfgraph.resources import resolve_resource
@@ -275,6 +277,35 @@ def test_sung_ranges_come_from_the_frames_where_every_voice_sounds():
     assert sung_ranges(f0[::-1]) is None  # not from high to low
     f0[2, 50:300] = np.inf  # a broken tenor: no frame counts
     assert sung_ranges(f0) is None
+
+
+def peaks_of_notes(notes_per_frame: list[list[float]], salience: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """Salience peaks (pitch, salience), as ``MultiF0Tracker.peaks`` gives them, at these MIDI notes."""
+    pitch = np.full((len(notes_per_frame), CANDIDATES), np.nan)
+    strength = np.zeros_like(pitch)
+    for frame, notes in enumerate(notes_per_frame):
+        pitch[frame, :len(notes)] = sorted(notes, reverse=True)
+        strength[frame, :len(notes)] = salience
+    return pitch, strength
+
+
+def test_a_long_recordings_ranges_come_from_the_salience_that_hears_rests():
+    """The bass rests 40 % of the time. The tracked salience then has a peak an octave above
+    the soprano's note, and its track moves every voice up one (the soprano onto that
+    octave), which widens every range; the range-fit salience has no such peak. Its track
+    gives the ranges where it has 4 s (250 frames) with every voice sounding apart, and the
+    tracked salience's where it has less."""
+    options = MultiF0Options(model=MODEL)
+    for frames, from_range_fit in ((600, True), (300, False)):
+        resting = np.arange(frames) % 100 >= 60
+        notes = np.array([67.0, 62.0, 55.0, 48.0])[:, None] + np.linspace(-1, 1, frames)[None]
+        tracked = peaks_of_notes([[notes[0, t] + 12, *notes[:3, t]] if resting[t] else list(notes[:, t])
+                                  for t in range(frames)])
+        heard = peaks_of_notes([list(notes[:3, t]) if resting[t] else list(notes[:, t]) for t in range(frames)])
+        ranges = sung_range_options(None, options, RecordingPeaks(tracked, heard, frames)).ranges
+        shifted = sung_ranges(MultiF0Tracker(options).decide(*tracked)[0])
+        assert shifted == ((65, 81), (60, 69), (53, 64), (46, 57))
+        assert ranges == (((65, 69), (60, 64), (53, 57), (46, 50)) if from_range_fit else shifted)
 
 
 def test_the_fixture_chorales_sung_ranges_hold_their_voices(fixture_scores):

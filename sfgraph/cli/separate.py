@@ -145,7 +145,7 @@ def refined_f0(decl, peaks, progress: bool = True) -> np.ndarray:
     """The refined F0 (voices, frames) Hz of a ``separate --f0 auto`` declaration (what it
     writes to OUTPUT/f0): the nodes that feed its ``refine`` node, and the ``f0_out`` node
     after it, rendered on their own (about the cost of one separation; its ``f0`` node
-    decides from ``peaks``, the recording's salience peaks), for ``--adapt`` to
+    decides from ``peaks``, the recording's ``RecordingPeaks``), for ``--adapt`` to
     learn on. (The adapted model then runs both passes, so the F0 the second pass
     separates with is refined once more, on the adapted model's first separation.) On the
     real quartets adapting one minute on the tracker's own F0 instead gave 5.90 dB, below
@@ -182,10 +182,10 @@ def fit_sung_ranges_to(decl):
     """Give a ``separate --f0 auto`` declaration's ``f0`` node the ranges its recording sings
     (``sfgraph.f0.multif0.sung_range_options``: a first run of the tracker on the whole
     mixture, read and set up as the graph's own ``mix`` and ``f0`` nodes do) and return the
-    tracker's options and the recording's salience peaks (``whole_peaks``), for the
-    graph's ``f0`` node to decide from (``F0Multi.use_peaks``): the salience networks run
-    once. Ranges already given, or a recording with too little where every voice sounds
-    apart, leave the declaration as it is."""
+    tracker's options and the recording's salience peaks (``whole_peaks``: a
+    ``RecordingPeaks``), for the graph's ``f0`` node to decide from
+    (``F0Multi.use_peaks``): the salience networks run once. Ranges already given, or a
+    recording with too little where every voice sounds apart, leave the declaration as it is."""
     import warnings
 
     from sfgraph.f0.multif0 import format_ranges, sung_range_options, whole_peaks

@@ -27,7 +27,9 @@ block gives the same frames as a whole-file run):
 
 Offline, on a whole recording, the voices' ranges can come from the recording itself
 (``sung_range_options``, ``estimate_f0_in_sung_ranges``): a first track with the default
-ranges, whose frames with every voice sounding apart show the range each voice sings.
+ranges, whose frames with every voice sounding apart show the range each voice sings; on
+a long recording, a track of a salience that weighs basic-pitch's more, which seldom
+hears a resting voice (``RecordingPeaks.range_fit``).
 
 ``MultiF0Tracker`` chains the three; ``estimate_f0`` runs it on a whole signal;
 the ``f0_multi`` node runs it in a graph. Its live mode looks 32 ms (or 16 ms) ahead
@@ -79,6 +81,15 @@ MAX_VOICES = 6  # the tracker's joint states grow steeply: 321 for 4 voices, 297
 # at least (4-s excerpts where a voice rests for 2 s gained from 48 frames).
 SUNG_RANGE_MARGIN = 1.0
 SUNG_RANGE_MIN_FRAMES = 32
+# On a long recording the ranges come from a track whose salience weighs basic-pitch's
+# more (``RecordingPeaks.range_fit``): it seldom hears a resting voice, so fewer frames
+# where the voices under a resting one each move up a voice (and the top voice takes an
+# octave above its note) widen the ranges. It keeps fewer frames with every voice sounding
+# apart, and on a 4-s excerpt too few to show a voice's rarer notes (a soprano's lowest
+# three were cut), so it is used where it keeps 4 s of them; else the tracked salience's
+# track gives them. Weights 0.6 and 0.8 separated about as well (README: Long recordings).
+RANGE_FIT_BASIC_PITCH = 0.7
+RANGE_FIT_MIN_FRAMES = 250
 
 
 def bin_midi(bins: np.ndarray | float) -> np.ndarray:
@@ -650,7 +661,7 @@ class MultiF0Tracker:
         self.spectrum.reset()
         if self.basic_pitch_weight > 0:
             self.contours.reset()
-            # salience probabilities (frames, BINS) of one source waiting for the other's
+            # the network's logits and basic-pitch's probabilities (frames, BINS) waiting for the other's
             self.network_waiting = np.zeros((0, BINS), dtype=np.float32)
             self.contours_waiting = np.zeros((0, BINS), dtype=np.float32)
         self.tracker.reset()
@@ -686,26 +697,38 @@ class MultiF0Tracker:
     def peaks(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The salience peaks of the frames ``audio`` completes, before the voice tracker:
         (pitch (k, CANDIDATES) MIDI, NaN where absent; salience), as ``decide`` takes them."""
+        return self.peaks_of(*self.saliences(audio))
+
+    def saliences(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The saliences of the frames ``audio`` completes, before they are mixed: the
+        network's logits (k, BINS) and, with basic-pitch, its contour probabilities of the same
+        frames (k, BINS), else None."""
         features = self.spectrum.push(audio)
         self.features = np.concatenate([self.features, features])
         ready = max(0, self.features.shape[0] - self.past - self.unseen)
         logits = self._logits(ready) if ready else np.zeros((0, BINS), dtype=np.float32)
         self.features = self.features[ready:]
-        if self.basic_pitch_weight > 0:
-            logits = self._with_contours(logits, self.contours.push(audio))
-        return pick_peaks(logits, self.options.threshold)
-
-    def _with_contours(self, logits: np.ndarray, contours: np.ndarray) -> np.ndarray:
-        """The logits of the frames both saliences now have: the network's probabilities
-        mixed with basic-pitch's (weight ``basic_pitch_weight``), back as logits for ``pick_peaks``."""
-        self.network_waiting = np.concatenate([self.network_waiting, scipy.special.expit(logits)])
-        self.contours_waiting = np.concatenate([self.contours_waiting, contours])
+        if self.basic_pitch_weight == 0:
+            return logits, None
+        # each source's frames wait for the other's
+        self.network_waiting = np.concatenate([self.network_waiting, logits])
+        self.contours_waiting = np.concatenate([self.contours_waiting, self.contours.push(audio)])
         ready = min(self.network_waiting.shape[0], self.contours_waiting.shape[0])
-        mixed = ((1.0 - self.basic_pitch_weight) * self.network_waiting[:ready]
-                 + self.basic_pitch_weight * self.contours_waiting[:ready])
+        both = self.network_waiting[:ready], self.contours_waiting[:ready]
         self.network_waiting, self.contours_waiting = self.network_waiting[ready:], self.contours_waiting[ready:]
-        mixed = np.clip(mixed, 1e-6, 1.0 - 1e-6)
-        return np.log(mixed / (1.0 - mixed)).astype(np.float32)
+        return both
+
+    def peaks_of(self, logits: np.ndarray, contours: np.ndarray | None,
+                 weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``peaks`` of ``saliences``' output: the network's probabilities mixed with
+        basic-pitch's, ``weight`` of it (None: ``basic_pitch_weight``), back as logits for
+        ``pick_peaks``, which places each peak by a parabola through the logits."""
+        if contours is not None:
+            weight = self.basic_pitch_weight if weight is None else weight
+            mixed = (1.0 - weight) * scipy.special.expit(logits) + weight * contours
+            mixed = np.clip(mixed, 1e-6, 1.0 - 1e-6)
+            logits = np.log(mixed / (1.0 - mixed)).astype(np.float32)
+        return pick_peaks(logits, self.options.threshold)
 
     def decide(self, pitch: np.ndarray, salience: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The voices' F0 and confidence (``push``'s result) of the frames the tracker now
@@ -732,31 +755,51 @@ class MultiF0Tracker:
             return logits
 
 
-def _whole_peaks(tracker: MultiF0Tracker, mixture: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], int]:
-    """The salience peaks of a whole mono 16 kHz mixture (n samples), flushed so that the
-    tracker decides every frame, and the number of frames, 1 + n // 256."""
+@dataclass(frozen=True)
+class RecordingPeaks:
+    """A whole recording's salience peaks (``MultiF0Tracker.peaks``: pitch, salience), flushed
+    so that a tracker deciding them decides every frame. ``tracked``: with the tracker's own
+    basic-pitch weight, what it reads block by block; ``range_fit``: with
+    ``RANGE_FIT_BASIC_PITCH`` of basic-pitch (or the tracker's weight, if more), for
+    ``sung_range_options``, or None without basic-pitch; ``frames``: the recording's, 1 + n // 256 for n samples."""
+
+    tracked: tuple[np.ndarray, np.ndarray]
+    range_fit: tuple[np.ndarray, np.ndarray] | None
+    frames: int
+
+
+def _whole_peaks(tracker: MultiF0Tracker, mixture: np.ndarray) -> RecordingPeaks:
+    """``whole_peaks`` with ``tracker`` (the networks run once for both sets of peaks)."""
     mixture = np.asarray(mixture, dtype=np.float32).reshape(-1)
     flushed = np.concatenate([mixture, np.zeros(tracker.lookahead_samples + HOP_LENGTH, dtype=np.float32)])
+    weight = tracker.basic_pitch_weight
     chunk = 60 * SAMPLE_RATE  # a minute at a time keeps the STFT's memory small on long files
-    pieces = [tracker.peaks(flushed[start:start + chunk]) for start in range(0, flushed.size, chunk)]
-    peaks = tuple(np.concatenate([piece[i] for piece in pieces]) for i in range(2))
-    return peaks, 1 + mixture.size // HOP_LENGTH
+    tracked, range_fit = [], []
+    for start in range(0, flushed.size, chunk):
+        saliences = tracker.saliences(flushed[start:start + chunk])
+        tracked.append(tracker.peaks_of(*saliences))
+        if weight > 0:
+            range_fit.append(tracker.peaks_of(*saliences, max(weight, RANGE_FIT_BASIC_PITCH)))
+
+    def joined(pieces):
+        return tuple(np.concatenate([piece[i] for piece in pieces]) for i in range(2))
+
+    return RecordingPeaks(joined(tracked), joined(range_fit) if range_fit else None, 1 + mixture.size // HOP_LENGTH)
 
 
-def whole_peaks(mixture: np.ndarray, options: MultiF0Options) -> tuple[np.ndarray, np.ndarray]:
-    """The salience peaks (``MultiF0Tracker.peaks``) of every frame of a whole mono 16 kHz
-    mixture, flushed so that a tracker deciding them decides every frame: what the tracker
-    reads block by block, once for every setting but the ranges (which only the voice
-    tracker uses). The ``f0_multi`` node takes them (``F0Multi.use_peaks``) instead of
-    computing them again."""
-    return _whole_peaks(MultiF0Tracker(options), mixture)[0]
+def whole_peaks(mixture: np.ndarray, options: MultiF0Options) -> RecordingPeaks:
+    """The salience peaks of every frame of a whole mono 16 kHz mixture, computed once for
+    every setting but the ranges (which only the voice tracker uses): the ``f0_multi``
+    node decides from their ``tracked`` (``F0Multi.use_peaks``) instead of computing them
+    again, and ``sung_range_options`` fits the ranges on them."""
+    return _whole_peaks(MultiF0Tracker(options), mixture)
 
 
 def estimate_f0(mixture: np.ndarray, options: MultiF0Options) -> np.ndarray:
     """F0 (V, 1 + n // 256) Hz of every voice in a mono 16 kHz mixture (n samples), whole."""
     tracker = MultiF0Tracker(options)
-    peaks, frames = _whole_peaks(tracker, mixture)
-    return tracker.decide(*peaks)[0][:, :frames]
+    peaks = _whole_peaks(tracker, mixture)
+    return tracker.decide(*peaks.tracked)[0][:, :peaks.frames]
 
 
 def sung_ranges(f0: np.ndarray, margin: float = SUNG_RANGE_MARGIN,
@@ -785,33 +828,44 @@ def sung_ranges(f0: np.ndarray, margin: float = SUNG_RANGE_MARGIN,
     return tuple(zip(low.tolist(), high.tolist()))
 
 
-def _fit_sung_ranges(mixture: np.ndarray, options: MultiF0Options, peaks=None):
+def _fit_sung_ranges(mixture: np.ndarray, options: MultiF0Options, peaks: RecordingPeaks | None = None):
     """(``options`` with the ranges the mixture sings, or as they are; the first track, in
-    ``options``' ranges; the salience peaks (``peaks`` if given, ``whole_peaks``'); the number of frames)."""
+    ``options``' ranges; the salience peaks, ``peaks`` if given, else ``whole_peaks``').
+
+    The ranges come from the track of ``peaks.range_fit`` where it has ``RANGE_FIT_MIN_FRAMES``
+    with every voice sounding apart, else from the first track's."""
     tracker = MultiF0Tracker(options)
-    frames = 1 + np.asarray(mixture).size // HOP_LENGTH
     if peaks is None:
-        peaks = _whole_peaks(tracker, mixture)[0]
-    f0 = tracker.decide(*peaks)[0][:, :frames]
-    ranges = None if options.ranges is not None else sung_ranges(f0)
-    return (options if ranges is None else replace(options, ranges=ranges)), f0, peaks, frames
+        peaks = _whole_peaks(tracker, mixture)
+    f0 = tracker.decide(*peaks.tracked)[0][:, :peaks.frames]
+    if options.ranges is not None:
+        return options, f0, peaks
+    ranges = None
+    if peaks.range_fit is not None:
+        tracker.reset()
+        ranges = sung_ranges(tracker.decide(*peaks.range_fit)[0][:, :peaks.frames], min_frames=RANGE_FIT_MIN_FRAMES)
+    if ranges is None:
+        ranges = sung_ranges(f0)
+    return (options if ranges is None else replace(options, ranges=ranges)), f0, peaks
 
 
-def sung_range_options(mixture: np.ndarray, options: MultiF0Options, peaks=None) -> MultiF0Options:
+def sung_range_options(mixture: np.ndarray, options: MultiF0Options,
+                       peaks: RecordingPeaks | None = None) -> MultiF0Options:
     """``options`` with the voices' ranges as the mono 16 kHz ``mixture`` sings them
-    (``sung_ranges`` of a first track), or as they are where ranges were given or the
-    recording has too little with every voice sounding apart. ``peaks``: the mixture's
+    (``sung_ranges`` of a first track, on a long recording of the range-fit salience's:
+    ``RecordingPeaks``), or as they are where ranges were given or the recording has too
+    little with every voice sounding apart. ``peaks``: the mixture's
     ``whole_peaks`` with ``options``, if already computed."""
     return _fit_sung_ranges(mixture, options, peaks)[0]
 
 
 def estimate_f0_in_sung_ranges(mixture: np.ndarray, options: MultiF0Options) -> tuple[MultiF0Options, np.ndarray]:
     """``sung_range_options``, and the F0 (as ``estimate_f0``) tracked in those ranges. The
-    salience network runs once: both tracks read the same peaks."""
-    fitted, f0, peaks, frames = _fit_sung_ranges(mixture, options)
+    salience networks run once: every track reads the same saliences."""
+    fitted, f0, peaks = _fit_sung_ranges(mixture, options)
     if fitted is options:
         return options, f0
-    return fitted, MultiF0Tracker(fitted).decide(*peaks)[0][:, :frames]
+    return fitted, MultiF0Tracker(fitted).decide(*peaks.tracked)[0][:, :peaks.frames]
 
 
 def format_ranges(ranges: tuple[tuple[float, float], ...] | list[tuple[float, float]]) -> list[str]:
