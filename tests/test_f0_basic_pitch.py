@@ -10,7 +10,15 @@ from sfgraph.evaluation.f0_scoring import score_item
 from sfgraph.f0 import MULTIF0_MODEL
 from sfgraph.f0 import basic_pitch
 from sfgraph.f0.basic_pitch import BasicPitchMissing, BasicPitchSalience
-from sfgraph.f0.multif0 import BINS, MultiF0Options, MultiF0Tracker, estimate_f0, hz_to_bin
+from sfgraph.f0.multif0 import (
+    BINS,
+    RANGE_FIT_BASIC_PITCH,
+    MultiF0Options,
+    MultiF0Tracker,
+    estimate_f0,
+    hz_to_bin,
+    whole_peaks,
+)
 from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE, frame_times
 from sfgraph.resources import resolve_path
 
@@ -93,6 +101,22 @@ def test_the_offline_tracker_with_basic_pitch_streams_as_it_runs_whole():
     padded = np.concatenate([mix, np.zeros(tracker.lookahead_samples + HOP_LENGTH, dtype=np.float32)])
     blocks = [tracker.push(padded[i:i + 4096])[0] for i in range(0, padded.size, 4096)]
     np.testing.assert_array_equal(np.concatenate(blocks, axis=1)[:, :expected.shape[1]], expected)
+
+
+def test_a_recordings_range_fit_peaks_weigh_basic_pitch_at_least_0_7():
+    """``whole_peaks`` picks the range fit's peaks from the same saliences as the tracked
+    ones, with ``RANGE_FIT_BASIC_PITCH`` of basic-pitch (or the tracker's weight if more):
+    the peaks a tracker with that weight reads. Without basic-pitch there are none."""
+    mix = load_dataset(FIXTURES / "bach_tiny")[0].load_mix()[:2 * SAMPLE_RATE]
+    peaks = whole_peaks(mix, MultiF0Options(model=MODEL))
+    at_fit_weight = whole_peaks(mix, MultiF0Options(model=MODEL, basic_pitch=RANGE_FIT_BASIC_PITCH))
+    for fitted, tracked in zip(peaks.range_fit, at_fit_weight.tracked):
+        np.testing.assert_array_equal(fitted, tracked)
+    assert not np.array_equal(peaks.range_fit[1], peaks.tracked[1])
+    heavier = whole_peaks(mix, MultiF0Options(model=MODEL, basic_pitch=0.9))
+    for fitted, tracked in zip(heavier.range_fit, heavier.tracked):
+        np.testing.assert_array_equal(fitted, tracked)
+    assert whole_peaks(mix, MultiF0Options(model=MODEL, basic_pitch=0)).range_fit is None
 
 
 def test_basic_pitch_keeps_the_fixture_chorales_pitches():

@@ -87,7 +87,8 @@ SUNG_RANGE_MIN_FRAMES = 32
 # octave above its note) widen the ranges. It keeps fewer frames with every voice sounding
 # apart, and on a 4-s excerpt too few to show a voice's rarer notes (a soprano's lowest
 # three were cut), so it is used where it keeps 4 s of them; else the tracked salience's
-# track gives them. Weights 0.6 and 0.8 separated about as well (README: Long recordings).
+# track gives them. 0.7 is the middle of the weights tried: 0.6 and 0.8 separated about
+# as well, each better on one recording (README: Long recordings).
 RANGE_FIT_BASIC_PITCH = 0.7
 RANGE_FIT_MIN_FRAMES = 250
 
@@ -722,7 +723,8 @@ class MultiF0Tracker:
                  weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``peaks`` of ``saliences``' output: the network's probabilities mixed with
         basic-pitch's, ``weight`` of it (None: ``basic_pitch_weight``), back as logits for
-        ``pick_peaks``, which places each peak by a parabola through the logits."""
+        ``pick_peaks``, which places each peak by a parabola through the logits; without
+        basic-pitch (``contours`` None), the network's own."""
         if contours is not None:
             weight = self.basic_pitch_weight if weight is None else weight
             mixed = (1.0 - weight) * scipy.special.expit(logits) + weight * contours
@@ -833,7 +835,8 @@ def _fit_sung_ranges(mixture: np.ndarray, options: MultiF0Options, peaks: Record
     ``options``' ranges; the salience peaks, ``peaks`` if given, else ``whole_peaks``').
 
     The ranges come from the track of ``peaks.range_fit`` where it has ``RANGE_FIT_MIN_FRAMES``
-    with every voice sounding apart, else from the first track's."""
+    with every voice sounding apart and its ranges go from high to low, else from the first
+    track's (``sung_ranges``)."""
     tracker = MultiF0Tracker(options)
     if peaks is None:
         peaks = _whole_peaks(tracker, mixture)
