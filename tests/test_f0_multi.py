@@ -36,6 +36,7 @@ from sfgraph.f0.multif0 import (
     pick_peaks,
     sung_range_options,
     sung_ranges,
+    track_peaks,
 )
 from sfgraph.resources import resolve_resource
 
@@ -303,7 +304,7 @@ def test_a_long_recordings_ranges_come_from_the_salience_that_hears_rests():
                                   for t in range(frames)])
         heard = peaks_of_notes([list(notes[:3, t]) if resting[t] else list(notes[:, t]) for t in range(frames)])
         ranges = sung_range_options(None, options, RecordingPeaks(tracked, heard, frames)).ranges
-        shifted = sung_ranges(MultiF0Tracker(options).decide(*tracked)[0])
+        shifted = sung_ranges(track_peaks(options, tracked, frames))
         assert shifted == ((65, 81), (60, 69), (53, 64), (46, 57))
         assert ranges == (((65, 69), (60, 64), (53, 57), (46, 50)) if from_range_fit else shifted)
 

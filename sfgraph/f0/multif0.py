@@ -31,7 +31,8 @@ ranges, whose frames with every voice sounding apart show the range each voice s
 a long recording, a track of a salience that weighs basic-pitch's more, which seldom
 hears a resting voice (``RecordingPeaks.range_fit``).
 
-``MultiF0Tracker`` chains the three; ``estimate_f0`` runs it on a whole signal;
+``MultiF0Tracker`` chains the three (the third as ``VoiceDecider``: the tracker, then the unison
+rule); ``estimate_f0`` runs it on a whole signal;
 the ``f0_multi`` node runs it in a graph. Its live mode looks 32 ms (or 16 ms) ahead
 instead of 2.15 s (0.45 s without basic-pitch), at some cost in accuracy (see ``MultiF0Tracker``).
 """
@@ -599,6 +600,30 @@ def load_salience_model(folder: Path) -> SalienceNet:
     return network.eval()
 
 
+class VoiceDecider:
+    """The voices' F0 from salience peaks, frame by frame: the voice tracker
+    (``VoiceTracker``, in ``options``' ranges, ``options.lag()`` frames behind), then the
+    unison rule (``options.unison_leap_cents``, ``sfgraph.f0.unison``).
+
+    ``push(pitch, salience)`` (``MultiF0Tracker.peaks``' output) → ``(f0 (V, k) Hz, 0 =
+    silent; confidence (V, k) 0..1, 0 where silent)`` of the frames now decided. No
+    networks: a recording's peaks are tracked in other ranges with it (``track_peaks``).
+    """
+
+    def __init__(self, options: MultiF0Options):
+        self.tracker = VoiceTracker(options.voice_ranges(), options.lag(), options.costs)
+        self.unisons = UnisonLeapFilter(len(options.voices), options.unison_leap_cents)
+
+    def reset(self) -> None:
+        self.tracker.reset()
+        self.unisons.reset()
+
+    def push(self, pitch: np.ndarray, salience: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        midi, confidence = self.tracker.push(pitch, salience)
+        f0 = self.unisons.push(np.where(np.isnan(midi), 0.0, midi_to_hz(np.nan_to_num(midi))))
+        return f0.astype(np.float32), np.where(f0 > 0, confidence, 0.0).astype(np.float32)
+
+
 class MultiF0Tracker:
     """F0 of every voice from a mono 16 kHz mixture, block by block.
 
@@ -641,8 +666,7 @@ class MultiF0Tracker:
             from sfgraph.f0.basic_pitch import BasicPitchSalience
 
             self.contours = BasicPitchSalience(BINS, options.threads)
-        self.tracker = VoiceTracker(options.voice_ranges(), self.lag, options.costs)
-        self.unisons = UnisonLeapFilter(len(options.voices), options.unison_leap_cents)
+        self.voices = VoiceDecider(options)
         self.given_peaks = None  # use_peaks'
         self.reset()
 
@@ -665,8 +689,7 @@ class MultiF0Tracker:
             # the network's logits and basic-pitch's probabilities (frames, BINS) waiting for the other's
             self.network_waiting = np.zeros((0, BINS), dtype=np.float32)
             self.contours_waiting = np.zeros((0, BINS), dtype=np.float32)
-        self.tracker.reset()
-        self.unisons.reset()
+        self.voices.reset()
         self.pushed = self.released = 0  # with use_peaks: samples pushed, frames of peaks decided
         # Frames before the start are silence, as the zeros padding the first windows.
         silence = np.full((self.past, len(HARMONICS), BINS), -120.0, dtype=np.float32)
@@ -684,7 +707,7 @@ class MultiF0Tracker:
 
     def push(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.given_peaks is None:
-            return self.decide(*self.peaks(audio))
+            return self.voices.push(*self.peaks(audio))
         self.pushed += np.asarray(audio).size
         due = max(0, (self.pushed - self.salience_lookahead_samples) // HOP_LENGTH + 1)
         pitch, salience = (peaks[self.released:due] for peaks in self.given_peaks)
@@ -693,11 +716,11 @@ class MultiF0Tracker:
             pitch = np.concatenate([pitch, np.full((missing, CANDIDATES), np.nan)])
             salience = np.concatenate([salience, np.zeros((missing, CANDIDATES))])
         self.released = due
-        return self.decide(pitch, salience)
+        return self.voices.push(pitch, salience)
 
     def peaks(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The salience peaks of the frames ``audio`` completes, before the voice tracker:
-        (pitch (k, CANDIDATES) MIDI, NaN where absent; salience), as ``decide`` takes them."""
+        (pitch (k, CANDIDATES) MIDI, NaN where absent; salience), as ``VoiceDecider.push`` takes them."""
         return self.peaks_of(*self.saliences(audio))
 
     def saliences(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -732,13 +755,6 @@ class MultiF0Tracker:
             logits = np.log(mixed / (1.0 - mixed)).astype(np.float32)
         return pick_peaks(logits, self.options.threshold)
 
-    def decide(self, pitch: np.ndarray, salience: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The voices' F0 and confidence (``push``'s result) of the frames the tracker now
-        decides, from the peaks ``peaks`` gave."""
-        midi, confidence = self.tracker.push(pitch, salience)
-        f0 = self.unisons.push(np.where(np.isnan(midi), 0.0, midi_to_hz(np.nan_to_num(midi))))
-        return f0.astype(np.float32), np.where(f0 > 0, confidence, 0.0).astype(np.float32)
-
     def _logits(self, ready: int) -> np.ndarray:
         """(ready, BINS) salience logits of the next ``ready`` frames of ``features``
         (after the ``past`` frames of context)."""
@@ -770,8 +786,13 @@ class RecordingPeaks:
     frames: int
 
 
-def _whole_peaks(tracker: MultiF0Tracker, mixture: np.ndarray) -> RecordingPeaks:
-    """``whole_peaks`` with ``tracker`` (the networks run once for both sets of peaks)."""
+def whole_peaks(mixture: np.ndarray, options: MultiF0Options) -> RecordingPeaks:
+    """The salience peaks of every frame of a whole mono 16 kHz mixture, computed once for
+    every setting but the ranges (which only the voice tracker uses; the networks run once
+    for both sets of peaks): the ``f0_multi`` node decides from their ``tracked``
+    (``F0Multi.use_peaks``) instead of computing them again, and ``sung_range_options``
+    fits the ranges on them."""
+    tracker = MultiF0Tracker(options)
     mixture = np.asarray(mixture, dtype=np.float32).reshape(-1)
     flushed = np.concatenate([mixture, np.zeros(tracker.lookahead_samples + HOP_LENGTH, dtype=np.float32)])
     weight = tracker.basic_pitch_weight
@@ -789,19 +810,16 @@ def _whole_peaks(tracker: MultiF0Tracker, mixture: np.ndarray) -> RecordingPeaks
     return RecordingPeaks(joined(tracked), joined(range_fit) if range_fit else None, 1 + mixture.size // HOP_LENGTH)
 
 
-def whole_peaks(mixture: np.ndarray, options: MultiF0Options) -> RecordingPeaks:
-    """The salience peaks of every frame of a whole mono 16 kHz mixture, computed once for
-    every setting but the ranges (which only the voice tracker uses): the ``f0_multi``
-    node decides from their ``tracked`` (``F0Multi.use_peaks``) instead of computing them
-    again, and ``sung_range_options`` fits the ranges on them."""
-    return _whole_peaks(MultiF0Tracker(options), mixture)
+def track_peaks(options: MultiF0Options, peaks: tuple[np.ndarray, np.ndarray], frames: int) -> np.ndarray:
+    """F0 (V, frames) Hz that ``options``' voice tracker decides (``VoiceDecider``) from a
+    whole recording's peaks (``RecordingPeaks.tracked`` or ``range_fit``, flushed)."""
+    return VoiceDecider(options).push(*peaks)[0][:, :frames]
 
 
 def estimate_f0(mixture: np.ndarray, options: MultiF0Options) -> np.ndarray:
     """F0 (V, 1 + n // 256) Hz of every voice in a mono 16 kHz mixture (n samples), whole."""
-    tracker = MultiF0Tracker(options)
-    peaks = _whole_peaks(tracker, mixture)
-    return tracker.decide(*peaks.tracked)[0][:, :peaks.frames]
+    peaks = whole_peaks(mixture, options)
+    return track_peaks(options, peaks.tracked, peaks.frames)
 
 
 def sung_ranges(f0: np.ndarray, margin: float = SUNG_RANGE_MARGIN,
@@ -830,45 +848,34 @@ def sung_ranges(f0: np.ndarray, margin: float = SUNG_RANGE_MARGIN,
     return tuple(zip(low.tolist(), high.tolist()))
 
 
-def _fit_sung_ranges(mixture: np.ndarray, options: MultiF0Options, peaks: RecordingPeaks | None = None):
-    """(``options`` with the ranges the mixture sings, or as they are; the first track, in
-    ``options``' ranges; the salience peaks, ``peaks`` if given, else ``whole_peaks``').
-
-    The ranges come from the track of ``peaks.range_fit`` where it has ``RANGE_FIT_MIN_FRAMES``
-    with every voice sounding apart and its ranges go from high to low, else from the first
-    track's (``sung_ranges``)."""
-    tracker = MultiF0Tracker(options)
-    if peaks is None:
-        peaks = _whole_peaks(tracker, mixture)
-    f0 = tracker.decide(*peaks.tracked)[0][:, :peaks.frames]
-    if options.ranges is not None:
-        return options, f0, peaks
-    ranges = None
-    if peaks.range_fit is not None:
-        tracker.reset()
-        ranges = sung_ranges(tracker.decide(*peaks.range_fit)[0][:, :peaks.frames], min_frames=RANGE_FIT_MIN_FRAMES)
-    if ranges is None:
-        ranges = sung_ranges(f0)
-    return (options if ranges is None else replace(options, ranges=ranges)), f0, peaks
-
-
 def sung_range_options(mixture: np.ndarray, options: MultiF0Options,
                        peaks: RecordingPeaks | None = None) -> MultiF0Options:
-    """``options`` with the voices' ranges as the mono 16 kHz ``mixture`` sings them
-    (``sung_ranges`` of a first track, on a long recording of the range-fit salience's:
-    ``RecordingPeaks``), or as they are where ranges were given or the recording has too
-    little with every voice sounding apart. ``peaks``: the mixture's
-    ``whole_peaks`` with ``options``, if already computed."""
-    return _fit_sung_ranges(mixture, options, peaks)[0]
+    """``options`` with the voices' ranges as the mono 16 kHz ``mixture`` sings them, or as
+    they are where ranges were given or the recording has too little with every voice
+    sounding apart. ``peaks``: the mixture's ``whole_peaks`` with ``options``, if already
+    computed.
+
+    The ranges are ``sung_ranges`` of the track of ``peaks.range_fit`` where it has
+    ``RANGE_FIT_MIN_FRAMES`` with every voice sounding apart (and its ranges go from high to
+    low), else of the track of ``peaks.tracked``, both in ``options``' ranges."""
+    if options.ranges is not None:
+        return options
+    if peaks is None:
+        peaks = whole_peaks(mixture, options)
+    ranges = None
+    if peaks.range_fit is not None:
+        ranges = sung_ranges(track_peaks(options, peaks.range_fit, peaks.frames), min_frames=RANGE_FIT_MIN_FRAMES)
+    if ranges is None:
+        ranges = sung_ranges(track_peaks(options, peaks.tracked, peaks.frames))
+    return options if ranges is None else replace(options, ranges=ranges)
 
 
 def estimate_f0_in_sung_ranges(mixture: np.ndarray, options: MultiF0Options) -> tuple[MultiF0Options, np.ndarray]:
     """``sung_range_options``, and the F0 (as ``estimate_f0``) tracked in those ranges. The
     salience networks run once: every track reads the same saliences."""
-    fitted, f0, peaks = _fit_sung_ranges(mixture, options)
-    if fitted is options:
-        return options, f0
-    return fitted, MultiF0Tracker(fitted).decide(*peaks.tracked)[0][:, :peaks.frames]
+    peaks = whole_peaks(mixture, options)
+    fitted = sung_range_options(mixture, options, peaks)
+    return fitted, track_peaks(fitted, peaks.tracked, peaks.frames)
 
 
 def format_ranges(ranges: tuple[tuple[float, float], ...] | list[tuple[float, float]]) -> list[str]:
