@@ -335,9 +335,11 @@ class F0Refine(Node):
     Inputs: ``voices`` (voices, samples) at 16 kHz, one voice per channel, consumed 256
     samples (one frame) at a time; ``f0`` (voices, frames) Hz at 62.5 frames/s, frame t
     at sample t·256, the same voices in the same order. Output ``f0``: the refined F0,
-    same shape, labels and units, 0 where the input F0 is 0 and where a voice leapt onto
-    another's pitch (``unison_leap_cents``, ``sfgraph.f0.unison``). Frame t needs the voices'
-    audio up to ``n_fft / 2`` samples past it (64 ms by default): its output stays on the
+    same shape, labels and units, 0 where the input F0 is 0, where the voice is
+    ``quiet_db`` below its level in the ``quiet_reach`` frames either side (``sfgraph.f0.quiet``)
+    and where a voice leapt onto another's pitch (``unison_leap_cents``, ``sfgraph.f0.unison``).
+    Frame t needs the voices' audio up to ``n_fft / 2 + quiet_reach · 256`` samples past it
+    (320 ms by default; ``n_fft / 2`` with ``quiet_db`` 0): its output stays on the
     timeline but runs that far behind its input (``lookahead``). Offline and live give
     the same frames.
     """
@@ -353,6 +355,10 @@ class F0Refine(Node):
         "reach_cents": Param("float", 100.0, "how far from the given F0 a partial is looked for", unit="cents",
                              range=(1.0, 600.0)),
         "harmonics": Param("int", 8, "partials used, lowest first", range=(1, 64)),
+        "quiet_db": Param("float", 12.0, "a frame where the voice is this far below its level around it reads "
+                          "silent (0: off)", unit="dB", range=(0.0, 120.0)),
+        "quiet_reach": Param("int", 16, "frames either side whose level a frame is compared with (look-ahead)",
+                             unit="frames", range=(1, 256)),
         "unison_leap_cents": UNISON_LEAP_PARAM,
     }
 
@@ -366,6 +372,7 @@ class F0Refine(Node):
             raise PortError("voices", f"carries {', '.join(voices.labels)} but the F0 input has "
                                       f"{', '.join(f0.labels)}: connect the same voices in the same order")
         self.options = RefineOptions(n_fft=self.p.n_fft, reach_cents=self.p.reach_cents, harmonics=self.p.harmonics,
+                                     quiet_db=self.p.quiet_db, quiet_reach=self.p.quiet_reach,
                                      unison_leap_cents=self.p.unison_leap_cents)
         self.options.check()
         self.lookahead = self.options.lookahead_samples

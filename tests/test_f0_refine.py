@@ -50,7 +50,10 @@ def test_streaming_equals_whole_however_audio_and_f0_are_split():
         n, k = int(rng.integers(1, 3000)), int(rng.integers(0, 12))
         pieces.append(refiner.push(audio[:, sample:sample + n], given[:, frame:frame + k]))
         sample, frame = sample + n, frame + k
-    pieces.append(refiner.push(np.zeros((2, 4096)), np.zeros((2, 0))))
+    # the end: silence, and unvoiced frames past the last for the quiet-frame gate's look-ahead
+    options = RefineOptions()
+    pieces.append(refiner.push(np.zeros((2, options.lookahead_samples + HOP_LENGTH)),
+                               np.zeros((2, options.quiet_lookahead_frames))))
     np.testing.assert_array_equal(np.concatenate(pieces, axis=1)[:, :frames], whole)
 
 
