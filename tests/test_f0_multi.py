@@ -280,6 +280,18 @@ def test_sung_ranges_come_from_the_frames_where_every_voice_sounds():
     assert sung_ranges(f0) is None
 
 
+def test_a_top_voice_on_its_own_octave_does_not_count_for_the_ranges():
+    # where the bass rests, the tracker moves every voice up one: the alto takes the
+    # soprano's note and the soprano its octave (her 2nd harmonic), an octave above the
+    # alto. Those frames would stretch every range upwards; they do not count.
+    frames = 400
+    notes = np.array([67.0, 62.0, 55.0, 48.0])[:, None] + np.linspace(-1, 1, frames)[None]
+    shifted = notes.copy()
+    shifted[:, 250:] = np.stack([notes[0] + 12, notes[0], notes[1], notes[2]])[:, 250:]
+    ranges = sung_ranges(440.0 * 2 ** ((shifted - 69) / 12))
+    assert ranges == sung_ranges(440.0 * 2 ** ((notes[:, :250] - 69) / 12)) == ((65, 69), (60, 64), (53, 57), (46, 50))
+
+
 def peaks_of_notes(notes_per_frame: list[list[float]], salience: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
     """Salience peaks (pitch, salience), as ``MultiF0Tracker.peaks`` gives them, at these MIDI notes."""
     pitch = np.full((len(notes_per_frame), CANDIDATES), np.nan)
@@ -291,21 +303,21 @@ def peaks_of_notes(notes_per_frame: list[list[float]], salience: float = 0.8) ->
 
 
 def test_a_long_recordings_ranges_come_from_the_salience_that_hears_rests():
-    """The bass rests 40 % of the time. The tracked salience then has a peak an octave above
-    the soprano's note, and its track moves every voice up one (the soprano onto that
-    octave), which widens every range; the range-fit salience has no such peak. Its track
-    gives the ranges where it has 4 s (250 frames) with every voice sounding apart, and the
-    tracked salience's where it has less."""
+    """The bass rests 40 % of the time. The tracked salience then has a peak at the tenor's
+    3rd harmonic, a fifth above the soprano's note, and its track moves every voice up one
+    (the soprano onto that peak), which widens every range; the range-fit salience has no
+    such peak. Its track gives the ranges where it has 4 s (250 frames) with every voice
+    sounding apart, and the tracked salience's where it has less."""
     options = MultiF0Options(model=MODEL)
     for frames, from_range_fit in ((600, True), (300, False)):
         resting = np.arange(frames) % 100 >= 60
         notes = np.array([67.0, 62.0, 55.0, 48.0])[:, None] + np.linspace(-1, 1, frames)[None]
-        tracked = peaks_of_notes([[notes[0, t] + 12, *notes[:3, t]] if resting[t] else list(notes[:, t])
+        tracked = peaks_of_notes([[notes[2, t] + 19, *notes[:3, t]] if resting[t] else list(notes[:, t])
                                   for t in range(frames)])
         heard = peaks_of_notes([list(notes[:3, t]) if resting[t] else list(notes[:, t]) for t in range(frames)])
         ranges = sung_range_options(None, options, RecordingPeaks(tracked, heard, frames)).ranges
         shifted = sung_ranges(track_peaks(options, tracked, frames))
-        assert shifted == ((65, 81), (60, 69), (53, 64), (46, 57))
+        assert shifted == ((65, 76), (60, 69), (53, 64), (46, 57))
         assert ranges == (((65, 69), (60, 64), (53, 57), (46, 50)) if from_range_fit else shifted)
 
 
