@@ -280,16 +280,21 @@ def test_sung_ranges_come_from_the_frames_where_every_voice_sounds():
     assert sung_ranges(f0) is None
 
 
-def test_a_top_voice_on_its_own_octave_does_not_count_for_the_ranges():
+def test_a_ghost_octave_of_the_top_voice_does_not_count_for_the_ranges_a_sung_one_does():
     # where the bass rests, the tracker moves every voice up one: the alto takes the
     # soprano's note and the soprano its octave (her 2nd harmonic), an octave above the
-    # alto. Those frames would stretch every range upwards; they do not count.
+    # alto, who is then above where she sings elsewhere. Those frames would stretch every
+    # range upwards; they do not count.
     frames = 400
     notes = np.array([67.0, 62.0, 55.0, 48.0])[:, None] + np.linspace(-1, 1, frames)[None]
     shifted = notes.copy()
     shifted[:, 250:] = np.stack([notes[0] + 12, notes[0], notes[1], notes[2]])[:, 250:]
     ranges = sung_ranges(440.0 * 2 ** ((shifted - 69) / 12))
     assert ranges == sung_ranges(440.0 * 2 ** ((notes[:, :250] - 69) / 12)) == ((65, 69), (60, 64), (53, 57), (46, 50))
+    # a sung octave: the soprano an octave above the alto, who stays where she sings elsewhere
+    sung = notes.copy()
+    sung[0, 250:] = notes[1, 250:] + 12
+    assert sung_ranges(440.0 * 2 ** ((sung - 69) / 12))[0] == (65, 76)
 
 
 def peaks_of_notes(notes_per_frame: list[list[float]], salience: float = 0.8) -> tuple[np.ndarray, np.ndarray]:

@@ -833,16 +833,21 @@ def sung_ranges(f0: np.ndarray, margin: float = SUNG_RANGE_MARGIN,
     Where a voice rests, the default ranges (two octaves, overlapping by more than an
     octave) cannot tell which voice the pitches left are: a resting soprano takes the alto's
     note and the alto the bass's octave. Nor do frames with the top voice an octave (within
-    ``UNISON_CENTS``) above the next count: where a lower voice rests, the voices above it
-    move up one each, and the top voice takes its own 2nd harmonic, an octave above
-    the note the second voice took from it; those frames look like every voice apart. The
-    range is the 2nd to 98th percentile, ``margin`` semitones wider, to whole semitones."""
+    ``UNISON_CENTS``) above the second while the second is above its range from the other
+    frames: where a lower voice rests, the voices above it move up one each, and the top
+    voice takes her own 2nd harmonic, an octave above the note the second voice took from
+    her; those frames look like every voice apart. (A sung octave leaves the second voice
+    where she sings, and counts.) The range is the 2nd to 98th percentile, ``margin``
+    semitones wider, to whole semitones."""
     f0 = np.asarray(f0, dtype=np.float64)
     voiced = ((f0 > 0) & np.isfinite(f0)).all(axis=0)
     midi = np.where(voiced, bin_midi(hz_to_bin(np.where(voiced, f0, FMIN_HZ))), np.nan)
     together = voiced & (np.abs(np.diff(midi, axis=0)) >= UNISON_CENTS / 100).all(axis=0)
-    if f0.shape[0] > 1:  # the top voice on its own octave: a voice below rests and every voice moved up one
-        together &= np.abs(midi[0] - midi[1] - 12.0) >= UNISON_CENTS / 100
+    if f0.shape[0] > 1:  # the top voice on its own octave, the second voice above where it sings elsewhere
+        octave = together & (np.abs(midi[0] - midi[1] - 12.0) < UNISON_CENTS / 100)
+        if (together & ~octave).any():
+            second_high = np.ceil(np.percentile(midi[1, together & ~octave], 98) + margin)
+            together &= ~(octave & (midi[1] > second_high))
     if together.sum() < min_frames:
         return None
     midi = midi[:, together]
