@@ -55,6 +55,11 @@ def test_a_model_folders_separation_settings_are_its_defaults_and_the_options_ov
     auto = separate_graph("mix.wav", "auto", model=str(model))  # both passes of --f0 auto
     assert [auto.node(name).params["section_cents"] for name in ("mask", "mask2")] == [10.0, 10.0]
     assert [auto.node(name).params["noise"] for name in ("synth", "synth2")] == [0.0, 0.0]
+    # --f0 auto's first pass masks with the harmonic part alone, whatever the output's noise
+    auto = separate_graph("mix.wav", "auto", model=str(model), synth_noise=0.5)
+    assert [auto.node(name).params["noise"] for name in ("synth", "synth2")] == [0.0, 0.5]
+    assert [separate_graph("mix.wav", "auto").node(name).params.get("noise", 1.0)
+            for name in ("synth", "synth2")] == [0.0, 1.0]  # the bundled model
     assert separate_graph("mix.wav", "f0").node("mask").params.get("section_cents", 0.0) == 0.0  # the bundled model
 
     folder = FIXTURES / "bach_tiny" / sorted(p.name for p in (FIXTURES / "bach_tiny").iterdir() if p.is_dir())[0]

@@ -33,7 +33,8 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
     ``synth/<voice>.wav``; ``power``, ``n_fft``: the masks' exponent and STFT size; ``mask_fit``:
     the memory in seconds of the voices' fit to the mixture before masking (0: none);
     ``section_cents``, ``synth_noise``: the masks' section width and the synthesized
-    voices' noise scale, None for the model's own (``separation_settings``);
+    voices' noise scale (of the separation written; ``--f0 auto``'s first pass masks with
+    the harmonic part alone), None for the model's own (``separation_settings``);
     ``basic_pitch``: with ``"auto"``, f0_multi's weight of basic-pitch's salience (None: its default)."""
     from sfgraph.graph.declaration import Connection, NodeDecl, load_graph_decl
 
@@ -47,9 +48,8 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
         if model:
             decl.node(name).set_param("model", model)
     settings = separation_settings(decl.node("net").params["model"], section_cents, synth_noise)
-    for name in synths:
-        if "synth_noise" in settings:
-            decl.node(name).set_param("noise", settings["synth_noise"])
+    if "synth_noise" in settings:  # the output's voices: --f0 auto's first pass keeps its graph's 0
+        decl.node(synths[-1]).set_param("noise", settings["synth_noise"])
     source = decl.node("f0")
     if auto:
         from sfgraph.model.checkpoint import read_model_config
