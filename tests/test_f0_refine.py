@@ -59,7 +59,9 @@ def test_streaming_equals_whole_however_audio_and_f0_are_split():
 
 @pytest.mark.parametrize("options, message", [(RefineOptions(n_fft=1000), "power of two"),
                                               (RefineOptions(reach_cents=0), "reach_cents"),
-                                              (RefineOptions(harmonics=0), "harmonics")])
+                                              (RefineOptions(harmonics=0), "harmonics"),
+                                              (RefineOptions(quiet_db=-3.0), "quiet_db"),
+                                              (RefineOptions(quiet_reach=0), "quiet_reach")])
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         F0Refiner(1, options)

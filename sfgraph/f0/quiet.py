@@ -62,6 +62,14 @@ def _gate(f0, level, first, last, reach, quiet_db):
     return out
 
 
+def check_quiet(quiet_db: float, reach: int, names: tuple[str, str] = ("quiet_db", "reach")) -> None:
+    """``names``: what the errors call the two settings (a class's, or a node's params)."""
+    if quiet_db < 0:
+        raise ValueError(f"{names[0]} must be 0 (off) or positive, got {quiet_db:g}")
+    if reach < 1:
+        raise ValueError(f"{names[1]} must be at least 1 frame, got {reach}")
+
+
 class QuietFrameGate:
     """Silences a voice's frames that are ``quiet_db`` below its level around them (see the module).
 
@@ -72,10 +80,7 @@ class QuietFrameGate:
     """
 
     def __init__(self, voices: int, quiet_db: float, reach: int):
-        if quiet_db < 0:
-            raise ValueError(f"quiet_db must be 0 (off) or positive, got {quiet_db:g}")
-        if reach < 1:
-            raise ValueError(f"reach must be at least 1 frame, got {reach}")
+        check_quiet(quiet_db, reach)
         self.voices, self.quiet_db, self.reach = voices, float(quiet_db), reach
         self.reset()
 

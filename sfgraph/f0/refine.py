@@ -36,7 +36,7 @@ import numba
 import numpy as np
 
 from sfgraph.f0 import UNISON_LEAP_CENTS
-from sfgraph.f0.quiet import QuietFrameGate
+from sfgraph.f0.quiet import QuietFrameGate, check_quiet
 from sfgraph.f0.unison import UnisonLeapFilter, check_leap_cents
 from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE
 
@@ -66,10 +66,7 @@ class RefineOptions:
             raise ValueError(f"reach_cents must be in (0, 600], got {self.reach_cents:g}")
         if self.harmonics < 1:
             raise ValueError(f"harmonics must be at least 1, got {self.harmonics}")
-        if self.quiet_db < 0:
-            raise ValueError(f"quiet_db must be 0 (off) or positive, got {self.quiet_db:g}")
-        if self.quiet_reach < 1:
-            raise ValueError(f"quiet_reach must be at least 1 frame, got {self.quiet_reach}")
+        check_quiet(self.quiet_db, self.quiet_reach, ("quiet_db", "quiet_reach"))
         check_leap_cents(self.unison_leap_cents)
 
     @property
