@@ -350,11 +350,11 @@ class F0Refine(Node):
               "f0": Port("f0", "F0 per voice, to refine", unit="Hz", rate=Fraction(SAMPLE_RATE, HOP_LENGTH))}
     outputs = {"f0": Port("f0", "refined F0 per voice", unit="Hz")}
     params = {
-        "n_fft": Param("int", 2048, "analysis window (power of two; look-ahead is half of it)", unit="samples",
+        "n_fft": Param("int", 2048, "analysis window (power of two; half of it is look-ahead)", unit="samples",
                        range=(512, 8192)),
         "reach_cents": Param("float", 100.0, "how far from the given F0 a partial is looked for", unit="cents",
                              range=(1.0, 600.0)),
-        "harmonics": Param("int", 8, "partials used, lowest first", range=(1, 64)),
+        "harmonics": Param("int", 12, "partials used, lowest first", range=(1, 64)),
         "quiet_db": Param("float", 12.0, "a frame where the voice is this far below its level around it reads "
                           "silent (0: off)", unit="dB", range=(0.0, 120.0)),
         "quiet_reach": Param("int", 16, "frames either side whose level a frame is compared with (look-ahead)",

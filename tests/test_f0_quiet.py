@@ -74,6 +74,7 @@ def test_refining_silences_the_frames_where_the_voices_audio_stops():
     assert np.all(refined[0, sung] > 0.0)
     np.testing.assert_array_equal(refine_f0(audio[None], f0, RefineOptions(quiet_db=0.0))[0, breath] > 0, True)
 
+
 def test_a_voice_in_unison_is_not_judged_by_its_level():
     # two voices on one pitch: a first separation splits its partials between them at
     # will, so the one left quiet may well be singing

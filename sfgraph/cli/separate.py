@@ -41,15 +41,15 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
     auto = f0 == "auto"
     decl = load_graph_decl("separate_auto" if auto else "separate")
     decl.node("mix").set_param("path", mix)
-    nets, synths, masks = ((("net", "net2"), ("synth", "synth2"), ("mask", "mask2")) if auto else
-                           (("net",), ("synth",), ("mask",)))
+    nets, masks = (("net", "net2"), ("mask", "mask2")) if auto else (("net",), ("mask",))
+    output_synth = "synth2" if auto else "synth"  # the voices of the separation written
     for name in nets:
         decl.node(name).set_param("device", device)
         if model:
             decl.node(name).set_param("model", model)
     settings = separation_settings(decl.node("net").params["model"], section_cents, synth_noise)
     if "synth_noise" in settings:  # the output's voices: --f0 auto's first pass keeps its graph's 0
-        decl.node(synths[-1]).set_param("noise", settings["synth_noise"])
+        decl.node(output_synth).set_param("noise", settings["synth_noise"])
     source = decl.node("f0")
     if auto:
         from sfgraph.model.checkpoint import read_model_config
@@ -79,7 +79,7 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
     if synth:
         line = decl.node("out").line
         decl.nodes.append(NodeDecl("synth_out", "file_out", {"path": "synth/{label}.wav"}, line))
-        decl.connections.append(Connection("synth2" if auto else "synth", "voices", "synth_out", "audio", line))
+        decl.connections.append(Connection(output_synth, "voices", "synth_out", "audio", line))
     return decl
 
 
@@ -269,7 +269,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         "section's (default: the model's setting, else 0; see README, 'Choir sections')")
     p.add_argument("--synth-noise", type=float, metavar="SCALE",
                    help="scale of the synthesized voices' noise part that shapes the masks: 1 as the model made "
-                        "it, 0 the harmonic part alone (default: the model's setting, else 1)")
+                        "it, 0 the harmonic part alone (default: the model's setting, else 1; --f0 auto's first "
+                        "pass, which only feeds the F0 refinement, always uses 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     p.add_argument("--adapt", type=float, metavar="MINUTES",
                    help="first fine-tune the model on this recording itself (its mixture and F0s, no stems) for at "

@@ -843,16 +843,19 @@ def sung_ranges(f0: np.ndarray, margin: float = SUNG_RANGE_MARGIN,
     voiced = ((f0 > 0) & np.isfinite(f0)).all(axis=0)
     midi = np.where(voiced, bin_midi(hz_to_bin(np.where(voiced, f0, FMIN_HZ))), np.nan)
     together = voiced & (np.abs(np.diff(midi, axis=0)) >= UNISON_CENTS / 100).all(axis=0)
+
+    def top(pitches):
+        return np.ceil(np.percentile(pitches, 98, axis=-1) + margin)
+
     if f0.shape[0] > 1:  # the top voice on its own octave, the second voice above where it sings elsewhere
         octave = together & (np.abs(midi[0] - midi[1] - 12.0) < UNISON_CENTS / 100)
-        if (together & ~octave).any():
-            second_high = np.ceil(np.percentile(midi[1, together & ~octave], 98) + margin)
-            together &= ~(octave & (midi[1] > second_high))
+        if (together & ~octave).sum() >= min_frames:
+            together &= ~(octave & (midi[1] > top(midi[1, together & ~octave])))
     if together.sum() < min_frames:
         return None
     midi = midi[:, together]
     low = np.floor(np.percentile(midi, 2, axis=1) - margin)
-    high = np.ceil(np.percentile(midi, 98, axis=1) + margin)
+    high = top(midi)
     if np.any(np.diff(low + high) >= 0):
         return None
     return tuple(zip(low.tolist(), high.tolist()))

@@ -43,7 +43,7 @@ from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE
 
 @dataclass(frozen=True)
 class RefineOptions:
-    """``n_fft``: analysis window, samples at 16 kHz (the look-ahead is half of it);
+    """``n_fft``: analysis window, samples at 16 kHz (half of it is look-ahead);
     ``reach_cents``: how far from the given F0 a partial is looked for; ``harmonics``:
     the partials used (the lowest ones: they are the strongest and least overlapped);
     ``quiet_db``, ``quiet_reach``: a frame where the voice is this many dB below the median
@@ -54,7 +54,7 @@ class RefineOptions:
 
     n_fft: int = 2048
     reach_cents: float = 100.0
-    harmonics: int = 8
+    harmonics: int = 12
     quiet_db: float = 12.0
     quiet_reach: int = 16
     unison_leap_cents: float = UNISON_LEAP_CENTS
@@ -176,9 +176,9 @@ class F0Refiner:
 def refine_f0(audio: np.ndarray, f0: np.ndarray, options: RefineOptions = RefineOptions()) -> np.ndarray:
     """Refine ``f0`` (V, frames) Hz, frame t at sample t·256, against ``audio`` (V, n)
     at 16 kHz, one voice per channel, whole: the frames ``F0Refiner`` gives."""
-    audio, f0 = np.atleast_2d(np.asarray(audio, dtype=np.float64)), np.atleast_2d(f0)
+    audio = np.atleast_2d(np.asarray(audio, dtype=np.float64))
     refiner = F0Refiner(audio.shape[0], options)
     flush = np.zeros((audio.shape[0], options.lookahead_samples + HOP_LENGTH))
     unvoiced = np.zeros((audio.shape[0], options.quiet_lookahead_frames))  # to decide the last frames' quiet
     refined = [refiner.push(audio, f0), refiner.push(flush, unvoiced)]
-    return np.concatenate(refined, axis=1)[:, :f0.shape[1]]
+    return np.concatenate(refined, axis=1)
