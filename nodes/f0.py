@@ -306,7 +306,10 @@ class F0Multi(Node):
         audio (``MultiF0Tracker.use_peaks`` of their ``tracked``): ``sfgraph separate --f0
         auto`` computes them once to fit the ranges. The outputs are the same frames, each
         when the input is ``lookahead`` past it."""
-        self.tracker.use_peaks(peaks.tracked)
+        try:
+            self.tracker.use_peaks(peaks.tracked)
+        except ValueError as exc:  # a live node
+            raise ValueError(f"node '{self.id}': {exc}") from None
 
     def prepare(self):
         self.reset()

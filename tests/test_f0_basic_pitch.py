@@ -208,3 +208,14 @@ def test_f0_multi_given_the_recordings_peaks_separates_as_it_would_compute_them(
                                      for voice in item.voices]))
     np.testing.assert_array_equal(outputs[True][1], outputs[False][1])
     np.testing.assert_allclose(outputs[True][0], outputs[False][0], rtol=0, atol=1e-6)
+
+
+def test_a_live_f0_multi_node_refuses_a_recordings_peaks_and_names_itself():
+    """A live tracker cannot hear the whole recording first: ``use_peaks`` says so and names the node."""
+    from sfgraph.graph.build import build_graph
+    from sfgraph.graph.declaration import load_graph_decl
+
+    graph = build_graph(load_graph_decl("separate_live_mic"))
+    peaks = whole_peaks(np.zeros(SAMPLE_RATE, np.float32), MultiF0Options(model=MODEL))
+    with pytest.raises(ValueError, match="node 'f0': use_peaks is for offline mode"):
+        graph.nodes["f0"].use_peaks(peaks)

@@ -779,7 +779,8 @@ class RecordingPeaks:
     so that a tracker deciding them decides every frame. ``tracked``: with the tracker's own
     basic-pitch weight, what it reads block by block; ``range_fit``: with
     ``RANGE_FIT_BASIC_PITCH`` of basic-pitch (or the tracker's weight, if more), for
-    ``sung_range_options``, or None without basic-pitch; ``frames``: the recording's, 1 + n // 256 for n samples."""
+    ``sung_range_options``, or None without basic-pitch or with the ranges given (nothing to
+    fit); ``frames``: the recording's, 1 + n // 256 for n samples."""
 
     tracked: tuple[np.ndarray, np.ndarray]
     range_fit: tuple[np.ndarray, np.ndarray] | None
@@ -796,12 +797,13 @@ def whole_peaks(mixture: np.ndarray, options: MultiF0Options) -> RecordingPeaks:
     mixture = np.asarray(mixture, dtype=np.float32).reshape(-1)
     flushed = np.concatenate([mixture, np.zeros(tracker.lookahead_samples + HOP_LENGTH, dtype=np.float32)])
     weight = tracker.basic_pitch_weight
+    fit_ranges = weight > 0 and options.ranges is None
     chunk = 60 * SAMPLE_RATE  # a minute at a time keeps the STFT's memory small on long files
     tracked, range_fit = [], []
     for start in range(0, flushed.size, chunk):
         saliences = tracker.saliences(flushed[start:start + chunk])
         tracked.append(tracker.peaks_of(*saliences))
-        if weight > 0:
+        if fit_ranges:
             range_fit.append(tracker.peaks_of(*saliences, max(weight, RANGE_FIT_BASIC_PITCH)))
 
     def joined(pieces):

@@ -10,7 +10,7 @@ of that voice's voiced frames within ``reach`` frames either side, in the same v
 run (a break in the F0 ends the comparison); a frame ``quiet_db`` or more below it
 reads silent.
 
-A voice in unison with another (within ``UNISON_CENTS``) is not judged: a first
+A voice in unison with another (``sfgraph.f0.unison.in_unison``) is not judged: a first
 separation splits the shared partials between the two at will.
 
 Measured with ``separate --f0 auto`` (the gate in ``f0_refine``, on the first
@@ -29,7 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from sfgraph.f0.unison import UNISON_CENTS
+from sfgraph.f0.unison import in_unison
 
 
 @numba.njit(cache=True, nogil=True)
@@ -45,8 +45,7 @@ def _gate(f0, level, first, last, reach, quiet_db):
                 continue
             unison = False
             for u in range(voices):
-                if u != v and f0[u, t] > 0.0 and abs(1200.0 * np.log2(f0[u, t] / f0[v, t])) < UNISON_CENTS:
-                    unison = True
+                unison |= u != v and in_unison(f0[u, t], f0[v, t])
             if unison:
                 continue
             low = t
@@ -70,6 +69,11 @@ def check_quiet(quiet_db: float, reach: int, names: tuple[str, str] = ("quiet_db
         raise ValueError(f"{names[1]} must be at least 1 frame, got {reach}")
 
 
+def quiet_lookahead_frames(quiet_db: float, reach: int) -> int:
+    """Frames past frame ``t`` whose F0 and levels decide whether ``t`` is quiet: ``reach``, none when off."""
+    return reach if quiet_db > 0 else 0
+
+
 class QuietFrameGate:
     """Silences a voice's frames that are ``quiet_db`` below its level around them (see the module).
 
@@ -86,7 +90,7 @@ class QuietFrameGate:
 
     @property
     def lookahead_frames(self) -> int:
-        return self.reach if self.quiet_db > 0 else 0
+        return quiet_lookahead_frames(self.quiet_db, self.reach)
 
     def reset(self) -> None:
         # frames kept: up to ``reach`` already decided, then those waiting

@@ -36,7 +36,7 @@ import numba
 import numpy as np
 
 from sfgraph.f0 import UNISON_LEAP_CENTS
-from sfgraph.f0.quiet import QuietFrameGate, check_quiet
+from sfgraph.f0.quiet import QuietFrameGate, check_quiet, quiet_lookahead_frames
 from sfgraph.f0.unison import UnisonLeapFilter, check_leap_cents
 from sfgraph.grid import HOP_LENGTH, SAMPLE_RATE
 
@@ -72,7 +72,7 @@ class RefineOptions:
     @property
     def quiet_lookahead_frames(self) -> int:
         """Frames past frame ``t`` whose F0 and audio decide whether ``t`` is quiet."""
-        return self.quiet_reach if self.quiet_db > 0 else 0
+        return quiet_lookahead_frames(self.quiet_db, self.quiet_reach)
 
     @property
     def lookahead_samples(self) -> int:

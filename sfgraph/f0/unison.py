@@ -41,6 +41,13 @@ _KEEP, _NONE = -2, -1  # a pair's state besides "voice i is silenced": unison ke
 
 
 @numba.njit(cache=True, nogil=True)
+def in_unison(a, b):
+    """Whether two voices' F0s (Hz, 0 = silent) are one pitch: both voiced, within ``UNISON_CENTS``
+    (NaN: not)."""
+    return a > 0.0 and b > 0.0 and abs(1200.0 * np.log2(a / b)) < UNISON_CENTS
+
+
+@numba.njit(cache=True, nogil=True)
 def _approach(history, voice, pitch):
     """Median |cents| from the voice's voiced frames in ``history`` to ``pitch``; inf if none."""
     distances = np.empty(history.shape[1])
@@ -69,7 +76,7 @@ def _filter(f0, history, pairs, leap_cents):
         for i in range(voices):
             for j in range(i + 1, voices):
                 a, b = f0[i, t], f0[j, t]
-                if not (a > 0.0 and b > 0.0 and abs(1200.0 * np.log2(a / b)) < UNISON_CENTS):  # NaN: no unison
+                if not in_unison(a, b):
                     pairs[i, j] = _NONE
                     continue
                 if pairs[i, j] == _NONE:  # a unison begins: how did each voice come into it?
