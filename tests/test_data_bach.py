@@ -281,6 +281,16 @@ def test_section_items_sum_to_mix_and_record_every_singer(tmp_path):
     for voice_index, voice in enumerate(item.voices):  # the section's mean F0 is what is heard
         errors = spectral_f0_errors_cents(stems[voice_index], item.f0_hz[voice_index])
         assert np.median(np.abs(errors)) < 20, voice
+    # --section-f0 first: the same audio, the F0 of one singer per part (a real choir tracked on
+    # one singer): apart from the mean by that singer's detune and intonation, more only at
+    # note changes, where the singers' onsets differ
+    assert main(["data", "bach", str(tmp_path / "first"), *arguments, "--section-f0", "first"]) == 0
+    assert json.loads((tmp_path / "first" / "generation.json").read_text())["options"]["section_f0"] == "first"
+    (first,) = load_dataset(tmp_path / "first", require_stems=True, sample_rate=16000)
+    assert np.array_equal(first.load_mix(), item.load_mix())
+    both = (first.f0_hz > 0) & (item.f0_hz > 0)
+    apart_cents = np.abs(1200 * np.log2(first.f0_hz[both] / item.f0_hz[both]))
+    assert 0 < np.median(apart_cents) < 30 and np.quantile(apart_cents, 0.9) < 30
 
 
 def test_solo_parts_keep_their_record():

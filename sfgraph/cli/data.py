@@ -33,6 +33,7 @@ def run_bach(args: argparse.Namespace) -> int:
         section_size=args.section_size,
         section_detune_cents=args.section_detune_cents,
         section_jitter_s=args.section_jitter,
+        section_f0=args.section_f0,
         workers=args.workers,
     )
     started = time.perf_counter()
@@ -88,7 +89,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _bach_arguments(parser: argparse.ArgumentParser) -> None:
-    from sfgraph.data.bach import BachOptions, default_workers
+    from sfgraph.data.bach import SECTION_F0, BachOptions, default_workers
 
     defaults = BachOptions()
     parser.add_argument("outdir", type=Path, help="output dataset folder (must be empty unless --force)")
@@ -125,7 +126,7 @@ def _bach_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=defaults.section_size,
         help="singers per part: each part's stem is a section of this many singers (own patch draw, detune, "
-        "timing, vibrato), its F0 the section's mean; 1 = one singer per part",
+        "timing, vibrato), its F0 as --section-f0 says; 1 = one singer per part",
     )
     parser.add_argument(
         "--section-detune-cents",
@@ -138,6 +139,13 @@ def _bach_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=defaults.section_jitter_s,
         help="std of each singer's note onset and end shifts, s",
+    )
+    parser.add_argument(
+        "--section-f0",
+        choices=SECTION_F0,
+        default=defaults.section_f0,
+        help="a section's F0 file: the 'mean' of its singers' F0 (cents) or the 'first' singer's alone, as a "
+        "real choir's F0 tracked on one singer per part",
     )
     parser.add_argument(
         "--seed", type=int, default=defaults.seed, help="random seed (chorale order and every performance choice)"

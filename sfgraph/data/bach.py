@@ -124,6 +124,9 @@ class BachOptions:
     section_size: int = 1
     section_detune_cents: float = 15.0
     section_jitter_s: float = 0.03
+    # The part's F0: "mean" of its singers (in cents), or the "first" singer's alone, as a
+    # real choir's F0 tracked on one singer per part.
+    section_f0: str = "mean"
     workers: int = field(default_factory=default_workers)  # fluidsynth processes run at once
 
 
@@ -576,6 +579,9 @@ def sum_sections(renders: Sequence[np.ndarray]) -> np.ndarray:
     return summed
 
 
+SECTION_F0 = ("mean", "first")  # what a section's F0 is: BachOptions.section_f0
+
+
 def section_f0(singers_f0: np.ndarray) -> np.ndarray:
     """A part's F0 from its singers': ``(n_singers, n_voices, n_frames)`` Hz (0 = silent) ->
     ``(n_voices, n_frames)`` Hz, the mean in cents (geometric mean) of the singers who
@@ -606,6 +612,8 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
         raise GeneratorError("--count must be at least 1 and --seconds positive")
     if options.section_size < 1:
         raise GeneratorError("--section-size must be at least 1")
+    if options.section_f0 not in SECTION_F0:
+        raise GeneratorError(f"--section-f0 {options.section_f0!r}: use one of {', '.join(SECTION_F0)}")
     if options.bit_depth not in (16, 32):
         raise GeneratorError(f"bit depth {options.bit_depth}: use 16 or 32")
     fluidsynth = find_fluidsynth()
@@ -670,8 +678,9 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
                 gains_db = rng.uniform(-options.level_db, options.level_db, size=len(DEFAULT_VOICES))
                 mix, stems = make_item_audio(segment, gains_db, options.bit_depth)
                 times = frame_times(item_length, SAMPLE_RATE, HOP_LENGTH)
-                f0 = section_f0(np.stack([[voice.f0_at(start / SAMPLE_RATE + times) for voice in performance.voices]
-                                          for performance in singers]))
+                singers_f0 = np.stack([[voice.f0_at(start / SAMPLE_RATE + times) for voice in performance.voices]
+                                       for performance in singers])
+                f0 = section_f0(singers_f0) if options.section_f0 == "mean" else singers_f0[0]
                 performance, voice_patches = singers[0], singer_patches[0]
                 for index, patch in enumerate(voice_patches):
                     if patch[0] == FESTIVAL:  # sung lower where the line is too high for Festival
@@ -717,7 +726,8 @@ def generate_bach(outdir: Path, options: BachOptions, force: bool = False, progr
         )
     # The worker count changes nothing in the output, so it is left out of the record.
     # Solo parts (section size 1) are recorded as before sections existed.
-    section_keys = ("section_size", "section_detune_cents", "section_jitter_s") if options.section_size == 1 else ()
+    section_keys = (("section_size", "section_detune_cents", "section_jitter_s", "section_f0")
+                    if options.section_size == 1 else ())
     settings = {key: value for key, value in asdict(options).items() if key not in ("workers", *section_keys)}
     settings["soundfonts"] = [str(soundfont) for soundfont in options.soundfonts]
     record = {
