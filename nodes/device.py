@@ -26,7 +26,9 @@ class DeviceIn(DeviceInputEndpoint):
 
     Output ``audio``: (channels, samples) at the graph's sample rate, channel i =
     device input ``first_channel + i``. Live, blocks come from the driver's input
-    ring; offline, from ``file`` (resampled to the graph rate, like ``file_in``).
+    ring; offline, from ``file`` (resampled to the graph rate, like ``file_in``). Live,
+    its levels are shown in the terminal view and written to the report (a silent
+    input reads -90 dBFS there).
     """
 
     type_name = "device_in"
@@ -41,6 +43,7 @@ class DeviceIn(DeviceInputEndpoint):
     def configure(self, inputs, context):
         self.ring = None
         self.stand_in = None
+        self.level_meter = LevelMeter(audio_spec(self.p.channels, context.sample_rate).channel_labels())
         if context.mode == "live":
             return {"audio": audio_spec(self.p.channels, context.sample_rate)}
         if self.p.file is None:
@@ -79,7 +82,9 @@ class DeviceIn(DeviceInputEndpoint):
             if lost:
                 self.overruns += 1
         self.position += n
-        return {"audio": np.ascontiguousarray(frames.T)}
+        audio = np.ascontiguousarray(frames.T)
+        self.level_meter.update(audio)
+        return {"audio": audio}
 
     def close(self, ok=True):
         if self.stand_in is not None:

@@ -98,6 +98,13 @@ def live_equals_offline(jack, decl, mix, tmp_path, ahead_blocks: int = 4) -> np.
     assert lags[int(np.argmax(correlation))] == latency
     np.testing.assert_allclose(recorded[:, latency:latency + end], offline[:, :end], atol=5e-4)
     np.testing.assert_array_equal(recorded[:, :latency - engine.latency.nodes], 0)  # the primed silence
+    # the report's levels are those of what each device node took in or played
+    for channel in range(4):
+        loop = report.levels_dbfs[f"loop.ch{channel}"]
+        assert loop["peak_dbfs"] == pytest.approx(20 * np.log10(np.abs(recorded[channel]).max()), abs=0.01)
+        assert loop["rms_dbfs"] == pytest.approx(10 * np.log10(np.mean(recorded[channel] ** 2)), abs=0.01)
+        played = report.levels_dbfs[f"out.{VOICES[channel]}"]
+        assert played["peak_dbfs"] == pytest.approx(loop["peak_dbfs"], abs=0.1)  # (metered before resampling to 48 kHz)
     return offline
 
 
@@ -287,6 +294,8 @@ def test_a_device_that_disappears_ends_the_run_cleanly(tmp_path, graph_file):
     assert list((tmp_path / "out").iterdir()) == []  # nothing half-written
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["ended"].startswith("device lost") and report["blocks"] > 0
+    # the dummy backend's inputs are silent: the report shows a dead microphone as such
+    assert report["levels_dbfs"]["mic.ch0"] == {"peak_dbfs": -90.0, "rms_dbfs": -90.0}
 
 
 def run_cli(*argv) -> tuple[int, str]:

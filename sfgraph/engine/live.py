@@ -511,7 +511,10 @@ class LiveEngine:
             cpu_load_p99=round(float(np.percentile(loads, 99)), 4),
             cpu_stolen=None if self.cpu_stolen is None else round(self.cpu_stolen, 4),
             node_errors=self.node_error_count, errors=self.node_errors, callback_errors=self.callback_errors,
-            control_changes=self.control.applied_count, control_errors=list(self.control.errors))
+            control_changes=self.control.applied_count,
+            levels_dbfs={f"{node_id}.{label}": levels for node_id, meter in self.meters
+                         for label, levels in meter.run_levels_db().items()},
+            control_errors=list(self.control.errors))
 
     def _device_name(self, side: int) -> str | None:
         import sounddevice as sd

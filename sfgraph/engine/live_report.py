@@ -89,6 +89,9 @@ class LiveReport:
     errors: list[dict]
     callback_errors: int
     control_changes: int
+    # peak and RMS level (dBFS) of every metered channel over the run, by "node.channel":
+    # the device inputs and outputs and any meter node
+    levels_dbfs: dict[str, dict[str, float]]
     control_errors: list[str] = field(default_factory=list)
 
     @property

@@ -77,6 +77,9 @@ class LevelReadout(Protocol):
     def take_db(self) -> np.ndarray:
         """Peak level per channel in dBFS since the last call, and start afresh."""
 
+    def run_levels_db(self) -> dict[str, dict[str, float]]:
+        """Per channel label, ``{"peak_dbfs": ..., "rms_dbfs": ...}`` over the whole run."""
+
 
 class Node:
     """Base class of every node type. Subclasses set ``type_name`` to register."""
