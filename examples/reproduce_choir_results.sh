@@ -11,6 +11,9 @@
 set -euo pipefail
 work=${1:-out/choir_results}
 bin=.venv/bin
+# The README's tables here were measured with one 2048-sample mask STFT; MASKS= (empty) separates
+# with separate's default since 2026-12-03, two resolutions (README, "Two resolutions").
+masks=${MASKS---low-n-fft 0}
 soundfont=/usr/share/sounds/sf3/MuseScore_General.sf3  # Debian musescore-general-soundfont
 mkdir -p "$work"
 
@@ -28,12 +31,12 @@ for size in 1 3; do
   out=$work/estimates$size
   for item in "$test"/*/; do
     name=$(basename "$item")
-    $bin/sfgraph separate "$item/mix.wav" --f0 "$item/f0" -o "$out/bundled/$name" -q
-    $bin/sfgraph separate "$item/mix.wav" --f0 "$item/f0" --synth-noise 0 -o "$out/bundled_noise0/$name" -q
-    $bin/sfgraph separate "$item/mix.wav" --f0 "$item/f0" --synth-noise 0 --section-cents 10 \
+    $bin/sfgraph separate $masks "$item/mix.wav" --f0 "$item/f0" -o "$out/bundled/$name" -q
+    $bin/sfgraph separate $masks "$item/mix.wav" --f0 "$item/f0" --synth-noise 0 -o "$out/bundled_noise0/$name" -q
+    $bin/sfgraph separate $masks "$item/mix.wav" --f0 "$item/f0" --synth-noise 0 --section-cents 10 \
       -o "$out/bundled_width10/$name" -q
-    $bin/sfgraph separate "$item/mix.wav" --f0 "$item/f0" --model sfgraph:models/choir -o "$out/choir/$name" -q
-    $bin/sfgraph separate "$item/mix.wav" --f0 "$item/f0" --model sfgraph:models/choir --section-cents 0 \
+    $bin/sfgraph separate $masks "$item/mix.wav" --f0 "$item/f0" --model sfgraph:models/choir -o "$out/choir/$name" -q
+    $bin/sfgraph separate $masks "$item/mix.wav" --f0 "$item/f0" --model sfgraph:models/choir --section-cents 0 \
       --synth-noise 1 -o "$out/choir_plain/$name" -q
   done
   $bin/sfgraph baseline nmf "$test" -o "$out/nmf" --quiet

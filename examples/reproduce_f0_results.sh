@@ -9,6 +9,9 @@
 set -euo pipefail
 work=${1:-out/f0_results}
 bin=.venv/bin
+# The README's tables here were measured with one 2048-sample mask STFT; MASKS= (empty) separates
+# with separate's default since 2026-12-03, two resolutions (README, "Two resolutions").
+masks=${MASKS---low-n-fft 0}
 # The results depend on the patch: the README's were made with FluidR3_GM (Debian fluid-soundfont-gm).
 soundfont=${SOUNDFONT:-/usr/share/sounds/sf2/FluidR3_GM.sf2}
 mkdir -p "$work"
@@ -43,10 +46,10 @@ for item in "$work"/test/*/; do
   $bin/sfgraph f0 "$item/stems" -o "$work/f0/crepe/$name" --method crepe >/dev/null
   # plain masks, as the README's table was measured (before the mask fit)
   for source in multif0 crepe; do
-    $bin/sfgraph separate "$item/mix.wav" --f0 "$work/f0/$source/$name" -o "$work/estimates/$source/$name" -q \
+    $bin/sfgraph separate $masks "$item/mix.wav" --f0 "$work/f0/$source/$name" -o "$work/estimates/$source/$name" -q \
       --mask-fit 0
   done
-  $bin/sfgraph separate "$item/mix.wav" --f0 "$item/f0" -o "$work/estimates/true_f0/$name" -q --mask-fit 0
+  $bin/sfgraph separate $masks "$item/mix.wav" --f0 "$item/f0" -o "$work/estimates/true_f0/$name" -q --mask-fit 0
 done
 $bin/sfgraph eval-f0 "$work/test" --estimates multif0="$work/f0/multif0" --estimates crepe="$work/f0/crepe" \
   -o "$work/f0_scores.json" | tee "$work/f0_report.txt"

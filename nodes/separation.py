@@ -7,7 +7,7 @@ import numpy as np
 
 from sfgraph.devices import resolve_device
 from sfgraph.dsp.mask_fit import MixtureFit
-from sfgraph.dsp.stft import StreamingMaskSeparator, window_pair
+from sfgraph.dsp.stft import StreamingMaskSeparator, TwoBandMaskSeparator, check_two_band, window_pair
 from sfgraph.graph.errors import PortError
 from sfgraph.graph.node import Node
 from sfgraph.graph.params import Param
@@ -36,6 +36,12 @@ class Mask(Node):
     along frequency by a Gaussian of that many cents (``sfgraph.dsp.section_width``): a
     choir section's partials are bands a few to tens of cents wide, a one-F0 voice
     model's are sharp. Frame by frame, so it adds no latency either.
+
+    With ``low_n_fft`` set (samples, longer than ``n_fft``) the masks below
+    ``crossover_hz`` (Hz) come from a ``low_n_fft`` STFT, where the voices' low partials
+    crowd, and those above from the ``n_fft`` one, where vibrato moves the partials
+    (``sfgraph.dsp.stft``: complementary band weights, the two inverse STFTs summed).
+    Latency ``low_n_fft - hop`` samples; symmetric windows only (no ``synthesis``).
     """
 
     type_name = "mask"
@@ -54,6 +60,10 @@ class Mask(Node):
         "section_cents": Param("float", 0.0, "widen each voice estimate's partials like a choir section's "
                                              "(Gaussian standard deviation); 0: as they are",
                                unit="cents", range=(0.0, 100.0)),
+        "low_n_fft": Param("int", None, "STFT window of the masks below crossover_hz (longer than n_fft; "
+                                        "default: one resolution)", unit="samples", range=(32, 32768)),
+        "crossover_hz": Param("float", 600.0, "where the low_n_fft masks hand over to the n_fft ones",
+                              unit="Hz", range=(20.0, 20000.0)),
     }
 
     @classmethod
@@ -73,14 +83,22 @@ class Mask(Node):
             raise PortError("voices", f"rate {float(voices.rate):g} Hz differs from the mixture's "
                                       f"{float(inputs['mix'].rate):g} Hz")
         self.latency = synthesis - self.p.hop
+        if self.p.low_n_fft is not None:
+            check_two_band(self.p.n_fft, self.p.hop, self.p.low_n_fft, self.p.crossover_hz, float(voices.rate),
+                           self.p.synthesis)
+            self.latency = self.p.low_n_fft - self.p.hop
         return {"voices": audio_spec(voices.channels, voices.rate, voices.labels)}
 
     def prepare(self):
         fit = (MixtureFit(self.p.fit_seconds, self.p.fit_iterations, self.p.fit_smoothing_hz)
                if self.p.fit_seconds > 0 else None)
-        self.separator = StreamingMaskSeparator(self.output_specs["voices"].channels, self.p.n_fft, self.p.hop,
-                                                self.p.power, self.p.synthesis, fit,
-                                                float(self.output_specs["voices"].rate), self.p.section_cents)
+        voices, rate = self.output_specs["voices"].channels, float(self.output_specs["voices"].rate)
+        if self.p.low_n_fft is None:
+            self.separator = StreamingMaskSeparator(voices, self.p.n_fft, self.p.hop, self.p.power, self.p.synthesis,
+                                                    fit, rate, self.p.section_cents)
+        else:
+            self.separator = TwoBandMaskSeparator(voices, self.p.n_fft, self.p.low_n_fft, self.p.crossover_hz, rate,
+                                                  self.p.hop, self.p.power, fit, self.p.section_cents)
 
     def reset(self):
         self.separator.reset()

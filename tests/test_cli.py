@@ -118,13 +118,18 @@ def test_separate_graph_builds_every_variant_of_separate():
     assert plain_nodes["net"][1] == {"model": "sfgraph:models/default", "device": "auto"}
     assert plain_nodes["mask"][1]["n_fft"] == 2048 and plain_nodes["mask"][1]["power"] == 1.0
     assert plain_nodes["mask"][1]["fit_seconds"] == 2.0
+    assert plain_nodes["mask"][1]["low_n_fft"] == 4096 and plain_nodes["mask"][1]["crossover_hz"] == 600
     assert "synth_out" not in plain_nodes
+    assert sources(separate_graph("mix.wav", "f0_dir", low_n_fft=0))[0]["mask"][1]["low_n_fft"] is None
+    assert sources(separate_graph("mix.wav", "f0_dir", low_n_fft=8192))[0]["mask"][1]["low_n_fft"] == 8192
 
     nodes, connections = sources(separate_graph("mix.wav", "chorale.MID", model="mine/", synth=True, power=2,
                                                 n_fft=4096, mask_fit=0, device="cpu"))
     assert nodes["f0"] == ("f0_score", {"path": "chorale.MID", "align_to": "mix.wav"})
     assert nodes["net"][1] == {"model": "mine/", "device": "cpu"}
-    assert nodes["mask"][1] == {**plain_nodes["mask"][1], "n_fft": 4096, "power": 2, "fit_seconds": 0}
+    # a mask STFT as long as the low band's: that size throughout
+    assert nodes["mask"][1] == {**plain_nodes["mask"][1], "n_fft": 4096, "power": 2, "fit_seconds": 0,
+                                "low_n_fft": None}
     assert nodes["synth_out"] == ("file_out", {"path": "synth/{label}.wav"})
     assert connections == plain_connections + ["synth.voices -> synth_out.audio"]
 
@@ -135,6 +140,8 @@ def test_separate_graph_builds_every_variant_of_separate():
     assert nodes["refine"][0] == "f0_refine"
     assert nodes["net"][1] == nodes["net2"][1] == {"model": "sfgraph:models/default", "device": "cpu"}
     assert nodes["mask"][1]["fit_seconds"] == nodes["mask2"][1]["fit_seconds"] == 0
+    # two resolutions for the separation written; the first pass, which feeds the refinement, keeps one
+    assert "low_n_fft" not in nodes["mask"][1] and nodes["mask2"][1]["low_n_fft"] == 4096
     # the first pass separates for the refinement, the second for the output
     assert {"mix.audio -> f0.mix", "mask.voices -> refine.voices", "f0.f0 -> refine.f0", "refine.f0 -> net2.f0",
             "refine.f0 -> synth2.f0", "mask2.voices -> out.audio", "synth2.voices -> synth_out.audio",

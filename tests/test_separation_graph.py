@@ -53,6 +53,27 @@ def test_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path, synthes
         np.testing.assert_allclose(out[0], expected[j], atol=1e-5)
 
 
+def test_two_resolution_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path):
+    """``low_n_fft``: the graph's latency is the longer STFT's, and the render, with it
+    removed, equals the whole-signal function."""
+    t = np.arange(16000 * 2 + 77) / 16000
+    stems = np.stack([0.3 * np.sin(2 * np.pi * f * t) for f in (523.0, 196.0, 185.0)])
+    mix = stems.sum(axis=0)
+    write_wav(tmp_path / "mix.wav", mix, 16000)
+    write_wav(tmp_path / "stems.wav", stems, 16000)
+    text = ORACLE.replace("synthesis: SYNTHESIS, fit_seconds: FIT,\n", "fit_seconds: 2.0,\n").replace(
+        "section_cents: CENTS", "section_cents: 0, low_n_fft: 4096, crossover_hz: 600")
+    graph = build_graph(load_graph_decl(str(graph_file(text))), output_dir=tmp_path)
+    assert graph.total_latency() * 16000 == 4096 - 256
+    render(graph, progress=False)
+    expected = mask_separate(mix.astype(np.float32), stems.astype(np.float32), 2048, 256, 1.0, None, MixtureFit(),
+                             16000, low_n_fft=4096, crossover_hz=600)
+    for j in range(3):
+        out, _ = read_wav(tmp_path / "sep" / f"ch{j}.wav")
+        assert out.shape[-1] == mix.size
+        np.testing.assert_allclose(out[0], expected[j], atol=1e-5)
+
+
 def test_f0_files_source_follows_the_audio_duration(graph_file, tmp_path):
     folder = tmp_path / "f0"
     folder.mkdir()
@@ -125,7 +146,8 @@ def test_separate_on_the_demo_clip_equals_the_whole_signal_mask(tmp_path):
     by hop slices, the mixture fit frame by frame); on the bundled demo clip its voices equal
     ``mask_separate`` applied at once
     to the mixture and the synthesized voices it wrote (but for the last window, where the
-    stream sees the voices the synthesizer goes on making past the end, and the files hold zeros)."""
+    stream sees the voices the synthesizer goes on making past the end, and the files hold zeros;
+    below 600 Hz the masks are a 4096-sample STFT's, above it a 2048-sample one's)."""
     from sfgraph.cli import main
     from sfgraph.resources import resolve_resource
 
@@ -135,10 +157,11 @@ def test_separate_on_the_demo_clip_equals_the_whole_signal_mask(tmp_path):
     mix, _ = read_wav(demo / "mix.wav")
     voices = ("soprano", "alto", "tenor", "bass")
     synth = np.concatenate([read_wav(tmp_path / "synth" / f"{voice}.wav")[0] for voice in voices])
-    expected = mask_separate(mix[0], synth, 2048, 256, 1.0, fit=MixtureFit(), sample_rate=16000)
+    expected = mask_separate(mix[0], synth, 2048, 256, 1.0, fit=MixtureFit(), sample_rate=16000, low_n_fft=4096,
+                             crossover_hz=600)
     for j, voice in enumerate(voices):
         out, _ = read_wav(tmp_path / f"{voice}.wav")
-        np.testing.assert_allclose(out[0, :-2048], expected[j, :-2048], atol=1e-4)
+        np.testing.assert_allclose(out[0, :-4096], expected[j, :-4096], atol=1e-4)
 
 
 SYNTH = """\

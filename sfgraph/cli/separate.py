@@ -19,7 +19,8 @@ SCORE_SUFFIXES = (".mid", ".midi", ".musicxml", ".xml", ".mxl")
 
 
 def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[str] | None = None,
-                   synth: bool = False, power: float = 1.0, n_fft: int = 2048, mask_fit: float = 2.0,
+                   synth: bool = False, power: float = 1.0, n_fft: int = 2048, low_n_fft: int | None = None,
+                   mask_fit: float = 2.0,
                    device: str = "auto", section_cents: float | None = None, synth_noise: float | None = None,
                    basic_pitch: float | None = None):
     """The ``separate`` graph declaration for one recording.
@@ -30,7 +31,10 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
     refined on a first separation, in graphs/separate_auto.yaml, the refined F0 also
     written to ``f0/<voice>.csv``. ``model``: a model
     folder instead of the bundled one; ``synth``: also write the synthesized voices to
-    ``synth/<voice>.wav``; ``power``, ``n_fft``: the masks' exponent and STFT size; ``mask_fit``:
+    ``synth/<voice>.wav``; ``power``, ``n_fft``: the masks' exponent and STFT size;
+    ``low_n_fft``: the STFT size of the written separation's masks below their crossover
+    (None: the graph's, 4096, or ``n_fft`` throughout if that is as long; 0: ``n_fft``
+    throughout); ``mask_fit``:
     the memory in seconds of the voices' fit to the mixture before masking (0: none);
     ``section_cents``, ``synth_noise``: the masks' section width and the synthesized
     voices' noise scale (of the separation written; ``--f0 auto``'s first pass masks with
@@ -70,6 +74,11 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
         decl.node(name).set_param("power", power)
         decl.node(name).set_param("n_fft", n_fft)
         decl.node(name).set_param("fit_seconds", mask_fit)
+        if "low_n_fft" in decl.node(name).params:  # the written separation's masks
+            if low_n_fft is not None:
+                decl.node(name).set_param("low_n_fft", low_n_fft or None)
+            elif decl.node(name).params["low_n_fft"] <= n_fft:  # an --n-fft as long: that size throughout
+                decl.node(name).set_param("low_n_fft", None)
         if "section_cents" in settings:
             decl.node(name).set_param("section_cents", settings["section_cents"])
     if auto:  # the F0 the voices were separated with, to check or to reuse (--f0 OUTPUT/f0)
@@ -115,7 +124,8 @@ def run_separate(args) -> int:
     output = output_folder(args.output)
     decl = separate_graph(args.mix, args.f0, model=args.model,
                           ranges=[r.strip() for r in args.ranges.split(",")] if args.ranges else None,
-                          synth=args.synth, power=args.power, n_fft=args.n_fft, mask_fit=args.mask_fit,
+                          synth=args.synth, power=args.power, n_fft=args.n_fft, low_n_fft=args.low_n_fft,
+                          mask_fit=args.mask_fit,
                           device=args.device, section_cents=args.section_cents, synth_noise=args.synth_noise,
                           basic_pitch=args.basic_pitch)
     peaks = None
@@ -261,6 +271,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--synth", action="store_true", help="also write the synthesized voices to synth/<voice>.wav")
     p.add_argument("--power", type=float, default=1.0, help="mask exponent: 1 magnitude ratio (default), 2 power")
     p.add_argument("--n-fft", type=int, default=2048, help="mask STFT size in samples (hop 256)")
+    p.add_argument("--low-n-fft", type=int, metavar="SAMPLES",
+                   help="mask STFT size below 600 Hz, longer than --n-fft (default 4096; 0: --n-fft throughout; "
+                        "see README, 'Two resolutions')")
     p.add_argument("--mask-fit", type=float, default=2.0, metavar="SECONDS",
                    help="fit the voices to the mixture before masking, with this memory in seconds "
                         "(default 2; 0: masks straight from the synthesized voices)")

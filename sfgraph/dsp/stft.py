@@ -20,6 +20,16 @@ Masks come straight from the voice estimates (``ratio_masks``) or, with a
 ``MixtureFit``, from the voices first corrected by the mixture (``sfgraph.dsp.mask_fit``);
 ``section_cents`` > 0 first widens each voice estimate's partials like a choir section's
 (``sfgraph.dsp.section_width``).
+
+Two resolutions (``low_n_fft``): below ``crossover_hz`` the masks come from a longer STFT
+(e.g. 4096 samples, 256 ms at 16 kHz) and above it from ``n_fft``'s. Low down the
+partials of four voices crowd within a few bins of each other and a longer window
+resolves them; higher up partials move with vibrato (their movement grows with the
+harmonic number) and a shorter window follows them. Each resolution masks the whole
+mixture and weights its masks by its band (``crossover_weights``: ``w(f) = 1 / (1 +
+(f / crossover_hz)^8)`` below, ``1 - w(f)`` above, so masks of ones give back the
+mixture); the two inverse STFTs are summed, the shorter one delayed to the longer one's
+latency when streaming.
 """
 from __future__ import annotations
 
@@ -109,9 +119,29 @@ def ratio_masks(voice_spectra: np.ndarray, power: float = 1.0, eps: float = 1e-8
     return weights / (weights.sum(axis=0, keepdims=True) + eps)
 
 
+def crossover_weights(n_fft: int, sample_rate: float, crossover_hz: float) -> np.ndarray:
+    """The low band's weight at each of the ``n_fft // 2 + 1`` bins: ``1 / (1 + (f / crossover_hz)^8)``
+    (0.5 at the crossover, 0.9 and 0.1 at 0.76 and 1.32 times it); the high band's is one minus it."""
+    frequencies = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+    return 1.0 / (1.0 + (frequencies / crossover_hz) ** 8)
+
+
+def check_two_band(n_fft: int, hop: int, low_n_fft: int, crossover_hz: float, sample_rate: float,
+                   synthesis: int | None = None) -> None:
+    """Raise ``ValueError`` for a second resolution that cannot be made (see the module)."""
+    if low_n_fft <= n_fft or low_n_fft % hop:
+        raise ValueError(f"low_n_fft ({low_n_fft}) must be longer than n_fft ({n_fft}) and a multiple of hop ({hop})")
+    if synthesis is not None and synthesis != n_fft:
+        raise ValueError("low_n_fft needs the symmetric windows: leave synthesis unset (the low-delay windows "
+                         "are for live graphs, where a longer window's latency is what they avoid)")
+    if not 0 < crossover_hz < sample_rate / 2:
+        raise ValueError(f"crossover_hz must be between 0 and {sample_rate / 2:g} Hz (Nyquist), got {crossover_hz:g}")
+
+
 def mask_separate(mix: np.ndarray, voices: np.ndarray, n_fft: int = 2048, hop: int = 256,
                   power: float = 1.0, synthesis: int | None = None, fit: MixtureFit | None = None,
-                  sample_rate: float | None = None, section_cents: float = 0.0) -> np.ndarray:
+                  sample_rate: float | None = None, section_cents: float = 0.0,
+                  low_n_fft: int | None = None, crossover_hz: float = 600.0) -> np.ndarray:
     """Separate ``mix`` (samples,) with masks from estimated ``voices`` (V, samples).
 
     Returns (V, samples) float32: voice j is the mixture's STFT times
@@ -119,23 +149,44 @@ def mask_separate(mix: np.ndarray, voices: np.ndarray, n_fft: int = 2048, hop: i
     oracle ratio mask. ``synthesis``: see ``window_pair``. ``fit``: first correct the
     voices by the mixture (``sfgraph.dsp.mask_fit``; needs ``sample_rate`` in Hz).
     ``section_cents``: first widen each voice's partials by that many cents
-    (``sfgraph.dsp.section_width``; 0: as they are).
+    (``sfgraph.dsp.section_width``; 0: as they are). ``low_n_fft``: below
+    ``crossover_hz`` (Hz; needs ``sample_rate``) the masks of a ``low_n_fft`` STFT (see
+    the module; None: one resolution).
     """
+    mix = np.asarray(mix, dtype=np.float64)
+    voices = np.asarray(voices, dtype=np.float64)
+    if low_n_fft is None:
+        return _masked(mix, voices, n_fft, hop, power, synthesis, fit, sample_rate, section_cents).astype(np.float32)
+    rate = _rate(sample_rate, "two resolutions need the sample rate (the crossover is in Hz)")
+    check_two_band(n_fft, hop, low_n_fft, crossover_hz, rate, synthesis)
+    low = crossover_weights(low_n_fft, rate, crossover_hz)
+    high = 1.0 - crossover_weights(n_fft, rate, crossover_hz)
+    return (_masked(mix, voices, low_n_fft, hop, power, None, fit, rate, section_cents, low)
+            + _masked(mix, voices, n_fft, hop, power, None, fit, rate, section_cents, high)).astype(np.float32)
+
+
+def _masked(mix, voices, n_fft, hop, power, synthesis, fit, sample_rate, section_cents, band=None) -> np.ndarray:
+    """One resolution of ``mask_separate``, float64; ``band``: weights of its masks per bin."""
     analysis, synthesis_window = window_pair(n_fft, hop, synthesis)
-    mix_spec = stft(np.asarray(mix, dtype=np.float64), n_fft, hop, window=analysis)
-    voice_mag = SectionWidth(n_fft, section_cents).widen(
-        np.abs(stft(np.asarray(voices, dtype=np.float64), n_fft, hop, window=analysis)))
+    mix_spec = stft(mix, n_fft, hop, window=analysis)
+    voice_mag = SectionWidth(n_fft, section_cents).widen(np.abs(stft(voices, n_fft, hop, window=analysis)))
     if fit is None:
         masks = ratio_masks(voice_mag, power)
     else:
         masks = fit_masks(np.abs(mix_spec), voice_mag, n_fft, hop, _fit_rate(sample_rate), fit, power)
-    return istft(masks * mix_spec[None], n_fft, hop, mix.shape[-1], window=synthesis_window).astype(np.float32)
+    if band is not None:
+        masks = masks * band
+    return istft(masks * mix_spec[None], n_fft, hop, mix.shape[-1], window=synthesis_window)
+
+
+def _rate(sample_rate: float | None, why: str) -> float:
+    if sample_rate is None:
+        raise ValueError(why)
+    return sample_rate
 
 
 def _fit_rate(sample_rate: float | None) -> float:
-    if sample_rate is None:
-        raise ValueError("a mixture fit needs the sample rate (its memory is in seconds, its smoothing in Hz)")
-    return sample_rate
+    return _rate(sample_rate, "a mixture fit needs the sample rate (its memory is in seconds, its smoothing in Hz)")
 
 
 class StreamingMaskSeparator:
@@ -143,7 +194,8 @@ class StreamingMaskSeparator:
     voices ``latency`` samples later (``synthesis - hop``; ``n_fft - hop`` by default).
 
     ``process(mix, voices)``: mix (samples,), voices (V, samples), samples a multiple
-    of ``hop``; returns (V, samples) float32.
+    of ``hop``; returns (V, samples) float32. ``band``: weights of the masks per bin
+    (``n_fft // 2 + 1``; one resolution of ``TwoBandMaskSeparator``), None for none.
 
     The STFT runs in float32 on scipy's FFT (the mixture fit in float64, as in
     ``mask_separate``): numpy's FFT works in float64 (its float32 transform was slower
@@ -154,8 +206,9 @@ class StreamingMaskSeparator:
 
     def __init__(self, n_voices: int, n_fft: int = 2048, hop: int = 256, power: float = 1.0,
                  synthesis: int | None = None, fit: MixtureFit | None = None, sample_rate: float | None = None,
-                 section_cents: float = 0.0):
+                 section_cents: float = 0.0, band: np.ndarray | None = None):
         self.n_voices, self.n_fft, self.hop, self.power = n_voices, n_fft, hop, power
+        self.band = None if band is None else np.asarray(band, np.float32)
         self.width = SectionWidth(n_fft, section_cents)
         self.fit = None if fit is None else StreamingMixtureFit(n_voices, n_fft, hop, _fit_rate(sample_rate), fit)
         self.span = n_fft if synthesis is None else synthesis  # samples each frame writes, at its end
@@ -195,6 +248,8 @@ class StreamingMaskSeparator:
             masks = ratio_masks(voice_mag, self.power)
         else:
             masks = self.fit.masks(np.abs(spectra[0]), voice_mag, self.power)
+        if self.band is not None:
+            masks = masks * self.band
         pieces = fft.irfft(masks.astype(np.float32, copy=False) * spectra[0], n=self.n_fft, axis=-1)
         pieces = pieces[..., self.n_fft - self.span:] * self.synthesis
         out = np.empty((self.n_voices, self.latency + n), np.float32)
@@ -204,3 +259,34 @@ class StreamingMaskSeparator:
             out[:, i * self.hop:i * self.hop + n] += pieces[..., i * self.hop:(i + 1) * self.hop].reshape(-1, n)
         self.overlap = out[:, n:].copy()
         return out[:, :n]
+
+
+class TwoBandMaskSeparator:
+    """``mask_separate`` with ``low_n_fft`` on a stream: the masks of a ``low_n_fft`` STFT
+    below ``crossover_hz`` and of an ``n_fft`` one above (see the module), the separated
+    voices ``latency`` = ``low_n_fft - hop`` samples later. ``process`` and ``reset`` as
+    ``StreamingMaskSeparator``'s; the settings of both resolutions as its.
+    """
+
+    def __init__(self, n_voices: int, n_fft: int, low_n_fft: int, crossover_hz: float, sample_rate: float,
+                 hop: int = 256, power: float = 1.0, fit: MixtureFit | None = None, section_cents: float = 0.0):
+        check_two_band(n_fft, hop, low_n_fft, crossover_hz, sample_rate)
+        self.low = StreamingMaskSeparator(n_voices, low_n_fft, hop, power, None, fit, sample_rate, section_cents,
+                                          crossover_weights(low_n_fft, sample_rate, crossover_hz))
+        self.high = StreamingMaskSeparator(n_voices, n_fft, hop, power, None, fit, sample_rate, section_cents,
+                                           1.0 - crossover_weights(n_fft, sample_rate, crossover_hz))
+        self.latency = self.low.latency
+        self.reset()
+
+    def reset(self) -> None:
+        self.low.reset()
+        self.high.reset()
+        # the high band's output waits for the low band's, which comes low_n_fft - n_fft samples later
+        self.delayed = np.zeros((self.low.n_voices, self.low.latency - self.high.latency), np.float32)
+
+    def process(self, mix: np.ndarray, voices: np.ndarray) -> np.ndarray:
+        low = self.low.process(mix, voices)
+        high = np.concatenate([self.delayed, self.high.process(mix, voices)], axis=1)
+        n = low.shape[-1]
+        self.delayed = high[:, n:]
+        return low + high[:, :n]
