@@ -3,12 +3,15 @@ alone and beside CPU hogs.
 
     python benchmarks/bench_separate.py [--lengths 1 60 600] [--hogs 1 2] [--train-steps 4]
                                         [--adapt-steps 4] [--python PYTHON] [--json results.json]
+                                        [--baseline-options "--low-n-fft 0"]
 
 Mixtures are the bundled demo quartet (10 s, with its F0 files) tiled to each length.
 Each ``sfgraph separate`` runs as its own process (start-up, model load and Numba's
 cached kernels included) after one warm-up run; the table gives wall seconds, the
 real-time factor (audio seconds per wall second), CPU seconds (what a busy machine
-changes least) and the process's peak memory.
+changes least) and the process's peak memory; with ``--baseline-options``, each length
+runs again with those options right after, and the table gives the ratios (e.g. the
+two-resolution masks against one STFT: ``--baseline-options "--low-n-fft 0"``).
 
 Then four jobs run alone and beside each count of ``--hogs`` busy processes (each in a
 session of its own, as another user's job; default 1 and 2, i.e. one per core here), and
@@ -88,9 +91,9 @@ def timed(command: list[str]) -> tuple[float, float, float]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def separate(python: list[str], item: Path, output: Path) -> tuple[float, float, float]:
+def separate(python: list[str], item: Path, output: Path, options: tuple[str, ...] = ()) -> tuple[float, float, float]:
     return timed([*python, "-m", "sfgraph", "separate", str(item / "mix.wav"), "--f0", str(item / "f0"),
-                  "-o", str(output), "-q"])
+                  "-o", str(output), "-q", *options])
 
 
 def render_choir_fx(python: list[str], item: Path, output: Path) -> float:
@@ -163,11 +166,13 @@ def with_others_busy(job, hogs: Hogs | None = None) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=float, nargs="+", default=[1, 60, 600], help="mixture seconds")
-    parser.add_argument("--hogs", type=int, nargs="+", default=[1, 2], help="counts of busy processes beside the "
-                                                                            "loaded runs")
+    parser.add_argument("--hogs", type=int, nargs="*", default=[1, 2], help="counts of busy processes beside the "
+                                                                            "loaded runs (none: no loaded runs)")
     parser.add_argument("--train-steps", type=int, default=4, help="training steps per measurement (0: none)")
     parser.add_argument("--adapt-steps", type=int, default=4, help="adaptation steps per measurement (0: none)")
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs sfgraph (split on spaces)")
+    parser.add_argument("--baseline-options", help="also run each separate with these options (split on spaces, "
+                                                   "e.g. '--low-n-fft 0'), right after it, and give the ratios")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     python = args.python.split()
@@ -182,37 +187,46 @@ def main() -> None:
         tmp = Path(tmp)
         items = {seconds: tiled_item(seconds, tmp / f"mix_{seconds:g}s") for seconds in args.lengths}
         separate(python, items[min(args.lengths)], tmp / "warm-up")
-        print(f"{'separate':>12} {'wall s':>8} {'x real time':>12} {'CPU s':>8} {'peak MB':>8}")
+        baseline = tuple(args.baseline_options.split()) if args.baseline_options else None
+        print(f"{'separate':>12} {'wall s':>8} {'x real time':>12} {'CPU s':>8} {'peak MB':>8}"
+              + ("" if baseline is None else f"  against {' '.join(baseline)}: wall, CPU, peak memory ratios"))
         results["separate"] = {}
         for seconds, item in items.items():
             wall, cpu, peak = separate(python, item, tmp / "out")
             results["separate"][seconds] = {"wall_s": wall, "real_time_factor": seconds / wall, "cpu_s": cpu,
                                             "peak_mb": peak}
-            print(f"{seconds:>11g}s {wall:8.2f} {seconds / wall:12.1f} {cpu:8.2f} {peak:8.0f}")
-        minute = items[60.0] if 60.0 in items else tiled_item(60.0, tmp / "mix_60s")
-        jobs = {"separate 60 s, s": lambda: separate(python, minute, tmp / "out")[0],
-                "render choir_fx 60 s, s": lambda: render_choir_fx(python, minute, tmp / "out")}
-        if args.train_steps:
-            dataset = demo_dataset(tmp / "train")
-            jobs["train, s/step"] = lambda: train_seconds_per_step(python, dataset, tmp / "model", args.train_steps)
-        if args.adapt_steps:
-            recording = tiled_item(20.0, tmp / "recording")
-            jobs["--adapt, s/step"] = lambda: adapt_seconds_per_step(python, recording, tmp / "adapted",
-                                                                     args.adapt_steps)
-        header = "".join(f" {f'{n} hog(s)':>10} {'ratio':>6} {'others':>6}" for n in args.hogs)
-        print(f"\n{'job':>24} {'alone':>8} {'others':>6}{header}   (others: cores other processes kept busy)")
-        results["under_load"] = {}
-        for name, job in jobs.items():
-            alone, others_alone = with_others_busy(job)
-            row = {"alone": alone, "others_busy_alone": others_alone}
-            line = f"{name:>24} {alone:8.2f} {others_alone:6.2f}"
-            for hogs in args.hogs:
-                with Hogs(hogs) as running:
-                    loaded, others_loaded = with_others_busy(job, running)
-                row[f"hogs_{hogs}"] = {"time": loaded, "ratio": loaded / alone, "others_busy": others_loaded}
-                line += f" {loaded:10.2f} {loaded / alone:6.2f} {others_loaded:6.2f}"
-            results["under_load"][name] = row
-            print(line, flush=True)
+            line = f"{seconds:>11g}s {wall:8.2f} {seconds / wall:12.1f} {cpu:8.2f} {peak:8.0f}"
+            if baseline is not None:
+                base_wall, base_cpu, base_peak = separate(python, item, tmp / "out", baseline)
+                results["separate"][seconds]["baseline"] = {"options": list(baseline), "wall_s": base_wall,
+                                                            "cpu_s": base_cpu, "peak_mb": base_peak}
+                line += f"  {wall / base_wall:5.2f}x {cpu / base_cpu:5.2f}x {peak / base_peak:5.2f}x"
+            print(line)
+        if args.hogs:  # the loaded runs
+            minute = items[60.0] if 60.0 in items else tiled_item(60.0, tmp / "mix_60s")
+            jobs = {"separate 60 s, s": lambda: separate(python, minute, tmp / "out")[0],
+                    "render choir_fx 60 s, s": lambda: render_choir_fx(python, minute, tmp / "out")}
+            if args.train_steps:
+                dataset = demo_dataset(tmp / "train")
+                jobs["train, s/step"] = lambda: train_seconds_per_step(python, dataset, tmp / "model", args.train_steps)
+            if args.adapt_steps:
+                recording = tiled_item(20.0, tmp / "recording")
+                jobs["--adapt, s/step"] = lambda: adapt_seconds_per_step(python, recording, tmp / "adapted",
+                                                                         args.adapt_steps)
+            header = "".join(f" {f'{n} hog(s)':>10} {'ratio':>6} {'others':>6}" for n in args.hogs)
+            print(f"\n{'job':>24} {'alone':>8} {'others':>6}{header}   (others: cores other processes kept busy)")
+            results["under_load"] = {}
+            for name, job in jobs.items():
+                alone, others_alone = with_others_busy(job)
+                row = {"alone": alone, "others_busy_alone": others_alone}
+                line = f"{name:>24} {alone:8.2f} {others_alone:6.2f}"
+                for hogs in args.hogs:
+                    with Hogs(hogs) as running:
+                        loaded, others_loaded = with_others_busy(job, running)
+                    row[f"hogs_{hogs}"] = {"time": loaded, "ratio": loaded / alone, "others_busy": others_loaded}
+                    line += f" {loaded:10.2f} {loaded / alone:6.2f} {others_loaded:6.2f}"
+                results["under_load"][name] = row
+                print(line, flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
