@@ -3,7 +3,7 @@
     python examples/room_variants.py DATASET OUT (--gain-db DB | --snr-db DB | --reverb ROOM)
 
 Every item of DATASET (``mix.wav``, ``stems/<voice>.wav``, ``f0/<voice>.csv``) is written to
-OUT with the same F0 files (the dry singers' F0) and
+OUT (32-bit float, each file atomically) with the same F0 files (the dry singers' F0) and
 
 - ``--gain-db DB``: every stem and the mixture scaled by DB (negative: a quieter recording;
   a positive gain can take a peak-normalised mixture past full scale);
@@ -23,8 +23,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from pedalboard import Reverb
+
+from sfgraph.data.audio import read_mono, write_wav
 
 
 def reverberant(x: np.ndarray, rate: int, room_size: float) -> np.ndarray:
@@ -53,17 +54,18 @@ def main() -> None:
         shutil.copytree(item / "f0", out / "f0", dirs_exist_ok=True)
         mix = None
         for path in sorted((item / "stems").glob("*.wav")):
-            stem, rate = sf.read(path, dtype="float64")
+            stem, rate = read_mono(path)
+            stem = stem.astype(np.float64)
             if args.gain_db is not None:
                 stem = stem * 10 ** (args.gain_db / 20)
             if args.reverb is not None:
                 stem = reverberant(stem, rate, args.reverb)
-            sf.write(out / "stems" / path.name, stem, rate, subtype="FLOAT")
+            write_wav(out / "stems" / path.name, stem, rate)
             mix = stem if mix is None else mix + stem
         if args.snr_db is not None:
             noise = rng.standard_normal(mix.size)
             mix = mix + noise * np.sqrt(np.mean(mix ** 2) / np.mean(noise ** 2)) * 10 ** (-args.snr_db / 20)
-        sf.write(out / "mix.wav", mix, rate, subtype="FLOAT")
+        write_wav(out / "mix.wav", mix, rate)
         print(out)
 
 

@@ -21,6 +21,20 @@ from sfgraph.evaluation.scoring import si_sdr_db
 CONFIGS = [(2048, 256, None), (1024, 256, None), (2048, 256, 512), (1536, 192, 384), (2048, 128, 384)]
 
 
+def stream(separator, mix, voices, hop, sizes):
+    """``separator``'s output for ``mix`` and ``voices`` pushed in blocks of ``sizes`` in
+    turn (whole hops), then zeros to flush it, with its latency removed."""
+    pad = separator.latency + 4 * hop
+    mix_in = np.concatenate([mix, np.zeros(pad)])
+    voices_in = np.concatenate([voices, np.zeros((voices.shape[0], pad))], axis=1)
+    blocks, start = [], 0
+    while start + hop <= mix_in.size:
+        size = min(sizes[len(blocks) % len(sizes)], (mix_in.size - start) // hop * hop)
+        blocks.append(separator.process(mix_in[start:start + size], voices_in[:, start:start + size]))
+        start += size
+    return np.concatenate(blocks, axis=1)[:, separator.latency:separator.latency + mix.size]
+
+
 @pytest.mark.parametrize("n_fft, hop, synthesis", CONFIGS)
 def test_analysis_then_synthesis_reconstructs_the_signal(n_fft, hop, synthesis):
     x = np.random.default_rng(0).standard_normal(5000)
@@ -42,12 +56,7 @@ def test_streaming_separator_equals_the_whole_signal_after_its_latency(n_fft, ho
     separator = StreamingMaskSeparator(3, n_fft, hop, synthesis=synthesis, fit=fit, sample_rate=16000,
                                        section_cents=section_cents)
     assert separator.latency == (synthesis or n_fft) - hop
-    pad = separator.latency + 4 * hop
-    mix_in = np.concatenate([mix, np.zeros(pad)])
-    voices_in = np.concatenate([voices, np.zeros((3, pad))], axis=1)
-    blocks = [separator.process(mix_in[i:i + 2 * hop], voices_in[:, i:i + 2 * hop])
-              for i in range(0, mix_in.size - 2 * hop + 1, 2 * hop)]
-    streamed = np.concatenate(blocks, axis=1)[:, separator.latency:separator.latency + mix.size]
+    streamed = stream(separator, mix, voices, hop, [2 * hop])
     np.testing.assert_allclose(streamed, whole[:, :streamed.shape[1]], atol=1e-5)
 
 
@@ -91,15 +100,7 @@ def test_two_band_streaming_separator_equals_the_whole_signal_after_its_latency(
                           low_n_fft=4096, crossover_hz=800)
     separator = TwoBandMaskSeparator(3, 1024, 4096, 800.0, 16000.0, 256, fit=fit, section_cents=12.0)
     assert separator.latency == 4096 - 256
-    pad = separator.latency + 4 * 256
-    mix_in = np.concatenate([mix, np.zeros(pad)])
-    voices_in = np.concatenate([voices, np.zeros((3, pad))], axis=1)
-    sizes, blocks, start = [256, 1792, 768, 4096], [], 0
-    while start + 256 <= mix_in.size:
-        size = min(sizes[len(blocks) % len(sizes)], (mix_in.size - start) // 256 * 256)
-        blocks.append(separator.process(mix_in[start:start + size], voices_in[:, start:start + size]))
-        start += size
-    streamed = np.concatenate(blocks, axis=1)[:, separator.latency:separator.latency + mix.size]
+    streamed = stream(separator, mix, voices, 256, [256, 1792, 768, 4096])
     np.testing.assert_allclose(streamed, whole[:, :streamed.shape[1]], atol=1e-5)
 
 

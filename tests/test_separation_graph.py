@@ -20,7 +20,7 @@ nodes:
   - {id: mix, type: file_in, params: {path: mix.wav}}
   - {id: stems, type: file_in, params: {path: stems.wav}}
   - {id: mask, type: mask, params: {n_fft: 2048, hop: 256, power: 1, synthesis: SYNTHESIS, fit_seconds: FIT,
-                                    section_cents: CENTS}}
+                                    section_cents: CENTS, low_n_fft: LOW, crossover_hz: 600}}
   - {id: out, type: file_out, params: {path: "sep/{label}.wav"}}
 connections:
   - mix.audio -> mask.mix
@@ -29,9 +29,14 @@ connections:
 """
 
 
-@pytest.mark.parametrize("fit_seconds, section_cents", [(0.0, 0.0), (2.0, 0.0), (2.0, 12.0)])
-@pytest.mark.parametrize("synthesis", [None, 512])
-def test_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path, synthesis, fit_seconds, section_cents):
+@pytest.mark.parametrize("fit_seconds, section_cents, synthesis, low_n_fft",
+                         [(0.0, 0.0, None, None), (2.0, 0.0, None, None), (2.0, 12.0, None, None),
+                          (0.0, 0.0, 512, None), (2.0, 0.0, 512, None), (2.0, 12.0, 512, None),
+                          (2.0, 0.0, None, 4096)])
+def test_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path, synthesis, fit_seconds, section_cents,
+                                                   low_n_fft):
+    """The render, its latency removed, equals the whole-signal function; ``low_n_fft``: the
+    graph's latency is the longer STFT's."""
     rng = np.random.default_rng(0)
     t = np.arange(16000 * 2 + 77) / 16000
     stems = np.stack([0.3 * np.sin(2 * np.pi * f * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.7 * t))
@@ -40,34 +45,14 @@ def test_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path, synthes
     write_wav(tmp_path / "mix.wav", mix, 16000)
     write_wav(tmp_path / "stems.wav", stems, 16000)
     path = graph_file(ORACLE.replace("SYNTHESIS", "null" if synthesis is None else str(synthesis))
-                      .replace("FIT", str(fit_seconds)).replace("CENTS", str(section_cents)))
+                      .replace("FIT", str(fit_seconds)).replace("CENTS", str(section_cents))
+                      .replace("LOW", "null" if low_n_fft is None else str(low_n_fft)))
     graph = build_graph(load_graph_decl(str(path)), output_dir=tmp_path)
-    assert graph.total_latency() * 16000 == (synthesis or 2048) - 256
+    assert graph.total_latency() * 16000 == (low_n_fft or synthesis or 2048) - 256
     render(graph, progress=False)
     fit = MixtureFit(seconds=fit_seconds) if fit_seconds else None
     expected = mask_separate(mix.astype(np.float32), stems.astype(np.float32), 2048, 256, 1.0, synthesis, fit, 16000,
-                             section_cents)
-    for j in range(3):
-        out, _ = read_wav(tmp_path / "sep" / f"ch{j}.wav")
-        assert out.shape[-1] == mix.size
-        np.testing.assert_allclose(out[0], expected[j], atol=1e-5)
-
-
-def test_two_resolution_mask_node_in_a_graph_equals_mask_separate(graph_file, tmp_path):
-    """``low_n_fft``: the graph's latency is the longer STFT's, and the render, with it
-    removed, equals the whole-signal function."""
-    t = np.arange(16000 * 2 + 77) / 16000
-    stems = np.stack([0.3 * np.sin(2 * np.pi * f * t) for f in (523.0, 196.0, 185.0)])
-    mix = stems.sum(axis=0)
-    write_wav(tmp_path / "mix.wav", mix, 16000)
-    write_wav(tmp_path / "stems.wav", stems, 16000)
-    text = ORACLE.replace("synthesis: SYNTHESIS, fit_seconds: FIT,\n", "fit_seconds: 2.0,\n").replace(
-        "section_cents: CENTS", "section_cents: 0, low_n_fft: 4096, crossover_hz: 600")
-    graph = build_graph(load_graph_decl(str(graph_file(text))), output_dir=tmp_path)
-    assert graph.total_latency() * 16000 == 4096 - 256
-    render(graph, progress=False)
-    expected = mask_separate(mix.astype(np.float32), stems.astype(np.float32), 2048, 256, 1.0, None, MixtureFit(),
-                             16000, low_n_fft=4096, crossover_hz=600)
+                             section_cents, low_n_fft, 600)
     for j in range(3):
         out, _ = read_wav(tmp_path / "sep" / f"ch{j}.wav")
         assert out.shape[-1] == mix.size

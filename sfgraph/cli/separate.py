@@ -46,7 +46,7 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
     decl = load_graph_decl("separate_auto" if auto else "separate")
     decl.node("mix").set_param("path", mix)
     nets, masks = (("net", "net2"), ("mask", "mask2")) if auto else (("net",), ("mask",))
-    output_synth = "synth2" if auto else "synth"  # the voices of the separation written
+    output_synth, output_mask = ("synth2", "mask2") if auto else ("synth", "mask")  # the separation written
     for name in nets:
         decl.node(name).set_param("device", device)
         if model:
@@ -74,13 +74,13 @@ def separate_graph(mix: str, f0: str, *, model: str | None = None, ranges: list[
         decl.node(name).set_param("power", power)
         decl.node(name).set_param("n_fft", n_fft)
         decl.node(name).set_param("fit_seconds", mask_fit)
-        if "low_n_fft" in decl.node(name).params:  # the written separation's masks
-            if low_n_fft is not None:
-                decl.node(name).set_param("low_n_fft", low_n_fft or None)
-            elif decl.node(name).params["low_n_fft"] <= n_fft:  # an --n-fft as long: that size throughout
-                decl.node(name).set_param("low_n_fft", None)
         if "section_cents" in settings:
             decl.node(name).set_param("section_cents", settings["section_cents"])
+    graph_low_n_fft = decl.node(output_mask).params.get("low_n_fft")
+    if low_n_fft is not None:
+        decl.node(output_mask).set_param("low_n_fft", low_n_fft or None)
+    elif graph_low_n_fft is not None and graph_low_n_fft <= n_fft:  # an --n-fft as long: that size throughout
+        decl.node(output_mask).set_param("low_n_fft", None)
     if auto:  # the F0 the voices were separated with, to check or to reuse (--f0 OUTPUT/f0)
         line = decl.node("out").line
         decl.nodes.append(NodeDecl("f0_out", "f0_out", {"dir": "f0"}, line))

@@ -157,12 +157,13 @@ def mask_separate(mix: np.ndarray, voices: np.ndarray, n_fft: int = 2048, hop: i
     voices = np.asarray(voices, dtype=np.float64)
     if low_n_fft is None:
         return _masked(mix, voices, n_fft, hop, power, synthesis, fit, sample_rate, section_cents).astype(np.float32)
-    rate = _rate(sample_rate, "two resolutions need the sample rate (the crossover is in Hz)")
-    check_two_band(n_fft, hop, low_n_fft, crossover_hz, rate, synthesis)
-    low = crossover_weights(low_n_fft, rate, crossover_hz)
-    high = 1.0 - crossover_weights(n_fft, rate, crossover_hz)
-    return (_masked(mix, voices, low_n_fft, hop, power, None, fit, rate, section_cents, low)
-            + _masked(mix, voices, n_fft, hop, power, None, fit, rate, section_cents, high)).astype(np.float32)
+    if sample_rate is None:
+        raise ValueError("two resolutions need the sample rate (the crossover is in Hz)")
+    check_two_band(n_fft, hop, low_n_fft, crossover_hz, sample_rate, synthesis)
+    low = crossover_weights(low_n_fft, sample_rate, crossover_hz)
+    high = 1.0 - crossover_weights(n_fft, sample_rate, crossover_hz)
+    return (_masked(mix, voices, low_n_fft, hop, power, None, fit, sample_rate, section_cents, low)
+            + _masked(mix, voices, n_fft, hop, power, None, fit, sample_rate, section_cents, high)).astype(np.float32)
 
 
 def _masked(mix, voices, n_fft, hop, power, synthesis, fit, sample_rate, section_cents, band=None) -> np.ndarray:
@@ -179,14 +180,10 @@ def _masked(mix, voices, n_fft, hop, power, synthesis, fit, sample_rate, section
     return istft(masks * mix_spec[None], n_fft, hop, mix.shape[-1], window=synthesis_window)
 
 
-def _rate(sample_rate: float | None, why: str) -> float:
-    if sample_rate is None:
-        raise ValueError(why)
-    return sample_rate
-
-
 def _fit_rate(sample_rate: float | None) -> float:
-    return _rate(sample_rate, "a mixture fit needs the sample rate (its memory is in seconds, its smoothing in Hz)")
+    if sample_rate is None:
+        raise ValueError("a mixture fit needs the sample rate (its memory is in seconds, its smoothing in Hz)")
+    return sample_rate
 
 
 class StreamingMaskSeparator:
