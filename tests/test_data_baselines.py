@@ -1,4 +1,5 @@
-"""Baselines on the committed fixture: STFT, oracle masks, mixture floor, F0-informed NMF, and the baseline command."""
+"""Baselines on the committed fixture: STFT, oracle masks, mixture floor, F0-informed NMF, the partials
+ceiling, and the baseline command."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sfgraph.evaluation.baselines import (
     mixture_separate,
     nmf_separate,
     oracle_mask_separate,
+    partials_oracle_separate,
     stft_frame_times,
 )
 from sfgraph.cli import main
@@ -51,16 +53,43 @@ def test_harmonic_combs_peak_at_harmonics_and_vanish_when_unvoiced():
     assert combs[0, :, 0].max() == 0.0  # more than a window away from any voiced frame
 
 
-def test_baselines_rank_oracle_above_nmf_above_mixture(item):
+def test_baselines_rank_oracle_above_partials_above_nmf_above_mixture(item):
     mix, stems = item.load_mix(), item.load_stems()
     oracle = si_sdr_db(stems, oracle_mask_separate(mix, stems, power=1.0)).mean()
     oracle_power = si_sdr_db(stems, oracle_mask_separate(mix, stems, power=2.0)).mean()
+    # the same partials as NMF's combs, their levels from the stems instead of fitted to the mixture
+    partials = si_sdr_db(stems, partials_oracle_separate(mix, stems, item.f0_hz, item.f0_times,
+                                                         item.sample_rate)).mean()
     nmf = si_sdr_db(stems, nmf_separate(mix, item.f0_hz, item.f0_times, item.sample_rate)).mean()
     floor = si_sdr_db(stems, mixture_separate(mix, 4)).mean()
     # Voice Oohs is a single voice per part: the oracle separates it well.
     assert oracle > 10 and oracle_power > 10
-    assert oracle > nmf > floor + 5
+    assert oracle > partials > nmf + 2 > floor + 7
     assert floor < 0
+
+
+def test_partials_ceiling_follows_the_f0_and_its_width_covers_a_section():
+    """Two steady voices, one a section of three singers 30 cents apart: the partials at the
+    true F0s separate both, at swapped F0s neither, and partials as wide as the section's
+    give the section more of itself than sharp ones."""
+    rate, seconds = 16000, 3.0
+    t = np.arange(int(seconds * rate)) / rate
+
+    def tone(hz, partials):
+        return sum(0.05 / k**0.5 * np.sin(2 * np.pi * k * hz * t + k) for k in range(1, partials + 1))
+
+    stems = np.stack([sum(tone(220.0 * 2 ** (c / 1200), 30) for c in (-30, 0, 30)), tone(277.0, 25)])
+    mix = stems.sum(0)
+    times = np.arange(0, seconds, 0.016)
+    f0 = np.stack([np.full(times.size, 220.0), np.full(times.size, 277.0)])
+
+    def scores(f0_hz, spread_cents):
+        return si_sdr_db(stems, partials_oracle_separate(mix, stems, f0_hz, times, rate, spread_cents=spread_cents))
+
+    sharp, wide = scores(f0, 0.0), scores(f0, 30.0)
+    assert sharp.min() > 3 and wide.min() > 3
+    assert wide[0] > sharp[0] + 2
+    assert scores(f0[::-1], 30.0).max() < 0
 
 
 def test_mixture_estimate_is_the_mixture(item):
@@ -74,13 +103,19 @@ def test_baseline_command_writes_estimates_that_eval_reads(tmp_path, capsys):
     for method in ("oracle", "mixture"):
         assert main(["baseline", method, str(FIXTURE), "-o", str(tmp_path / method), "--quiet"]) == 0
     assert main(["baseline", "nmf", str(FIXTURE), "-o", str(tmp_path / "nmf"), "--iterations", "5", "--quiet"]) == 0
+    assert main(["baseline", "partials", str(FIXTURE), "-o", str(tmp_path / "partials"), "--spread-cents", "10",
+                 "--quiet"]) == 0
     for item in load_dataset(FIXTURE):
         for voice in item.voices:
             assert (tmp_path / "nmf" / item.name / f"{voice}.wav").is_file()
-    estimates = [f"--estimates={method}={tmp_path / method}" for method in ("oracle", "nmf", "mixture")]
+    methods = ("oracle", "nmf", "partials", "mixture")
+    estimates = [f"--estimates={method}={tmp_path / method}" for method in methods]
     assert main(["eval", str(FIXTURE), *estimates, "-o", str(tmp_path / "report"), "--quiet"]) == 0
     table = capsys.readouterr().out
-    assert all(method in table for method in ("oracle", "nmf", "mixture"))
+    assert all(method in table for method in methods)
+    with pytest.raises(SystemExit):
+        main(["baseline", "nmf", str(FIXTURE), "-o", str(tmp_path / "x"), "--spread-cents", "-1"])
+    assert "--spread-cents" in capsys.readouterr().err
 
 
 def test_fitted_voices_come_closer_to_the_stems_and_separate(item):

@@ -30,6 +30,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    return value
+
+
 def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
     """The graph to run and ``-p NODE.PARAM=VALUE`` overrides."""
     parser.add_argument("graph", help="graph YAML file, or the name of a shipped graph (see 'sfgraph graphs')")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sfgraph.cli.arguments import HelpFormatter, add_command, positive_float, positive_int
+from sfgraph.cli.arguments import HelpFormatter, add_command, non_negative_float, positive_float, positive_int
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -38,10 +38,10 @@ def run_baseline(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.dataset, voices=model.config.voices, require_stems=True,
                                sample_rate=model.config.voice.sample_rate)
     else:
-        dataset = load_dataset(args.dataset, require_stems=args.method == "oracle")
+        dataset = load_dataset(args.dataset, require_stems=args.method in ("oracle", "partials"))
     power = {"magnitude": 1.0, "power": 2.0}[args.mask]
     separate_dataset(args.method, dataset, args.output, power=power, n_iterations=args.iterations, model=model,
-                     fit_steps=args.steps, progress=not args.quiet)
+                     fit_steps=args.steps, spread_cents=args.spread_cents, progress=not args.quiet)
     print(f"wrote {args.method} estimates of {len(dataset)} items to {args.output}")
     return 0
 
@@ -76,7 +76,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _baseline_arguments(parser: argparse.ArgumentParser) -> None:
-    from sfgraph.evaluation.baselines import BASELINES, FIT_STEPS, NMF_ITERATIONS
+    from sfgraph.evaluation.baselines import BASELINES, FIT_STEPS, NMF_ITERATIONS, SPREAD_CENTS
 
     parser.add_argument("method", choices=BASELINES, help="which baseline")
     parser.add_argument("dataset", type=Path, help="dataset folder")
@@ -85,7 +85,11 @@ def _baseline_arguments(parser: argparse.ArgumentParser) -> None:
         "--mask",
         choices=("magnitude", "power"),
         default="magnitude",
-        help="oracle, nmf, fitted: magnitude-ratio or power-ratio masks",
+        help="oracle, nmf, partials, fitted: magnitude-ratio or power-ratio masks",
+    )
+    parser.add_argument(
+        "--spread-cents", type=non_negative_float, default=SPREAD_CENTS,
+        help="nmf, partials: each partial widened as a section's, by this many cents (standard deviation)",
     )
     parser.add_argument(
         "--iterations", type=positive_int, default=NMF_ITERATIONS, help="nmf: multiplicative-update iterations"
@@ -116,11 +120,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "baseline",
         run_baseline,
         _baseline_arguments,
-        help="run a reference separator on a dataset (oracle masks, F0-informed NMF, fitted voices, mixture)",
+        help="run a reference separator on a dataset (oracle masks, F0-informed NMF, partials, fitted voices, mixture)",
         description=(
             "Write estimates OUTPUT/<item>/<voice>.wav for every item of DATASET, in the layout 'sfgraph eval' reads. "
             "oracle: ratio masks from the true stems (needs stems); "
             "nmf: harmonic-comb NMF from the mixture and the F0 files; "
+            "partials: masks from harmonic combs at the F0s whose every partial's level per frame is read off the "
+            "true stems (needs stems; the ceiling of any voice model that is one harmonic comb per voice); "
             "fitted: masks from the model's synthesizer with every frame's parameters fitted to the true stems "
             "(needs stems; the ceiling of the voice model, about 1 s per step for 20 s of four voices); "
             "mixture: the mixture as every voice (the floor). STFT: Hann 2048, hop 256."

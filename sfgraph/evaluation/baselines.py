@@ -18,6 +18,10 @@ sample ``t * 256 + 256 - 1024``).
   activations and spectral envelopes are fitted to the mixture magnitude by
   multiplicative updates for the KL divergence; the fitted model spectra give
   soft (Wiener-like) masks.
+- ``partials_oracle_separate``: masks from harmonic combs at each voice's F0
+  whose every partial's level per frame is read off the true stem (needs ground
+  truth): the ceiling of voice models that are harmonic combs at one F0 per
+  voice, whatever sets their levels.
 - ``fitted_voices_separate``: masks from source-filter voices whose
   parameters were fitted to the true stems (needs ground truth and a trained
   model to start from; see ``sfgraph.evaluation.fit``): the ceiling of sfgraph's
@@ -45,7 +49,12 @@ FIT_STEPS = 300  # Adam steps of the fitted baseline; the fit still gains a litt
 
 N_FFT = 2048
 NMF_ITERATIONS = 30
-BASELINES = ("oracle", "nmf", "fitted", "mixture")
+SPREAD_CENTS = 30.0  # nmf's and partials' widening of the partials, the best of a grid on Choir Aahs
+BASELINES = ("oracle", "nmf", "partials", "fitted", "mixture")
+# The partials baseline's bumps reach 12 bins each side, so 30-cent partials are cut only far up
+# (16 bins gained 0.02 dB on sections of three); 2000 frames of them take about 40 MB per array.
+_PARTIALS_HALF_WIDTH = 12
+_PARTIALS_CHUNK_FRAMES = 2000
 # Keeps the multiplicative updates and the masks finite where the model is empty.
 _EPS = 1e-12
 
@@ -69,6 +78,33 @@ def mixture_separate(mix: np.ndarray, n_voices: int) -> np.ndarray:
     return np.repeat(np.asarray(mix, dtype=np.float32)[None], n_voices, axis=0)
 
 
+def _partial_bumps(
+    f0: np.ndarray, sample_rate: int, n_fft: int, max_harmonics: int, lobe_bins: float, spread_cents: float,
+    half_width: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each partial of one voice as a Gaussian bump on the STFT bins.
+
+    ``f0``: ``(n_frames,)`` Hz (0 = unvoiced). Returns ``bins`` ``(n_frames,
+    max_harmonics, 2 * half_width + 1)`` int64 and ``values`` of the same
+    shape: partial ``h`` of frame ``t`` covers ``bins[t, h - 1]`` with heights
+    ``values[t, h - 1]`` (peak 1), a Gaussian of ``sqrt(lobe_bins**2 + (h * f0 *
+    spread)**2)`` bins standard deviation at ``h * f0``; heights are 0 for unvoiced
+    frames and for partials too close to Nyquist, whose bins are then clipped in range.
+    """
+    bin_hz = sample_rate / n_fft
+    n_freq = n_fft // 2 + 1
+    spread = 2.0 ** (spread_cents / 1200.0) - 1.0
+    harmonics = np.arange(1, max_harmonics + 1)
+    offsets = np.arange(-half_width, half_width + 1)
+    centres = f0[:, None] * harmonics[None, :] / bin_hz  # (n_frames, n_harmonics) in bins
+    valid = (f0[:, None] > 0) & (centres < n_freq - 1 - half_width)
+    sigma = np.sqrt(lobe_bins**2 + (centres * spread) ** 2)
+    bins = np.round(centres)[..., None] + offsets  # (n_frames, n_harmonics, n_bins)
+    values = np.exp(-0.5 * ((bins - centres[..., None]) / sigma[..., None]) ** 2)
+    values *= valid[..., None] & (bins >= 0)
+    return np.clip(bins, 0, n_freq - 1).astype(np.int64), values
+
+
 def harmonic_combs(
     f0_hz: np.ndarray,
     sample_rate: int,
@@ -76,7 +112,7 @@ def harmonic_combs(
     hop_length: int = HOP_LENGTH,
     max_harmonics: int = 80,
     lobe_bins: float = 0.85,
-    spread_cents: float = 30.0,
+    spread_cents: float = SPREAD_CENTS,
 ) -> np.ndarray:
     """Harmonic combs at each voice's F0, on the STFT grid.
 
@@ -92,29 +128,61 @@ def harmonic_combs(
     """
     n_voices, n_frames = f0_hz.shape
     n_freq = n_fft // 2 + 1
-    bin_hz = sample_rate / n_fft
     reach = (n_fft // 2) // hop_length - 1  # neighbouring frames inside the window
     offsets = np.arange(-reach, reach + 1)
     window_weights = np.cos(np.pi * offsets * hop_length / n_fft) ** 2  # Hann at those offsets
-    harmonics = np.arange(1, max_harmonics + 1)
-    spread = 2.0 ** (spread_cents / 1200.0) - 1.0
-    half_width = 4  # bins each side of a partial's centre that get a value
-    bins = np.arange(-half_width, half_width + 1)
     combs = np.zeros((n_voices, n_freq * n_frames), dtype=np.float64)
     frames = np.arange(n_frames)
     for voice in range(n_voices):
         for offset, weight in zip(offsets, window_weights, strict=True):
             source = np.clip(frames + offset, 0, n_frames - 1)
-            f0 = f0_hz[voice, source]  # (n_frames,)
-            centres = f0[:, None] * harmonics[None, :] / bin_hz  # (n_frames, n_harmonics) in bins
-            valid = (f0[:, None] > 0) & (centres < n_freq - 1 - half_width)
-            sigma = np.sqrt(lobe_bins**2 + (centres * spread) ** 2)
-            target = np.round(centres)[..., None] + bins  # (n_frames, n_harmonics, n_bins)
-            values = weight * np.exp(-0.5 * ((target - centres[..., None]) / sigma[..., None]) ** 2)
-            keep = valid[..., None] & (target >= 0)
-            flat_index = (target * n_frames + frames[:, None, None]).astype(np.int64)
-            combs[voice] += np.bincount(flat_index[keep], weights=values[keep], minlength=n_freq * n_frames)
+            bins, values = _partial_bumps(f0_hz[voice, source], sample_rate, n_fft, max_harmonics, lobe_bins,
+                                          spread_cents, half_width=4)
+            flat_index = bins * n_frames + frames[:, None, None]
+            combs[voice] += np.bincount(flat_index.ravel(), weights=weight * values.ravel(),
+                                        minlength=n_freq * n_frames)
     return combs.reshape(n_voices, n_freq, n_frames).astype(np.float32)
+
+
+def partials_oracle_separate(
+    mix: np.ndarray,
+    stems: np.ndarray,
+    f0_hz: np.ndarray,
+    f0_times: np.ndarray,
+    sample_rate: int,
+    power: float = 1.0,
+    spread_cents: float = SPREAD_CENTS,
+    max_harmonics: int = 80,
+) -> np.ndarray:
+    """Masks from a harmonic model at each voice's F0 whose partials' levels come from the true stems.
+
+    ``mix``: ``(n_samples,)``; ``stems``: ``(n_voices, n_samples)``; ``f0_hz``:
+    ``(n_voices, n_f0_frames)`` Hz at ``f0_times`` (s). Returns ``(n_voices,
+    n_samples)`` float32. Each voice's magnitude spectrogram is modelled as a sum
+    of partial bumps (``_partial_bumps``: the window's main lobe widened by
+    ``spread_cents``, at the frame's own F0, up to ``max_harmonics``), each bump's level in each frame being
+    the least-squares projection of the stem's magnitude onto that bump alone.
+    A reference for how far a separator whose voices are harmonic combs of this
+    shape at one F0 per voice (a learned voice model's, NMF's) can go when its
+    partials' levels are the stems' own: where ``oracle`` bounds any mask and
+    ``fitted`` one trained synthesizer, this bounds the kind of voice model.
+    """
+    mix = np.asarray(mix, dtype=np.float64)
+    spectrum = stft(mix, N_FFT, HOP_LENGTH)  # (n_frames, n_freq)
+    f0_frames = resample_f0(f0_times, f0_hz, stft_frame_times(spectrum.shape[0], sample_rate))
+    voice_models = np.zeros((len(stems),) + spectrum.shape)
+    for voice, stem in enumerate(np.asarray(stems, dtype=np.float64)):
+        magnitude = np.abs(stft(stem, N_FFT, HOP_LENGTH))
+        # a chunk of frames at a time bounds the bump arrays' memory on long recordings
+        for start in range(0, magnitude.shape[0], _PARTIALS_CHUNK_FRAMES):
+            frames = np.arange(start, min(start + _PARTIALS_CHUNK_FRAMES, magnitude.shape[0]))[:, None, None]
+            bins, values = _partial_bumps(f0_frames[voice, frames[:, 0, 0]], sample_rate, N_FFT, max_harmonics,
+                                          0.85, spread_cents, _PARTIALS_HALF_WIDTH)
+            levels = (magnitude[frames, bins] * values).sum(-1) / ((values**2).sum(-1) + _EPS)  # (frames, harmonics)
+            np.add.at(voice_models[voice], (np.broadcast_to(frames, bins.shape), bins), levels[..., None] * values)
+    weighted = np.power(voice_models, power)
+    masks = weighted / (weighted.sum(axis=0, keepdims=True) + _EPS)
+    return istft(masks * spectrum[None], N_FFT, HOP_LENGTH, mix.size).astype(np.float32)
 
 
 def nmf_separate(
@@ -124,7 +192,7 @@ def nmf_separate(
     sample_rate: int,
     n_iterations: int = NMF_ITERATIONS,
     mask_power: float = 1.0,
-    spread_cents: float = 30.0,
+    spread_cents: float = SPREAD_CENTS,
 ) -> np.ndarray:
     """F0-informed NMF separation (learning-free).
 
@@ -179,7 +247,8 @@ def fitted_voices_separate(
 
 
 def separate_item(method: str, item: Item, power: float = 1.0, n_iterations: int = NMF_ITERATIONS,
-                  model: ParamNet | None = None, fit_steps: int = FIT_STEPS) -> np.ndarray:
+                  model: ParamNet | None = None, fit_steps: int = FIT_STEPS,
+                  spread_cents: float = SPREAD_CENTS) -> np.ndarray:
     """Run a baseline on one ``layout.Item``; returns ``(n_voices, n_samples)`` in ``item.voices`` order.
 
     ``model``: the trained network the ``fitted`` baseline starts from; the item
@@ -191,7 +260,10 @@ def separate_item(method: str, item: Item, power: float = 1.0, n_iterations: int
         return oracle_mask_separate(mix, item.load_stems(), power)
     if method == "nmf":
         return nmf_separate(mix, item.f0_hz, item.f0_times, item.sample_rate, n_iterations=n_iterations,
-                            mask_power=power)
+                            mask_power=power, spread_cents=spread_cents)
+    if method == "partials":
+        return partials_oracle_separate(mix, item.load_stems(), item.f0_hz, item.f0_times, item.sample_rate, power,
+                                        spread_cents)
     if method == "fitted":
         if model is None:
             raise ValueError("the fitted baseline needs a model to start from")
@@ -210,12 +282,13 @@ def separate_dataset(
     n_iterations: int = NMF_ITERATIONS,
     model: ParamNet | None = None,
     fit_steps: int = FIT_STEPS,
+    spread_cents: float = SPREAD_CENTS,
     progress: bool = True,
 ) -> None:
     """Write a baseline's estimates as ``out_dir/<item>/<voice>.wav`` (float32), the layout ``evaluate`` reads."""
     from tqdm import tqdm
 
     for item in tqdm(dataset.items, desc=method, unit="item", disable=not progress):
-        estimates = separate_item(method, item, power, n_iterations, model, fit_steps)
+        estimates = separate_item(method, item, power, n_iterations, model, fit_steps, spread_cents)
         for voice, estimate in zip(item.voices, estimates, strict=True):
             write_wav(Path(out_dir) / item.name / f"{voice}.wav", estimate, item.sample_rate)
