@@ -8,7 +8,9 @@ import pytest
 from sfgraph.dsp.mask_fit import MixtureFit
 from sfgraph.dsp.stft import (
     StreamingMaskSeparator,
+    BAND_FLOOR,
     TwoBandMaskSeparator,
+    band_bins,
     crossover_weights,
     hann,
     istft,
@@ -90,6 +92,16 @@ def test_two_resolutions_with_masks_of_ones_give_back_the_mixture():
     assert 20 * np.log10(np.sqrt(np.mean((y - x) ** 2)) / np.sqrt(np.mean(x ** 2))) < -60
     low = crossover_weights(4096, 16000, 1000)  # bin 256 is 1000 Hz
     assert low[0] == 1 and low[256] == pytest.approx(0.5) and low[-1] < 1e-6
+
+
+def test_the_low_band_is_masked_only_as_high_as_its_weights_reach():
+    """The long STFT's masks, widening and mixture fit stop where the low band's weight falls
+    under BAND_FLOOR (about 3.2 times the crossover); the high band and one resolution keep every bin."""
+    low = crossover_weights(4096, 16000, 600)
+    n_bins = band_bins(4096, low)
+    assert low[n_bins - 1] > BAND_FLOOR >= low[n_bins:].max()
+    assert 3.0 * 600 < n_bins * 16000 / 4096 < 3.4 * 600
+    assert band_bins(2048, 1 - crossover_weights(2048, 16000, 600)) == band_bins(2048, None) == 1025
 
 
 @pytest.mark.parametrize("fit", [None, MixtureFit(seconds=0.1)])

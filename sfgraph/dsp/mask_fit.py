@@ -124,12 +124,14 @@ class StreamingMixtureFit:
     """``fit_masks`` frame by frame: the running sums carry over from call to call.
 
     ``masks(mix_mag, voice_mag, power)``: ``mix_mag`` (T, F) and ``voice_mag`` (V, T, F)
-    STFT magnitudes of an ``n_fft``/``hop`` STFT at ``sample_rate``; returns the masks
-    (V, T, F). Whole-signal and frame-by-frame calls give the same masks.
+    STFT magnitudes of an ``n_fft``/``hop`` STFT at ``sample_rate``, its lowest F =
+    ``n_bins`` bins (default all ``n_fft // 2 + 1``); returns the masks (V, T, F).
+    Whole-signal and frame-by-frame calls give the same masks.
     """
 
-    def __init__(self, n_voices: int, n_fft: int, hop: int, sample_rate: float, fit: MixtureFit):
-        self.n_voices, self.n_freq = n_voices, n_fft // 2 + 1
+    def __init__(self, n_voices: int, n_fft: int, hop: int, sample_rate: float, fit: MixtureFit,
+                 n_bins: int | None = None):
+        self.n_voices, self.n_freq = n_voices, n_fft // 2 + 1 if n_bins is None else n_bins
         self.decay = fit.decay(hop, sample_rate)
         self.radius = fit.box_radius(n_fft, sample_rate)
         self.iterations = fit.iterations
@@ -152,5 +154,7 @@ class StreamingMixtureFit:
 def fit_masks(mix_mag: np.ndarray, voice_mag: np.ndarray, n_fft: int, hop: int, sample_rate: float,
               fit: MixtureFit = MixtureFit(), power: float = 1.0) -> np.ndarray:
     """Masks (V, T, F) fitted to the mixture (see the module): ``mix_mag`` (T, F) and
-    ``voice_mag`` (V, T, F) are magnitudes of an ``n_fft``/``hop`` STFT at ``sample_rate`` Hz."""
-    return StreamingMixtureFit(voice_mag.shape[0], n_fft, hop, sample_rate, fit).masks(mix_mag, voice_mag, power)
+    ``voice_mag`` (V, T, F) are magnitudes of an ``n_fft``/``hop`` STFT at ``sample_rate`` Hz,
+    its lowest F bins."""
+    return StreamingMixtureFit(voice_mag.shape[0], n_fft, hop, sample_rate, fit,
+                               voice_mag.shape[-1]).masks(mix_mag, voice_mag, power)

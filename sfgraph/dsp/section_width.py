@@ -72,13 +72,14 @@ def _widen(magnitude, starts, ends, weights, out):
 class SectionWidth:
     """``widen_sections`` with its kernel made once, for a stream of frames.
 
-    ``widen(magnitude)``: ``magnitude`` (V, T, n_fft//2 + 1) STFT magnitudes; returns
-    the widened magnitudes, the same shape (float64; 0 cents: ``magnitude`` itself).
-    Frames are independent: any cut of a stream into calls gives the same frames.
+    ``widen(magnitude)``: ``magnitude`` (V, T, n_bins) STFT magnitudes, the lowest
+    ``n_bins`` bins of an ``n_fft`` STFT (default all ``n_fft//2 + 1``); returns the
+    widened magnitudes, the same shape (float64; 0 cents: ``magnitude`` itself). Frames
+    are independent: any cut of a stream into calls gives the same frames.
     """
 
-    def __init__(self, n_fft: int, cents: float):
-        self.n_freq = n_fft // 2 + 1
+    def __init__(self, n_fft: int, cents: float, n_bins: int | None = None):
+        self.n_freq = n_fft // 2 + 1 if n_bins is None else n_bins
         self.cents = float(cents)
         self.starts, self.ends, self.weights = section_kernel(self.n_freq, self.cents)
 

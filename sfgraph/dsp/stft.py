@@ -29,7 +29,9 @@ harmonic number) and a shorter window follows them. Each resolution masks the wh
 mixture and weights its masks by its band (``crossover_weights``: ``w(f) = 1 / (1 +
 (f / crossover_hz)^8)`` below, ``1 - w(f)`` above, so masks of ones give back the
 mixture); the two inverse STFTs are summed, the shorter one delayed to the longer one's
-latency when streaming.
+latency when streaming. A band's masks (and their widening and mixture fit) are made only
+up to its last bin weighted above ``BAND_FLOOR`` (``band_bins``): the longer STFT's work
+stops at about 3.2 times the crossover.
 """
 from __future__ import annotations
 
@@ -37,6 +39,10 @@ import numpy as np
 
 from sfgraph.dsp.mask_fit import MixtureFit, StreamingMixtureFit, fit_masks
 from sfgraph.dsp.section_width import SectionWidth
+
+# A band's weights below this count as none: its STFT is then masked, widened and fitted to
+# the mixture only up to its last bin above it (the low band up to 3.2 times the crossover).
+BAND_FLOOR = 1e-4
 
 
 def hann(n: int) -> np.ndarray:
@@ -169,15 +175,26 @@ def mask_separate(mix: np.ndarray, voices: np.ndarray, n_fft: int = 2048, hop: i
 def _masked(mix, voices, n_fft, hop, power, synthesis, fit, sample_rate, section_cents, band=None) -> np.ndarray:
     """One resolution of ``mask_separate``, float64; ``band``: weights of its masks per bin."""
     analysis, synthesis_window = window_pair(n_fft, hop, synthesis)
-    mix_spec = stft(mix, n_fft, hop, window=analysis)
-    voice_mag = SectionWidth(n_fft, section_cents).widen(np.abs(stft(voices, n_fft, hop, window=analysis)))
+    n_bins = band_bins(n_fft, band)
+    mix_spec = stft(mix, n_fft, hop, window=analysis)[..., :n_bins]
+    voice_mag = SectionWidth(n_fft, section_cents, n_bins).widen(
+        np.abs(stft(voices, n_fft, hop, window=analysis)[..., :n_bins]))
     if fit is None:
         masks = ratio_masks(voice_mag, power)
     else:
         masks = fit_masks(np.abs(mix_spec), voice_mag, n_fft, hop, _fit_rate(sample_rate), fit, power)
     if band is not None:
-        masks = masks * band
+        masks = masks * band[:n_bins]
+    # the inverse FFT takes the bins above n_bins as zeros
     return istft(masks * mix_spec[None], n_fft, hop, mix.shape[-1], window=synthesis_window)
+
+
+def band_bins(n_fft: int, band: np.ndarray | None) -> int:
+    """How many of the lowest bins a band's masks reach: up to its last weight above
+    ``BAND_FLOOR`` (all ``n_fft // 2 + 1`` for no band)."""
+    if band is None:
+        return n_fft // 2 + 1
+    return int(np.flatnonzero(np.asarray(band) > BAND_FLOOR)[-1]) + 1
 
 
 def _fit_rate(sample_rate: float | None) -> float:
@@ -192,7 +209,8 @@ class StreamingMaskSeparator:
 
     ``process(mix, voices)``: mix (samples,), voices (V, samples), samples a multiple
     of ``hop``; returns (V, samples) float32. ``band``: weights of the masks per bin
-    (``n_fft // 2 + 1``; one resolution of ``TwoBandMaskSeparator``), None for none.
+    (``n_fft // 2 + 1``; one resolution of ``TwoBandMaskSeparator``), None for none; the
+    bins above its last weight over ``BAND_FLOOR`` are left out (``band_bins``).
 
     The STFT runs in float32 on scipy's FFT (the mixture fit in float64, as in
     ``mask_separate``): numpy's FFT works in float64 (its float32 transform was slower
@@ -205,9 +223,11 @@ class StreamingMaskSeparator:
                  synthesis: int | None = None, fit: MixtureFit | None = None, sample_rate: float | None = None,
                  section_cents: float = 0.0, band: np.ndarray | None = None):
         self.n_voices, self.n_fft, self.hop, self.power = n_voices, n_fft, hop, power
-        self.band = None if band is None else np.asarray(band, np.float32)
-        self.width = SectionWidth(n_fft, section_cents)
-        self.fit = None if fit is None else StreamingMixtureFit(n_voices, n_fft, hop, _fit_rate(sample_rate), fit)
+        self.n_bins = band_bins(n_fft, band)
+        self.band = None if band is None else np.asarray(band, np.float32)[:self.n_bins]
+        self.width = SectionWidth(n_fft, section_cents, self.n_bins)
+        self.fit = None if fit is None else StreamingMixtureFit(n_voices, n_fft, hop, _fit_rate(sample_rate), fit,
+                                                                self.n_bins)
         self.span = n_fft if synthesis is None else synthesis  # samples each frame writes, at its end
         self.latency = self.span - hop
         analysis, synthesis_window = window_pair(n_fft, hop, synthesis)
@@ -239,7 +259,7 @@ class StreamingMaskSeparator:
         self.history = signals[:, n:]
         # frame t: samples [t*hop, t*hop + n_fft) of the history and the block, as a view
         segments = np.lib.stride_tricks.sliding_window_view(signals, self.n_fft, axis=-1)[:, ::self.hop]
-        spectra = fft.rfft(segments * self.analysis, axis=-1)
+        spectra = fft.rfft(segments * self.analysis, axis=-1)[..., :self.n_bins]
         voice_mag = self.width.widen(np.abs(spectra[1:]))
         if self.fit is None:
             masks = ratio_masks(voice_mag, self.power)
@@ -247,6 +267,7 @@ class StreamingMaskSeparator:
             masks = self.fit.masks(np.abs(spectra[0]), voice_mag, self.power)
         if self.band is not None:
             masks = masks * self.band
+        # the inverse FFT takes the bins above n_bins as zeros
         pieces = fft.irfft(masks.astype(np.float32, copy=False) * spectra[0], n=self.n_fft, axis=-1)
         pieces = pieces[..., self.n_fft - self.span:] * self.synthesis
         out = np.empty((self.n_voices, self.latency + n), np.float32)
