@@ -57,7 +57,7 @@ def test_baselines_rank_oracle_above_partials_above_nmf_above_mixture(item):
     mix, stems = item.load_mix(), item.load_stems()
     oracle = si_sdr_db(stems, oracle_mask_separate(mix, stems, power=1.0)).mean()
     oracle_power = si_sdr_db(stems, oracle_mask_separate(mix, stems, power=2.0)).mean()
-    # the same partials as NMF's combs, their levels from the stems instead of fitted to the mixture
+    # partials shaped as NMF's (at each frame's own F0), their levels from the stems instead of fitted
     partials = si_sdr_db(stems, partials_oracle_separate(mix, stems, item.f0_hz, item.f0_times,
                                                          item.sample_rate)).mean()
     nmf = si_sdr_db(stems, nmf_separate(mix, item.f0_hz, item.f0_times, item.sample_rate)).mean()
@@ -113,9 +113,10 @@ def test_baseline_command_writes_estimates_that_eval_reads(tmp_path, capsys):
     assert main(["eval", str(FIXTURE), *estimates, "-o", str(tmp_path / "report"), "--quiet"]) == 0
     table = capsys.readouterr().out
     assert all(method in table for method in methods)
-    with pytest.raises(SystemExit):
-        main(["baseline", "nmf", str(FIXTURE), "-o", str(tmp_path / "x"), "--spread-cents", "-1"])
-    assert "--spread-cents" in capsys.readouterr().err
+    for width in ("-1", "inf", "nan", "2e6"):
+        with pytest.raises(SystemExit):
+            main(["baseline", "nmf", str(FIXTURE), "-o", str(tmp_path / "x"), "--spread-cents", width])
+        assert "--spread-cents" in capsys.readouterr().err
 
 
 def test_fitted_voices_come_closer_to_the_stems_and_separate(item):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sfgraph.evaluation.scoring import si_sdr_db
-from sfgraph.dsp.mask_fit import MixtureFit, fit_masks
+from sfgraph.dsp.mask_fit import MixtureFit, StreamingMixtureFit, fit_masks
 from sfgraph.dsp.stft import mask_separate
 
 RATE = 16000
@@ -45,8 +45,6 @@ def test_fitted_masks_sum_to_one_and_frame_by_frame_equals_whole():
     whole = fit_masks(mix_mag, voice_mag, 256, 64, RATE, MixtureFit(seconds=0.05), power=2.0)
     assert np.isfinite(whole).all() and (whole >= 0).all()
     np.testing.assert_allclose(whole.sum(axis=0), 1.0, atol=1e-4)
-    from sfgraph.dsp.mask_fit import StreamingMixtureFit
-
     stream = StreamingMixtureFit(3, 256, 64, RATE, MixtureFit(seconds=0.05))
     frames = [stream.masks(mix_mag[t:t + 1], voice_mag[:, t:t + 1], power=2.0) for t in range(40)]
     np.testing.assert_array_equal(np.concatenate(frames, axis=1), whole)
@@ -56,6 +54,16 @@ def test_fitted_masks_sum_to_one_and_frame_by_frame_equals_whole():
 def test_bad_fit_settings_are_refused(settings):
     with pytest.raises(ValueError, match="mixture fit"):
         MixtureFit(**settings)
+
+
+def test_spectra_other_than_the_fits_bins_and_voices_are_refused():
+    """The kernel indexes its running sums by bin: spectra of another width would run past them."""
+    fit = StreamingMixtureFit(3, 256, 64, RATE, MixtureFit(), n_bins=40)
+    assert fit.masks(np.ones((2, 40)), np.ones((3, 2, 40))).shape == (3, 2, 40)
+    for mix_mag, voice_mag in [(np.ones((2, 129)), np.ones((3, 2, 129))), (np.ones((2, 40)), np.ones((2, 2, 40))),
+                               (np.ones((3, 40)), np.ones((3, 2, 40)))]:
+        with pytest.raises(ValueError, match="3 voices and 40 bins"):
+            fit.masks(mix_mag, voice_mag)
 
 
 def test_a_fit_without_a_sample_rate_is_refused():

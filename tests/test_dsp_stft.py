@@ -7,8 +7,8 @@ import pytest
 
 from sfgraph.dsp.mask_fit import MixtureFit
 from sfgraph.dsp.stft import (
-    StreamingMaskSeparator,
     BAND_FLOOR,
+    StreamingMaskSeparator,
     TwoBandMaskSeparator,
     band_bins,
     crossover_weights,
@@ -102,6 +102,8 @@ def test_the_low_band_is_masked_only_as_high_as_its_weights_reach():
     assert low[n_bins - 1] > BAND_FLOOR >= low[n_bins:].max()
     assert 3.0 * 600 < n_bins * 16000 / 4096 < 3.4 * 600
     assert band_bins(2048, 1 - crossover_weights(2048, 16000, 600)) == band_bins(2048, None) == 1025
+    with pytest.raises(ValueError, match="weight above"):
+        StreamingMaskSeparator(2, 512, 128, band=np.full(257, BAND_FLOOR / 2))
 
 
 @pytest.mark.parametrize("fit", [None, MixtureFit(seconds=0.1)])

@@ -30,10 +30,11 @@ def positive_float(text: str) -> float:
     return value
 
 
-def non_negative_float(text: str) -> float:
+def cents_width(text: str) -> float:
+    """A width in cents: 0 to 1200 (an octave)."""
     value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    if not 0 <= value <= 1200:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 to 1200 cents")
     return value
 
 

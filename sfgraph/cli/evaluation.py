@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sfgraph.cli.arguments import HelpFormatter, add_command, non_negative_float, positive_float, positive_int
+from sfgraph.cli.arguments import HelpFormatter, add_command, cents_width, positive_float, positive_int
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -88,7 +88,7 @@ def _baseline_arguments(parser: argparse.ArgumentParser) -> None:
         help="oracle, nmf, partials, fitted: magnitude-ratio or power-ratio masks",
     )
     parser.add_argument(
-        "--spread-cents", type=non_negative_float, default=SPREAD_CENTS,
+        "--spread-cents", type=cents_width, default=SPREAD_CENTS,
         help="nmf, partials: each partial widened as a section's, by this many cents (standard deviation)",
     )
     parser.add_argument(
@@ -126,7 +126,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
             "oracle: ratio masks from the true stems (needs stems); "
             "nmf: harmonic-comb NMF from the mixture and the F0 files; "
             "partials: masks from harmonic combs at the F0s whose every partial's level per frame is read off the "
-            "true stems (needs stems; the ceiling of any voice model that is one harmonic comb per voice); "
+            "true stems (needs stems; a reference ceiling for voice models that are one harmonic comb per voice); "
             "fitted: masks from the model's synthesizer with every frame's parameters fitted to the true stems "
             "(needs stems; the ceiling of the voice model, about 1 s per step for 20 s of four voices); "
             "mixture: the mixture as every voice (the floor). STFT: Hann 2048, hop 256."

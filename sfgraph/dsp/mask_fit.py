@@ -143,6 +143,11 @@ class StreamingMixtureFit:
         self.voice_fit = np.zeros((self.n_voices, self.n_freq))
 
     def masks(self, mix_mag: np.ndarray, voice_mag: np.ndarray, power: float = 1.0) -> np.ndarray:
+        # the kernel indexes the running sums by the spectra's bins: they must agree
+        if voice_mag.shape[0] != self.n_voices or voice_mag.shape[-1] != self.n_freq or \
+                mix_mag.shape != voice_mag.shape[1:]:
+            raise ValueError(f"the mixture fit expects {self.n_voices} voices and {self.n_freq} bins, got mixture "
+                             f"{mix_mag.shape} and voices {voice_mag.shape}")
         masks = np.empty(voice_mag.shape)
         # float32 magnitudes (the mask STFT's) go in as they are: the kernel widens each value as
         # it reads it, which gives the sums of a float64 copy without making one

@@ -40,8 +40,8 @@ import numpy as np
 from sfgraph.dsp.mask_fit import MixtureFit, StreamingMixtureFit, fit_masks
 from sfgraph.dsp.section_width import SectionWidth
 
-# A band's weights below this count as none: its STFT is then masked, widened and fitted to
-# the mixture only up to its last bin above it (the low band up to 3.2 times the crossover).
+# A band's STFT is masked, widened and fitted to the mixture only up to its last bin weighted
+# above this (the low band up to 3.2 times the crossover); the bins above it are left out.
 BAND_FLOOR = 1e-4
 
 
@@ -194,7 +194,10 @@ def band_bins(n_fft: int, band: np.ndarray | None) -> int:
     ``BAND_FLOOR`` (all ``n_fft // 2 + 1`` for no band)."""
     if band is None:
         return n_fft // 2 + 1
-    return int(np.flatnonzero(np.asarray(band) > BAND_FLOOR)[-1]) + 1
+    weighted = np.flatnonzero(np.asarray(band) > BAND_FLOOR)
+    if weighted.size == 0:
+        raise ValueError(f"a band of masks needs a weight above {BAND_FLOOR:g} somewhere")
+    return int(weighted[-1]) + 1
 
 
 def _fit_rate(sample_rate: float | None) -> float:

@@ -52,7 +52,7 @@ NMF_ITERATIONS = 30
 SPREAD_CENTS = 30.0  # nmf's and partials' widening of the partials, the best of a grid on Choir Aahs
 BASELINES = ("oracle", "nmf", "partials", "fitted", "mixture")
 # The partials baseline's bumps reach 12 bins each side, so 30-cent partials are cut only far up
-# (16 bins gained 0.02 dB on sections of three); 2000 frames of them take about 40 MB per array.
+# (16 bins gained 0.02 dB on sections of three); 2000 frames of them take 32 MB per array.
 _PARTIALS_HALF_WIDTH = 12
 _PARTIALS_CHUNK_FRAMES = 2000
 # Keeps the multiplicative updates and the masks finite where the model is empty.
@@ -86,10 +86,12 @@ def _partial_bumps(
 
     ``f0``: ``(n_frames,)`` Hz (0 = unvoiced). Returns ``bins`` ``(n_frames,
     max_harmonics, 2 * half_width + 1)`` int64 and ``values`` of the same
-    shape: partial ``h`` of frame ``t`` covers ``bins[t, h - 1]`` with heights
-    ``values[t, h - 1]`` (peak 1), a Gaussian of ``sqrt(lobe_bins**2 + (h * f0 *
-    spread)**2)`` bins standard deviation at ``h * f0``; heights are 0 for unvoiced
-    frames and for partials too close to Nyquist, whose bins are then clipped in range.
+    shape: partial ``h`` of frame ``t`` covers the ``2 * half_width + 1`` bins
+    ``bins[t, h - 1]`` around its centre ``c = h * f0 / bin_hz`` with heights
+    ``values[t, h - 1]``, a Gaussian of height 1 at ``c`` and ``sqrt(lobe_bins**2 +
+    (c * spread)**2)`` bins standard deviation, ``spread = 2^(spread_cents / 1200) - 1``.
+    Heights are 0 in unvoiced frames, for partials within ``half_width`` bins of
+    Nyquist and below bin 0, whose bins are then clipped in range.
     """
     bin_hz = sample_rate / n_fft
     n_freq = n_fft // 2 + 1
@@ -100,8 +102,8 @@ def _partial_bumps(
     valid = (f0[:, None] > 0) & (centres < n_freq - 1 - half_width)
     sigma = np.sqrt(lobe_bins**2 + (centres * spread) ** 2)
     bins = np.round(centres)[..., None] + offsets  # (n_frames, n_harmonics, n_bins)
-    values = np.exp(-0.5 * ((bins - centres[..., None]) / sigma[..., None]) ** 2)
-    values *= valid[..., None] & (bins >= 0)
+    values = np.where(valid[..., None] & (bins >= 0),
+                      np.exp(-0.5 * ((bins - centres[..., None]) / sigma[..., None]) ** 2), 0.0)
     return np.clip(bins, 0, n_freq - 1).astype(np.int64), values
 
 
@@ -160,12 +162,14 @@ def partials_oracle_separate(
     ``(n_voices, n_f0_frames)`` Hz at ``f0_times`` (s). Returns ``(n_voices,
     n_samples)`` float32. Each voice's magnitude spectrogram is modelled as a sum
     of partial bumps (``_partial_bumps``: the window's main lobe widened by
-    ``spread_cents``, at the frame's own F0, up to ``max_harmonics``), each bump's level in each frame being
-    the least-squares projection of the stem's magnitude onto that bump alone.
-    A reference for how far a separator whose voices are harmonic combs of this
-    shape at one F0 per voice (a learned voice model's, NMF's) can go when its
-    partials' levels are the stems' own: where ``oracle`` bounds any mask and
-    ``fitted`` one trained synthesizer, this bounds the kind of voice model.
+    ``spread_cents``, as NMF's, but at the frame's own F0 and reaching 12 bins either
+    side, up to ``max_harmonics``), each bump's level in each frame being the
+    least-squares projection of the stem's magnitude onto that bump alone; ``power`` 1
+    makes magnitude-ratio masks of them, 2 power-ratio. A reference ceiling for a
+    separator whose voices are harmonic combs at one F0 per voice (a learned voice
+    model's, NMF's), reached with the stems' own partial levels: where ``oracle``
+    bounds any mask and ``fitted`` one trained synthesizer, this one the kind of voice
+    model (not an optimum: other levels could mask better).
     """
     mix = np.asarray(mix, dtype=np.float64)
     spectrum = stft(mix, N_FFT, HOP_LENGTH)  # (n_frames, n_freq)
