@@ -3,7 +3,8 @@
 # Aahs" chorales (items 0009-0013, one "Choir Aahs" patch per part) and the same chorales sung
 # by sections of three singers per part (--section-size 3), separated with the true F0 by the
 # bundled model (as it is, with --synth-noise 0, and with a 10-cent section width), the
-# choir model (with its own masks and with plain ones), F0-informed NMF and the oracle masks.
+# choir model (with its own masks and with plain ones), F0-informed NMF, the oracle masks and
+# the partials ceiling at 0-45 cents.
 # The choir model was trained on items 0000-0008 of both sets. About 20 minutes on a 2-core
 # CPU, most of it rendering (fluidsynth loads the 86 MB MuseScore General again for every
 # stem and singer).
@@ -41,8 +42,14 @@ for size in 1 3; do
   done
   $bin/sfgraph baseline nmf "$test" -o "$out/nmf" --quiet
   $bin/sfgraph baseline oracle "$test" -o "$out/oracle" --quiet
+  # "How far one harmonic comb per part can go": partials of each width, levels from the stems
+  partials=()
+  for cents in 0 10 20 30 45; do
+    $bin/sfgraph baseline partials "$test" -o "$out/partials$cents" --spread-cents "$cents" --quiet
+    partials+=("partials$cents")
+  done
   estimates=()
-  for method in oracle nmf bundled bundled_noise0 bundled_width10 choir choir_plain; do
+  for method in oracle nmf "${partials[@]}" bundled bundled_noise0 bundled_width10 choir choir_plain; do
     estimates+=(--estimates "$method=$out/$method")
   done
   $bin/sfgraph eval "$test" -o "$work/report$size" --quiet "${estimates[@]}"
