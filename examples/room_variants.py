@@ -13,7 +13,7 @@ OUT (32-bit float, each file atomically) with the same F0 files (the dry singers
   dry 0.8), the mixture their sum: the references hold the room too, as a voice heard in a
   hall does, and the F0 files stay the dry voices' (a reverberant tail reads unvoiced).
 
-The README's "Real singing in a room" figures use ``../shared/real_dev``, which the project
+The README's "The same voices in another room" figures use ``../shared/real_dev``, which the project
 does not ship: the output stays outside the repository like its source.
 """
 from __future__ import annotations

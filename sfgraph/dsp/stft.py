@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sfgraph.buffers import Fifo
 from sfgraph.dsp.mask_fit import MixtureFit, StreamingMixtureFit, fit_masks
 from sfgraph.dsp.section_width import SectionWidth
 
@@ -132,6 +133,14 @@ def crossover_weights(n_fft: int, sample_rate: float, crossover_hz: float) -> np
     return 1.0 / (1.0 + (frequencies / crossover_hz) ** 8)
 
 
+def two_band_weights(n_fft: int, low_n_fft: int, sample_rate: float,
+                     crossover_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """The masks' weights per bin of the two resolutions: the ``low_n_fft`` STFT's below the
+    crossover and the ``n_fft`` one's above it (``crossover_weights`` and one minus it)."""
+    return (crossover_weights(low_n_fft, sample_rate, crossover_hz),
+            1.0 - crossover_weights(n_fft, sample_rate, crossover_hz))
+
+
 def check_two_band(n_fft: int, hop: int, low_n_fft: int, crossover_hz: float, sample_rate: float,
                    synthesis: int | None = None) -> None:
     """Raise ``ValueError`` for a second resolution that cannot be made (see the module)."""
@@ -166,8 +175,7 @@ def mask_separate(mix: np.ndarray, voices: np.ndarray, n_fft: int = 2048, hop: i
     if sample_rate is None:
         raise ValueError("two resolutions need the sample rate (the crossover is in Hz)")
     check_two_band(n_fft, hop, low_n_fft, crossover_hz, sample_rate, synthesis)
-    low = crossover_weights(low_n_fft, sample_rate, crossover_hz)
-    high = 1.0 - crossover_weights(n_fft, sample_rate, crossover_hz)
+    low, high = two_band_weights(n_fft, low_n_fft, sample_rate, crossover_hz)
     return (_masked(mix, voices, low_n_fft, hop, power, None, fit, sample_rate, section_cents, low)
             + _masked(mix, voices, n_fft, hop, power, None, fit, sample_rate, section_cents, high)).astype(np.float32)
 
@@ -292,10 +300,9 @@ class TwoBandMaskSeparator:
     def __init__(self, n_voices: int, n_fft: int, low_n_fft: int, crossover_hz: float, sample_rate: float,
                  hop: int = 256, power: float = 1.0, fit: MixtureFit | None = None, section_cents: float = 0.0):
         check_two_band(n_fft, hop, low_n_fft, crossover_hz, sample_rate)
-        self.low = StreamingMaskSeparator(n_voices, low_n_fft, hop, power, None, fit, sample_rate, section_cents,
-                                          crossover_weights(low_n_fft, sample_rate, crossover_hz))
-        self.high = StreamingMaskSeparator(n_voices, n_fft, hop, power, None, fit, sample_rate, section_cents,
-                                           1.0 - crossover_weights(n_fft, sample_rate, crossover_hz))
+        low, high = two_band_weights(n_fft, low_n_fft, sample_rate, crossover_hz)
+        self.low = StreamingMaskSeparator(n_voices, low_n_fft, hop, power, None, fit, sample_rate, section_cents, low)
+        self.high = StreamingMaskSeparator(n_voices, n_fft, hop, power, None, fit, sample_rate, section_cents, high)
         self.latency = self.low.latency
         self.reset()
 
@@ -303,11 +310,11 @@ class TwoBandMaskSeparator:
         self.low.reset()
         self.high.reset()
         # the high band's output waits for the low band's, which comes low_n_fft - n_fft samples later
-        self.delayed = np.zeros((self.low.n_voices, self.low.latency - self.high.latency), np.float32)
+        delay = self.low.latency - self.high.latency
+        self.delayed = Fifo((self.low.n_voices,), capacity=2 * delay)
+        self.delayed.push_zeros(delay)
 
     def process(self, mix: np.ndarray, voices: np.ndarray) -> np.ndarray:
         low = self.low.process(mix, voices)
-        high = np.concatenate([self.delayed, self.high.process(mix, voices)], axis=1)
-        n = low.shape[-1]
-        self.delayed = high[:, n:]
-        return low + high[:, :n]
+        self.delayed.push(self.high.process(mix, voices))
+        return low + self.delayed.pop(low.shape[-1])

@@ -179,8 +179,9 @@ def partials_oracle_separate(
         magnitude = np.abs(stft(stem, N_FFT, HOP_LENGTH))
         # a chunk of frames at a time bounds the bump arrays' memory on long recordings
         for start in range(0, magnitude.shape[0], _PARTIALS_CHUNK_FRAMES):
-            frames = np.arange(start, min(start + _PARTIALS_CHUNK_FRAMES, magnitude.shape[0]))[:, None, None]
-            bins, values = _partial_bumps(f0_frames[voice, frames[:, 0, 0]], sample_rate, N_FFT, max_harmonics,
+            chunk = np.arange(start, min(start + _PARTIALS_CHUNK_FRAMES, magnitude.shape[0]))
+            frames = chunk[:, None, None]  # broadcast against (frames, harmonics, bins)
+            bins, values = _partial_bumps(f0_frames[voice, chunk], sample_rate, N_FFT, max_harmonics,
                                           0.85, spread_cents, _PARTIALS_HALF_WIDTH)
             levels = (magnitude[frames, bins] * values).sum(-1) / ((values**2).sum(-1) + _EPS)  # (frames, harmonics)
             np.add.at(voice_models[voice], (np.broadcast_to(frames, bins.shape), bins), levels[..., None] * values)
